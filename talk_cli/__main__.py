@@ -1,0 +1,3 @@
+from talk_cli.cli import main
+
+main()

