@@ -1,3 +1,19 @@
 """talk_cli: distil text-attributed graphs with TaLK."""
 
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from talk_cli.bundle import Bundle
+
 __version__ = "0.1.0"
+
+
+def load_bundle(path: str | os.PathLike) -> Bundle:
+    """Read and verify a bundle; see `talk_cli.bundle.load_bundle` (imported lazily so that
+    `import talk_cli` stays light)."""
+    from talk_cli.bundle import load_bundle as load
+
+    return load(path)

@@ -86,3 +86,38 @@ def tag_folder(tmp_path) -> Path:
 def run_cli(*args: str):
     """Invoke `talk` in-process; returns click's Result with separate stdout and stderr."""
     return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def make_bundle(n: int = 6, seq_len: int = 4, hidden: int = 16, num_classes: int = 3, soft: bool = False, seed: int = 0):
+    """A valid random bundle (as `talk distill` would write), for reader/writer/inspect tests."""
+    import torch
+
+    from talk_cli.bundle import Bundle, DatasetInfo, DistillationInfo, LMInfo
+
+    g = torch.Generator().manual_seed(seed)
+    weights = torch.rand(n, n, generator=g)
+    adjacency = ((weights + weights.T) / 2) * (torch.rand(n, n, generator=g) > 0.5).float()
+    adjacency = ((adjacency + adjacency.T) / 2).fill_diagonal_(0)
+    return Bundle(
+        token_embeddings=torch.randn(n, seq_len, hidden, generator=g),
+        attention_mask=torch.ones(n, seq_len, dtype=torch.int64),
+        adjacency=adjacency,
+        labels=torch.arange(n) % num_classes,
+        features=torch.randn(n, hidden, generator=g),
+        soft_labels=torch.softmax(torch.randn(n, num_classes, generator=g), dim=1) if soft else None,
+        dataset=DatasetInfo(
+            name="demo",
+            content_hash="a" * 64,
+            num_nodes=100,
+            num_classes=num_classes,
+            label_names=[f"class{i}" for i in range(num_classes)],
+            split="random 60/20/20, seed 0",
+            num_train=60,
+        ),
+        lm=LMInfo(
+            name="tiny", hidden_size=hidden, tokenizer="BertTokenizerFast", weights_sha256="b" * 64, pooling="mean", max_length=32
+        ),
+        distillation=DistillationInfo(
+            method="talk", ratio=0.1, ratio_of="train_nodes", num_synthetic=n, seed=0, settings={"lr": 0.01, "steps": 10}
+        ),
+    )

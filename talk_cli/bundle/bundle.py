@@ -1,0 +1,269 @@
+"""The `Bundle` object and its safe reader and atomic writer (docs/bundle-format.md)."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
+
+from talk_cli import __version__
+from talk_cli.atomic import fsync_directory
+from talk_cli.bundle import spec
+from talk_cli.bundle.errors import (
+    BundleExistsError,
+    BundleNotFoundError,
+    ChecksumError,
+    ManifestError,
+    TensorError,
+    UnsafePathError,
+)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    content_hash: str
+    num_nodes: int
+    num_classes: int
+    label_names: list[str]
+    split: str
+    num_train: int
+
+
+@dataclass(frozen=True)
+class LMInfo:
+    name: str
+    hidden_size: int
+    tokenizer: str
+    weights_sha256: str
+    pooling: str
+    max_length: int
+
+
+@dataclass(frozen=True)
+class DistillationInfo:
+    method: str
+    ratio: float | None
+    ratio_of: str
+    num_synthetic: int
+    seed: int
+    settings: dict[str, Any]
+
+
+@dataclass
+class Bundle:
+    """A distilled synthetic graph with everything needed to train on it and trace it."""
+
+    token_embeddings: torch.Tensor  # float32 [n, L, h]
+    attention_mask: torch.Tensor  # int64 [n, L]
+    adjacency: torch.Tensor  # float32 [n, n], symmetric, zero diagonal
+    labels: torch.Tensor  # int64 [n]
+    features: torch.Tensor  # float32 [n, h]
+    dataset: DatasetInfo
+    lm: LMInfo
+    distillation: DistillationInfo
+    soft_labels: torch.Tensor | None = None  # float32 [n, C]
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
+    tool_version: str = __version__
+    format_version: str = spec.FORMAT_VERSION
+
+    @property
+    def num_synthetic(self) -> int:
+        return int(self.labels.shape[0])
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        named = {
+            "token_embeddings": self.token_embeddings,
+            "attention_mask": self.attention_mask,
+            "adjacency": self.adjacency,
+            "labels": self.labels,
+            "features": self.features,
+        }
+        if self.soft_labels is not None:
+            named["soft_labels"] = self.soft_labels
+        return named
+
+    def to_pyg(self):
+        """The synthetic graph as a `torch_geometric.data.Data` (x = pooled LM features)."""
+        from torch_geometric.data import Data
+
+        edge_index = self.adjacency.nonzero().t().contiguous()
+        data = Data(
+            x=self.features,
+            edge_index=edge_index,
+            edge_weight=self.adjacency[edge_index[0], edge_index[1]],
+            y=self.labels,
+            token_embeddings=self.token_embeddings,
+            attention_mask=self.attention_mask,
+            num_nodes=self.num_synthetic,
+        )
+        if self.soft_labels is not None:
+            data.soft_y = self.soft_labels
+        return data
+
+    def manifest(self, tensor_sha256: str) -> dict[str, Any]:
+        manifest: dict[str, Any] = {
+            "format": spec.FORMAT_NAME,
+            "format_version": self.format_version,
+            "tool": {"name": "talk_cli", "version": self.tool_version},
+            "created": self.created or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "dataset": vars(self.dataset) | {"label_names": list(self.dataset.label_names)},
+            "lm": dict(vars(self.lm)),
+            "distillation": dict(vars(self.distillation)),
+            "tensors": {
+                "file": spec.TENSOR_FILE,
+                "sha256": tensor_sha256,
+                "inventory": {
+                    name: {"shape": list(t.shape), "dtype": spec.DTYPE_NAMES.get(t.dtype, str(t.dtype))}
+                    for name, t in self.tensors().items()
+                },
+            },
+        }
+        if self.evaluation:
+            manifest["evaluation"] = self.evaluation
+        return manifest
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_bundle(bundle: Bundle, path: Path, force: bool = False) -> Path:
+    """Write atomically: build in a temporary directory beside `path`, fsync, rename into place.
+
+    The result is validated against the spec before it is moved into place, so a writer bug
+    cannot publish a bundle that readers would refuse.
+    """
+    path = Path(path)
+    if path.exists() and not force:
+        raise BundleExistsError(f"{path} already exists (pass --force to replace it)")
+    if path.exists() and not (path / spec.MANIFEST_FILE).is_file():
+        raise BundleExistsError(f"{path} exists and is not a bundle; refusing to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    try:
+        tensors = {name: t.detach().cpu().contiguous() for name, t in bundle.tensors().items()}
+        write_synced(staging / spec.TENSOR_FILE, save(tensors))
+        manifest = bundle.manifest(sha256_file(staging / spec.TENSOR_FILE))
+        write_synced(staging / spec.MANIFEST_FILE, yaml.safe_dump(manifest, sort_keys=False).encode())
+        fsync_directory(staging)
+        load_bundle(staging)  # never publish what a reader would refuse
+        if path.exists():
+            retired = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old-"))
+            os.replace(path, retired / "bundle")
+            os.replace(staging, path)
+            shutil.rmtree(retired)
+        else:
+            os.replace(staging, path)
+        fsync_directory(path.parent)
+    except BaseException:  # Ctrl-C included: no half-written bundle survives
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
+
+
+def write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    manifest_path = path / spec.MANIFEST_FILE
+    if not path.is_dir():
+        raise BundleNotFoundError(f"{path}: not a bundle directory")
+    if not manifest_path.is_file():
+        raise BundleNotFoundError(f"{path}: no {spec.MANIFEST_FILE}; not a bundle")
+    if manifest_path.stat().st_size > spec.MAX_MANIFEST_BYTES:
+        raise ManifestError(f"{manifest_path}: larger than {spec.MAX_MANIFEST_BYTES} bytes; refusing to parse it")
+    try:
+        manifest = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ManifestError(f"{manifest_path}: not valid UTF-8") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ManifestError(f"{manifest_path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+    spec.validate_manifest(manifest)
+    return manifest
+
+
+def tensor_file(path: Path, manifest: dict[str, Any]) -> Path:
+    """The tensor file the manifest names, refused unless it is a regular file inside `path`."""
+    candidate = path / manifest["tensors"]["file"]
+    if candidate.is_symlink() or not candidate.resolve().parent == path.resolve():
+        raise UnsafePathError(f"{candidate}: is a link or lies outside the bundle directory; refusing to read it")
+    if not candidate.is_file():
+        raise BundleNotFoundError(f"{path}: the tensor file {manifest['tensors']['file']} is missing")
+    limit = spec.inventory_bytes(manifest) + spec.HEADER_ALLOWANCE
+    if candidate.stat().st_size > limit:
+        raise TensorError(f"{candidate}: {candidate.stat().st_size} bytes, more than the inventory allows ({limit})")
+    return candidate
+
+
+def load_bundle(path: str | os.PathLike) -> Bundle:
+    """Read and fully verify a bundle; raise a specific `BundleError` on any problem."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    file = tensor_file(path, manifest)
+    actual = sha256_file(file)
+    if actual != manifest["tensors"]["sha256"]:
+        raise ChecksumError(f"{file}: sha256 {actual[:16]}… does not match the manifest's {manifest['tensors']['sha256'][:16]}…")
+    tensors = read_tensors(file, manifest["tensors"]["inventory"])
+    spec.check_tensor_values(tensors, manifest["dataset"]["num_classes"])
+    # Only the fields this version knows: a newer minor version may add others.
+    info = {key: {f: manifest[key][f] for f in spec.SCHEMA[key]} for key in ("dataset", "lm", "distillation")}
+    return Bundle(
+        **tensors,
+        dataset=DatasetInfo(**info["dataset"]),
+        lm=LMInfo(**info["lm"]),
+        distillation=DistillationInfo(**info["distillation"]),
+        evaluation=manifest.get("evaluation", {}),
+        created=manifest["created"],
+        tool_version=manifest["tool"]["version"],
+        format_version=manifest["format_version"],
+    )
+
+
+def read_tensors(file: Path, inventory: dict[str, dict]) -> dict[str, torch.Tensor]:
+    try:
+        with safe_open(str(file), framework="pt") as handle:
+            names = set(handle.keys())
+            if names != set(inventory):
+                raise TensorError(
+                    f"{file}: holds tensors {sorted(names)}, but the manifest's inventory lists {sorted(inventory)}"
+                )
+            tensors = {}
+            for name, entry in inventory.items():
+                info = handle.get_slice(name)
+                if list(info.get_shape()) != entry["shape"] or info.get_dtype() != spec_dtype(entry["dtype"]):
+                    raise TensorError(
+                        f"{file}: tensor '{name}' is {info.get_dtype()} {list(info.get_shape())}, "
+                        f"the inventory says {entry['dtype']} {entry['shape']}"
+                    )
+                tensors[name] = handle.get_tensor(name)
+    except (SafetensorError, OSError) as err:
+        raise TensorError(f"{file}: not a readable safetensors file ({str(err).splitlines()[0][:200]})") from None
+    return tensors
+
+
+def spec_dtype(name: str) -> str:
+    """safetensors' own dtype codes for the spec's dtype names."""
+    return {"float32": "F32", "int64": "I64"}[name]
+
