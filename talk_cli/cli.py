@@ -206,10 +206,97 @@ def evaluate() -> None:
     not_yet("evaluate")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def inspect() -> None:
-    """Summarise and verify a bundle (not yet implemented)."""
-    not_yet("inspect")
+@app.command()
+@reports_errors
+def inspect(
+    bundle_path: Annotated[Path, typer.Argument(metavar="BUNDLE", help="A bundle directory.")],
+    verify: Annotated[bool, typer.Option("--verify", help="Report each integrity check; exit 2 on any problem.")] = False,
+    decode: Annotated[bool, typer.Option("--decode", help="Show the vocabulary tokens nearest to each synthetic sequence.")] = False,
+    model: Annotated[Optional[str], typer.Option("--model", help="LM for --decode [default: the one in the manifest].")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Draw the graph, adjacency and class balance to a PNG.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Summarise, verify, decode or plot a bundle. The summary goes to stdout."""
+    from talk_cli.bundle import load_bundle
+    from talk_cli.bundle.summary import summarize
+
+    bundle = load_bundle(bundle_path)  # verifies everything; a damaged bundle stops here with exit 2
+    summary = summarize(bundle)
+    if verify:
+        summary["verified"] = VERIFIED_CHECKS
+    if decode:
+        summary["decoded"] = decode_bundle(bundle, model)
+    if plot is not None:
+        from talk_cli.bundle.plot import plot_bundle
+
+        summary["plot"] = str(plot_bundle(bundle, plot))
+    if as_json:
+        emit_json(summary)
+    else:
+        render_summary(summary)
+
+
+VERIFIED_CHECKS = [
+    "manifest parses (safe YAML) and conforms to format 1.x",
+    "tensor file is a regular file inside the bundle",
+    "sha256 of the tensor file matches the manifest",
+    "tensor names, shapes and dtypes match the inventory and each other",
+    "values obey the format: finite, labels in range, 0/1 mask, symmetric non-negative adjacency with zero diagonal",
+]
+
+
+def decode_bundle(bundle, model: Optional[str]) -> list[dict]:
+    from talk_cli.bundle.decode import nearest_tokens
+    from talk_cli.encode.lm import DEFAULT_MODEL, load_language_model
+
+    name = model or bundle.lm.name
+    lm = load_language_model(None if name == DEFAULT_MODEL else name)
+    if lm.identity.weights_sha256 != bundle.lm.weights_sha256:
+        stderr.print(f"note: the weights of {name!r} differ from those the bundle was made with; tokens are approximate")
+    names = bundle.dataset.label_names
+    return [
+        {"node": node, "class": names[int(label)], "tokens": " ".join(tokens)}
+        for node, (label, tokens) in enumerate(zip(bundle.labels, nearest_tokens(bundle, lm)))
+    ]
+
+
+def render_summary(summary: dict) -> None:
+    from rich.table import Table
+
+    out = Console(highlight=False, soft_wrap=True)
+
+    def section(title: str, rows: dict) -> None:
+        table = Table(title=title, show_header=False, title_justify="left", title_style="bold")
+        table.add_column(style="cyan")
+        table.add_column(overflow="fold")
+        for key, value in rows.items():
+            table.add_row(str(key), value if isinstance(value, str) else json.dumps(value))
+        out.print(table)
+
+    synthetic = dict(summary["synthetic"])
+    class_counts = synthetic.pop("class_counts")
+    section(f"bundle (format {summary['format_version']}, talk_cli {summary['tool_version']}, {summary['created']})", synthetic)
+    section("dataset", summary["dataset"])
+    section("language model", summary["lm"])
+    distillation = dict(summary["distillation"])
+    section("distillation", {**{k: v for k, v in distillation.items() if k != "settings"}, **distillation["settings"]})
+    section("synthetic nodes per class", class_counts)
+    if summary["evaluation"]:
+        section("evaluation", summary["evaluation"])
+    if "verified" in summary:
+        out.print("[bold green]verified:[/]")
+        for check in summary["verified"]:
+            out.print(f"  ok  {check}")
+    if "decoded" in summary:
+        table = Table(title="decoded synthetic texts (nearest vocabulary tokens)", title_justify="left", title_style="bold")
+        table.add_column("node")
+        table.add_column("class")
+        table.add_column("tokens")
+        for row in summary["decoded"]:
+            table.add_row(str(row["node"]), row["class"], row["tokens"])
+        out.print(table)
+    if "plot" in summary:
+        out.print(f"plot: {summary['plot']}")
 
 
 def main() -> None:

@@ -34,12 +34,12 @@ def isolated_cache(tmp_path_factory, monkeypatch) -> Path:
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A randomly initialised 2-layer BERT with a 60-word vocabulary, saved like a hub model."""
     import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertModel, BertTokenizer
 
     folder = tmp_path_factory.mktemp("tiny-bert")
-    vocab = folder / "vocab.txt"
-    vocab.write_text("\n".join(TINY_VOCAB) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    # transformers 5 takes the vocabulary itself (a path argument named vocab_file is ignored).
+    tokenizer = BertTokenizer(vocab={word: i for i, word in enumerate(TINY_VOCAB)}, do_lower_case=True)
+    assert tokenizer.tokenize("galaxy star") == ["galaxy", "star"]
     config = BertConfig(
         vocab_size=len(TINY_VOCAB),
         hidden_size=16,
