@@ -194,10 +194,125 @@ def not_yet(name: str) -> None:
     raise fail(f"`talk {name}` is not yet implemented")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def distill() -> None:
-    """Distil a dataset into a synthetic-graph bundle (not yet implemented)."""
-    not_yet("distill")
+@app.command()
+@reports_errors
+def distill(
+    dataset: DatasetOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Bundle directory to write.")],
+    ratio: Annotated[Optional[float], typer.Option("--ratio", help="Synthetic nodes as a fraction of the training nodes.")] = None,
+    size: Annotated[Optional[int], typer.Option("--size", help="Number of synthetic nodes (overrides --ratio).")] = None,
+    recipe: Annotated[
+        Optional[str], typer.Option("--recipe", help="Recipe file or shipped name [default: the dataset's shipped recipe, if any].")
+    ] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Outer (KRR) steps.")] = None,
+    seq_len: Annotated[Optional[int], typer.Option("--seq-len", help="Tokens per synthetic text.")] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Learning rate of the token embeddings.")] = None,
+    kernel: Annotated[Optional[str], typer.Option("--kernel", help="propagate-first or interleaved.")] = None,
+    hops: Annotated[Optional[int], typer.Option("--hops", help="Aggregation steps K of the kernel.")] = None,
+    layers: Annotated[Optional[int], typer.Option("--layers", help="ReLU layers L of the kernel.")] = None,
+    ridge: Annotated[Optional[float], typer.Option("--ridge", help="KRR ridge λ (relative to tr(K_SS)/n).")] = None,
+    loss: Annotated[Optional[str], typer.Option("--loss", help="mse or ce.")] = None,
+    structure: Annotated[Optional[str], typer.Option("--structure", help="identity, knn or learned.")] = None,
+    soft_labels: Annotated[
+        Optional[bool], typer.Option("--soft-labels/--hard-labels", help="Learn the synthetic labels.")
+    ] = None,
+    inner_every: Annotated[Optional[int], typer.Option("--inner-every", help="Inner LM+GNN loop every R steps (0: off).")] = None,
+    krr_batch: Annotated[Optional[int], typer.Option("--krr-batch", help="Real training nodes per step (0: all).")] = None,
+    max_length: Annotated[Optional[int], typer.Option("--max-length", help="Tokens per real text (features cache).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of initialisation and batches.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Local LM folder [default: all-MiniLM-L6-v2].")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint beside --out.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing bundle at --out.")] = False,
+    data_root: DataRootOpt = None,
+    split_seed: SplitSeedOpt = 0,
+    split_fractions: SplitFractionsOpt = "0.6,0.2,0.2",
+    ignore_split_file: NoSplitFileOpt = False,
+    device: DeviceOpt = "auto",
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Distil a dataset into a synthetic-graph bundle with TaLK."""
+    from talk_cli.device import resolve_device
+    from talk_cli.distill import recipe_path, resolve_settings, run_distillation
+    from talk_cli.distill.settings import RECIPES_DIR
+    from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
+
+    overrides = dict(
+        ratio=ratio, size=size, steps=steps, seq_len=seq_len, lr=lr, kernel=kernel, hops=hops, layers=layers,
+        ridge=ridge, loss=loss, structure=structure, soft_labels=soft_labels, inner_every=inner_every,
+        krr_batch=krr_batch, max_length=max_length, seed=seed,
+    )  # fmt: skip
+    if recipe is None and (RECIPES_DIR / f"{Path(dataset).name}.yaml").is_file():
+        recipe = Path(dataset).name
+    recipe_file = recipe_path(recipe) if recipe is not None else None
+    settings = resolve_settings(recipe_file, overrides)
+    target = resolve_device(device)
+    if out.exists() and not force and not resume:
+        raise fail(f"{out} already exists (pass --force to replace it)")
+    tag = load_dataset(dataset, data_root, split_seed, split_fractions, ignore_split_file)
+    report_dataset(tag, quiet)
+    if not quiet and recipe_file is not None:
+        stderr.print(f"recipe: {recipe_file}")
+    lm = load_language_model(model)
+    with progress_bar(f"encoding {tag.name}", tag.num_nodes, quiet) as advance:
+        encoded = encode_tag(tag, lm, EncodeSettings(max_length=settings.max_length), target, on_progress=advance)
+    if not quiet:
+        stderr.print(f"features: {'reused cache' if encoded.reused else 'encoded'} in {encoded.seconds:.1f} s")
+    with step_progress(settings.steps, quiet) as on_step:
+        bundle, outcome = run_distillation(
+            tag, lm, encoded.features, settings, target, out, force=force, resume=resume, on_step=on_step
+        )
+    if not quiet:
+        ratio_text = f"ratio {settings.ratio} of {bundle.dataset.num_train} training nodes" if settings.size is None else "size given"
+        stderr.print(
+            f"distilled {tag.name} into {bundle.num_synthetic} synthetic nodes ({ratio_text}) in {outcome.seconds:.1f} s; "
+            f"best validation KRR accuracy {outcome.best_val_accuracy:.4f} at step {outcome.best_step}"
+        )
+        stderr.print(f"bundle: {out}")
+    if as_json:
+        emit_json(
+            {
+                "bundle": str(out),
+                "num_synthetic": bundle.num_synthetic,
+                "class_counts": bundle.labels.bincount(minlength=tag.num_classes).tolist(),
+                "best_step": outcome.best_step,
+                "val_krr_accuracy": outcome.best_val_accuracy,
+                "distill_seconds": round(outcome.seconds, 3),
+                "encode_seconds": round(encoded.seconds, 3),
+                "features_reused": encoded.reused,
+                "resumed_from_step": outcome.resumed_from_step,
+                "recipe": str(recipe_file) if recipe_file else None,
+                "settings": settings.as_dict(),
+                "device": str(target),
+            }
+        )
+
+
+@contextmanager
+def step_progress(total: int, quiet: bool) -> Iterator[Callable]:
+    """Progress of the outer loop with the current loss and validation accuracy."""
+    if quiet or not stderr.is_terminal:
+        yield lambda report: None
+        return
+    columns = (
+        TextColumn("distilling"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  best {task.fields[best]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=stderr, transient=True) as progress:
+        task = progress.add_task("distill", total=total, loss="-", val="-", best="-")
+
+        def update(report) -> None:
+            fields = {"loss": f"{report.loss:.4f}", "best": f"{report.best_val_accuracy:.3f}"}
+            if report.val_accuracy is not None:
+                fields["val"] = f"{report.val_accuracy:.3f}"
+            progress.update(task, completed=report.step, **fields)
+
+        yield update
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -1,0 +1,223 @@
+"""TaLK distillation on the demo TAG with the tiny random BERT."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from talk_cli import load_bundle
+from talk_cli.data import make_demo_tag
+from talk_cli.distill import DistillSettings, TalkDistiller, distill_talk, run_distillation
+from talk_cli.distill.synthetic import allocate, learned_adjacency, synthetic_features, synthetic_size
+from talk_cli.encode import encode_tag, load_language_model
+from talk_cli.errors import SettingsError
+
+from conftest import run_cli
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return make_demo_tag()
+
+
+@pytest.fixture
+def tiny_lm(tiny_model_dir):
+    return load_language_model(str(tiny_model_dir))
+
+
+@pytest.fixture
+def demo_features(demo, tiny_lm):
+    return encode_tag(demo, tiny_lm).features
+
+
+def settings(**change) -> DistillSettings:
+    base = dict(size=10, ratio=None, steps=6, seq_len=8, eval_every=2, lm_chunk=3, krr_batch=0, structure="identity")
+    return DistillSettings(**(base | change))
+
+
+def test_allocation_is_proportional_with_one_per_class():
+    assert allocate([50, 30, 20], 10) == [5, 3, 2]
+    assert allocate([1000, 1, 1], 5) == [3, 1, 1]
+    assert allocate([10, 0, 10], 4) == [2, 0, 2]  # a class without training nodes gets none
+    assert sum(allocate([7, 3, 9, 1], 13)) == 13
+    assert synthetic_size(1625, 7, 0.01, None) == 16
+    assert synthetic_size(100, 7, 0.01, None) == 7  # at least one per class
+    with pytest.raises(SettingsError, match="below the number of classes"):
+        synthetic_size(100, 7, None, 5)
+
+
+def test_initialisation_uses_real_training_texts_per_class(demo, tiny_lm, demo_features):
+    distiller = TalkDistiller(demo, tiny_lm, demo_features, settings(), CPU)
+    assert distiller.counts == allocate(demo.class_counts(demo.train_mask), 10)
+    assert bool(demo.train_mask[distiller.seed_nodes].all())
+    assert torch.equal(distiller.labels, demo.labels[distiller.seed_nodes])
+    first = tiny_lm.tokenizer(demo.texts[int(distiller.seed_nodes[0])], truncation=True, max_length=8)["input_ids"]
+    expected = tiny_lm.embeddings(torch.tensor(first))
+    assert torch.allclose(distiller.embeddings[0, : len(first)], expected)
+
+
+def test_gradient_injection_equals_full_backpropagation(demo, tiny_lm, demo_features):
+    distiller = TalkDistiller(demo, tiny_lm, demo_features, settings(structure="learned", soft_labels=True), CPU)
+    rows = distiller.train_nodes[:40]
+
+    full = synthetic_features(tiny_lm, distiller.embeddings, distiller.mask).double()
+    distiller.kernel_loss(full, rows).backward()
+    expected = [p.grad.clone() for p in (distiller.embeddings, distiller.adjacency_logits, distiller.targets)]
+    distiller.optimizer.zero_grad()
+
+    leaf = distiller.features().double().requires_grad_()  # chunked, no autograd through the LM
+    distiller.kernel_loss(leaf, rows).backward()
+    distiller.inject(leaf.grad)  # chunks of 3 nodes
+    got = [p.grad for p in (distiller.embeddings, distiller.adjacency_logits, distiller.targets)]
+    for name, a, b in zip(("embeddings", "adjacency", "labels"), expected, got):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-7), name
+    assert expected[0].abs().sum() > 0
+
+
+def test_loss_falls_on_demo(demo, tiny_lm, demo_features):
+    distiller = TalkDistiller(demo, tiny_lm, demo_features, settings(steps=25, lr=0.05), CPU)
+    losses = [distiller.outer_step().loss for _ in range(25)]
+    assert sum(losses[-5:]) / 5 < 0.9 * losses[0], losses
+
+
+def test_runs_are_reproducible_by_seed(demo, tiny_model_dir, demo_features):
+    def run(seed):
+        lm = load_language_model(str(tiny_model_dir))
+        return distill_talk(TalkDistiller(demo, lm, demo_features, settings(seed=seed, krr_batch=50), CPU))
+
+    a, b, c = run(0), run(0), run(1)
+    assert torch.equal(a.embeddings, b.embeddings) and a.history == b.history
+    assert not torch.equal(a.embeddings, c.embeddings)
+
+
+@pytest.mark.parametrize("structure", ["identity", "knn", "learned"])
+def test_structures_give_valid_bundles(demo, tiny_lm, demo_features, tmp_path, structure):
+    bundle, outcome = run_distillation(demo, tiny_lm, demo_features, settings(structure=structure), CPU, tmp_path / "b")
+    loaded = load_bundle(tmp_path / "b")
+    adjacency = loaded.adjacency
+    assert torch.equal(adjacency, adjacency.T) and bool((adjacency >= 0).all()) and adjacency.diagonal().abs().sum() == 0
+    assert (adjacency.sum() == 0) == (structure == "identity")
+    assert loaded.distillation.settings["structure"] == structure
+    assert loaded.distillation.num_synthetic == 10 and loaded.distillation.ratio is None
+    assert torch.allclose(loaded.features, synthetic_features(tiny_lm, loaded.token_embeddings, loaded.attention_mask), atol=1e-5)
+
+
+def test_learned_adjacency_is_symmetric_nonnegative_zero_diagonal():
+    logits = torch.randn(5, 5, requires_grad=True)
+    adjacency = learned_adjacency(logits)
+    assert torch.equal(adjacency, adjacency.T) and bool((adjacency >= 0).all()) and adjacency.diagonal().sum() == 0
+    adjacency.sum().backward()
+    assert logits.grad.abs().sum() > 0
+
+
+def test_soft_labels_are_learned(demo, tiny_lm, demo_features, tmp_path):
+    bundle, _ = run_distillation(
+        demo, tiny_lm, demo_features, settings(soft_labels=True, lr_labels=0.1), CPU, tmp_path / "b"
+    )
+    assert bundle.soft_labels is not None and bundle.soft_labels.shape == (10, 5)
+    assert not torch.equal(bundle.soft_labels, torch.nn.functional.one_hot(bundle.labels, 5).float())
+
+
+def test_resume_continues_an_interrupted_run(demo, tiny_model_dir, demo_features, tmp_path):
+    plan = settings(steps=8, checkpoint_every=3, krr_batch=50, structure="learned", soft_labels=True)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_step_7(report):
+        if report.step == 7:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_distillation(demo, load_language_model(str(tiny_model_dir)), demo_features, plan, CPU, tmp_path / "b", on_step=stop_at_step_7)
+    assert not (tmp_path / "b").exists()
+    state = yaml.safe_load((tmp_path / "b.checkpoint" / "state.yaml").read_text())
+    assert state["step"] == 6
+
+    resumed, outcome = run_distillation(
+        demo, load_language_model(str(tiny_model_dir)), demo_features, plan, CPU, tmp_path / "b", resume=True
+    )
+    assert outcome.resumed_from_step == 6 and not (tmp_path / "b.checkpoint").exists()
+    straight, _ = run_distillation(demo, load_language_model(str(tiny_model_dir)), demo_features, plan, CPU, tmp_path / "c")
+    assert torch.allclose(resumed.token_embeddings, straight.token_embeddings, atol=1e-6)
+    assert torch.allclose(resumed.soft_labels, straight.soft_labels, atol=1e-6)
+
+
+def test_resume_refuses_a_checkpoint_of_another_run(demo, tiny_model_dir, demo_features, tmp_path):
+    plan = settings(steps=4, checkpoint_every=2)
+
+    def stop(report):
+        if report.step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_distillation(demo, load_language_model(str(tiny_model_dir)), demo_features, plan, CPU, tmp_path / "b", on_step=stop)
+    other = settings(steps=4, checkpoint_every=2, lr=0.5)
+    with pytest.raises(SettingsError, match="settings.lr differ"):
+        run_distillation(demo, load_language_model(str(tiny_model_dir)), demo_features, other, CPU, tmp_path / "b", resume=True)
+    with pytest.raises(SettingsError, match="no checkpoint"):
+        run_distillation(demo, load_language_model(str(tiny_model_dir)), demo_features, plan, CPU, tmp_path / "x", resume=True)
+
+
+def test_inner_loop_trains_the_lm_but_bundle_uses_the_pretrained_one(demo, tiny_model_dir, demo_features, tmp_path):
+    lm = load_language_model(str(tiny_model_dir))
+    plan = settings(steps=4, inner_every=2, inner_steps=2, inner_lr=1e-2)
+    bundle, _ = run_distillation(demo, lm, demo_features, plan, CPU, tmp_path / "b")
+    from talk_cli.encode.lm import weights_sha256
+
+    assert weights_sha256(lm.model) == lm.identity.weights_sha256  # pretrained weights restored
+    assert torch.allclose(bundle.features, synthetic_features(lm, bundle.token_embeddings, bundle.attention_mask), atol=1e-5)
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+
+def test_cli_distill_writes_a_verified_bundle(tiny_model_dir, tmp_path):
+    out = tmp_path / "demo-b"
+    result = run_cli(
+        "distill", "--dataset", "demo", "--model", tiny_model_dir, "--ratio", "0.05", "--steps", "4",
+        "--seq-len", "8", "--out", out, "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["num_synthetic"] == 9 and summary["recipe"].endswith("demo.yaml")  # round(0.05 x 180)
+    manifest = yaml.safe_load((out / "manifest.yaml").read_text())
+    assert manifest["distillation"]["ratio"] == 0.05 and manifest["distillation"]["ratio_of"] == "train_nodes"
+    assert run_cli("inspect", out, "--verify").exit_code == 0
+    again = run_cli("distill", "--dataset", "demo", "--model", tiny_model_dir, "--steps", "2", "--out", out)
+    assert again.exit_code == 2 and "already exists" in again.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--ratio", "0"], "--ratio must be in (0, 1]"),
+        (["--ratio", "1.5"], "--ratio must be in (0, 1]"),
+        (["--size", "3"], "--size 3 is below the number of classes with training nodes (5)"),
+        (["--structure", "star"], "structure must be one of identity, knn, learned"),
+        (["--kernel", "interleaved", "--hops", "3"], "supports hops 1 or 2"),
+        (["--recipe", "nosuchrecipe"], "unknown recipe 'nosuchrecipe'"),
+    ],
+)
+def test_cli_bad_settings(tiny_model_dir, tmp_path, args, message):
+    result = run_cli("distill", "--dataset", "demo", "--model", tiny_model_dir, "--steps", "2", "--out", tmp_path / "b", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "b").exists()
+
+
+def test_cli_unknown_dataset_and_recipe_key(tiny_model_dir, tmp_path):
+    result = run_cli("distill", "--dataset", "nope", "--data-root", tmp_path, "--out", tmp_path / "b")
+    assert result.exit_code == 2 and "unknown dataset 'nope'" in result.stderr
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("steps: 3\nlearning_rate: 0.1\n")
+    result = run_cli("distill", "--dataset", "demo", "--recipe", recipe, "--out", tmp_path / "b")
+    assert result.exit_code == 2 and "unknown key(s) ['learning_rate']" in result.stderr
+    recipe.write_text("steps: ten\n")
+    result = run_cli("distill", "--dataset", "demo", "--recipe", recipe, "--out", tmp_path / "b")
+    assert result.exit_code == 2 and "'steps' must be int" in result.stderr
