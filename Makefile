@@ -1,5 +1,5 @@
 # Two entry points, each self-contained on a fresh 2-core CPU machine:
-#   make demo   set up .venv and run the main job on the built-in demo TAG
+#   make demo   set up .venv and distil the built-in demo TAG into demo-bundle/
 #   make test   set up .venv and run the test suite
 VENV   ?= .venv
 PYTHON ?= python3
@@ -21,7 +21,8 @@ $(BIN)/talk: pyproject.toml
 setup: $(BIN)/talk
 
 demo: setup
-	$(BIN)/talk encode --dataset demo
+	$(BIN)/talk distill --dataset demo --out demo-bundle --force
+	$(BIN)/talk inspect demo-bundle --verify
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -315,10 +315,97 @@ def step_progress(total: int, quiet: bool) -> Iterator[Callable]:
         yield update
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def evaluate() -> None:
-    """Train on a bundle and test on the real graph (not yet implemented)."""
-    not_yet("evaluate")
+@app.command()
+@reports_errors
+def evaluate(
+    dataset: DatasetOpt,
+    bundle_path: Annotated[Optional[Path], typer.Argument(metavar="[BUNDLE]", help="A bundle directory.")] = None,
+    full: Annotated[bool, typer.Option("--full", help="Train on every real training node: the reference.")] = False,
+    protocol: Annotated[str, typer.Option("--protocol", help="gnn (LM frozen). The joint protocol is not implemented yet.")] = "gnn",
+    model_type: Annotated[str, typer.Option("--model-type", help="gcn, sgc, appnp, sage or mlp.")] = "gcn",
+    runs: Annotated[int, typer.Option("--runs", help="Independent training runs (seeds seed..seed+runs-1).")] = 10,
+    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs per run.")] = 200,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the first run.")] = 0,
+    allow_mismatch: Annotated[
+        bool, typer.Option("--allow-mismatch", help="Evaluate a bundle made from other data or another LM.")
+    ] = False,
+    write_back: Annotated[bool, typer.Option("--write-back", help="Store the results in the bundle's manifest.")] = False,
+    model: Annotated[Optional[str], typer.Option("--model", help="LM for the real features [default: the bundle's].")] = None,
+    max_length: Annotated[Optional[int], typer.Option("--max-length", help="Tokens per real text [default: the bundle's, else 128].")] = None,
+    data_root: DataRootOpt = None,
+    split_seed: SplitSeedOpt = 0,
+    split_fractions: SplitFractionsOpt = "0.6,0.2,0.2",
+    ignore_split_file: NoSplitFileOpt = False,
+    device: DeviceOpt = "auto",
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a GNN on a bundle and test it on the real graph; or the full-data reference (--full)."""
+    import datetime
+
+    from talk_cli.bundle import load_bundle, write_bundle
+    from talk_cli.device import resolve_device
+    from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
+    from talk_cli.encode.lm import DEFAULT_MODEL
+    from talk_cli.evaluate import EvalSettings, cached_reference, check_match, evaluate_bundle, evaluate_full, reference_key
+
+    if protocol != "gnn":
+        raise fail(f"--protocol {protocol!r} is not available (implemented: gnn)")
+    if (bundle_path is None) == (not full):
+        raise fail("give a BUNDLE to evaluate, or --full for the full-data reference (not both)")
+    settings = EvalSettings(architecture=model_type, runs=runs, epochs=epochs, seed=seed)
+    target = resolve_device(device)
+    bundle = load_bundle(bundle_path) if bundle_path is not None else None
+    tag = load_dataset(dataset, data_root, split_seed, split_fractions, ignore_split_file)
+    report_dataset(tag, quiet)
+    lm_name = model or (bundle.lm.name if bundle else None)
+    lm = load_language_model(None if lm_name in (None, DEFAULT_MODEL) else lm_name)
+    length = max_length or (bundle.lm.max_length if bundle else 128)
+    problems = check_match(bundle, tag, lm.identity, length, allow_mismatch) if bundle else []
+    for problem in problems:
+        stderr.print(f"warning: {problem}")
+    with progress_bar(f"encoding {tag.name}", tag.num_nodes, quiet) as advance:
+        features = encode_tag(tag, lm, EncodeSettings(max_length=length), target, on_progress=advance).features
+    key = reference_key(tag, lm.identity, length, settings)
+    reference = cached_reference(key)
+    with progress_bar(f"training {model_type} x{runs}", runs, quiet) as advance:
+        if full:
+            result = reference if reference is not None else evaluate_full(tag, features, settings, target, key, advance)
+            reference = result
+        else:
+            result = evaluate_bundle(bundle, tag, features, settings, target, advance).as_dict()
+    payload = {
+        "protocol": "gnn",
+        "model_type": model_type,
+        "dataset": tag.name,
+        "training_set": "full" if full else str(bundle_path),
+        **{k: round(v, 6) if isinstance(v, float) else v for k, v in result.items()},
+        "percent_of_full": None,
+        "epochs": epochs,
+        "seed": seed,
+        "mismatches": problems,
+        "date": datetime.date.today().isoformat(),
+    }
+    if not full and reference is not None:
+        payload["percent_of_full"] = round(100 * result["test_accuracy_mean"] / reference["test_accuracy_mean"], 2)
+        payload["full_test_accuracy_mean"] = round(reference["test_accuracy_mean"], 6)
+    if write_back and bundle is not None:
+        bundle.evaluation = {**bundle.evaluation, f"gnn-{model_type}-{tag.name}": payload}
+        write_bundle(bundle, bundle_path, force=True)
+    if not quiet:
+        line = (
+            f"{'full training set' if full else bundle_path}: test accuracy {100 * result['test_accuracy_mean']:.2f} "
+            f"± {100 * result['test_accuracy_std']:.2f}%, macro-F1 {100 * result['test_macro_f1_mean']:.2f} "
+            f"± {100 * result['test_macro_f1_std']:.2f}% over {result['runs']} runs ({model_type}, "
+            f"{result['train_seconds_mean']:.1f} s per run)"
+        )
+        stderr.print(line)
+        if payload["percent_of_full"] is not None:
+            stderr.print(f"{payload['percent_of_full']:.1f}% of the full-data reference ({100 * reference['test_accuracy_mean']:.2f}%)")
+        elif not full:
+            stderr.print("no cached full-data reference with these settings: run `talk evaluate --full` to get % of full")
+    if as_json:
+        emit_json(payload)
 
 
 @app.command()

@@ -126,6 +126,7 @@ class TalkDistiller:
         self.optimizer = torch.optim.Adam(groups)
         self.gcn = DenseGCN(lm.identity.hidden_size, 64, tag.num_classes).to(device) if settings.inner_every else None
         self.pretrained_lm = copy.deepcopy(lm.model.state_dict()) if settings.inner_every else None
+        self.pretrained_features = real_features
 
         self.step = 0
         self.best: dict[str, Any] = {"step": 0, "val": -1.0, "state": self.state()}
@@ -256,6 +257,7 @@ class TalkDistiller:
         if self.pretrained_lm is not None:
             # Bundles are consumed with the pretrained LM; the inner loop's LM was transient.
             self.lm.model.load_state_dict(self.pretrained_lm)
+            self.set_real_features(self.pretrained_features)
         features = self.features()
         adjacency = self.adjacency(features.to(KERNEL_DTYPE)).float().detach()
         return DistillOutcome(

@@ -1,0 +1,27 @@
+"""Stage 6: train on a bundle, test on the real graph (and the full-data reference)."""
+
+from talk_cli.evaluate.models import ARCHITECTURES, build_model
+from talk_cli.evaluate.protocol import (
+    cached_reference,
+    check_match,
+    evaluate_bundle,
+    evaluate_full,
+    mismatches,
+    reference_key,
+)
+from talk_cli.evaluate.train import EvalSettings, Graph, Summary, train_runs
+
+__all__ = [
+    "ARCHITECTURES",
+    "EvalSettings",
+    "Graph",
+    "Summary",
+    "build_model",
+    "cached_reference",
+    "check_match",
+    "evaluate_bundle",
+    "evaluate_full",
+    "mismatches",
+    "reference_key",
+    "train_runs",
+]
