@@ -4,7 +4,9 @@
 
 Every row distils with the base settings except the one named. The decision metric is the
 validation KRR accuracy of the selected synthetic set (selection never looks at test nodes);
-the test KRR accuracy is printed for information only.
+the test KRR accuracy is printed for information only. Each row's bundle is also evaluated
+with the gnn protocol of `talk evaluate` (GCN, a few runs): its validation accuracy is a
+second decision signal and its test accuracy is again for information only.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_line, write_section  # noqa: E402
 
 from talk_cli.data import load_tag  # noqa: E402
-from talk_cli.distill import DistillSettings, TalkDistiller, distill_talk  # noqa: E402
+from talk_cli.distill import DistillSettings, TalkDistiller, distill_talk, make_bundle  # noqa: E402
 from talk_cli.encode import EncodeSettings, encode_tag, load_language_model  # noqa: E402
+from talk_cli.evaluate import EvalSettings, evaluate_bundle  # noqa: E402
 
 VARIANTS: list[tuple[str, dict]] = [
     ("base", {}),
@@ -50,6 +53,7 @@ def main() -> None:
     parser.add_argument("--ratio", type=float, default=0.01)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--only", nargs="*", help="run only these variant names")
+    parser.add_argument("--gcn-runs", type=int, default=3, help="GCN runs per row (the gnn protocol of talk evaluate)")
     parser.add_argument("--write", type=Path, help="update the ablation section of this markdown file")
     args = parser.parse_args()
 
@@ -70,8 +74,11 @@ def main() -> None:
         with torch.no_grad():  # the selected state is loaded; test accuracy is reported, never used
             scores = distiller.predict(distiller.features().double(), test_nodes)
         test = float((scores.argmax(dim=1) == tag.labels[test_nodes]).float().mean())
-        rows.append((name, outcome.best_val_accuracy, test, outcome.best_step, seconds))
-        print(f"{name:24s} val {outcome.best_val_accuracy:.4f} test {test:.4f} step {outcome.best_step} {seconds:.1f}s", flush=True)
+        gcn = evaluate_bundle(
+            make_bundle(tag, lm, settings, outcome), tag, features, EvalSettings(runs=args.gcn_runs), torch.device("cpu")
+        ).as_dict()
+        rows.append((name, outcome.best_val_accuracy, test, gcn["val_accuracy_mean"], gcn["test_accuracy_mean"], outcome.best_step, seconds))
+        print(f"{name:24s} {rows[-1][1:]}", flush=True)
         lm = load_language_model()  # fresh pretrained weights for the next row (the inner loop trains them)
 
     table = [
@@ -79,10 +86,10 @@ def main() -> None:
         f"Machine: {machine_line()}  ",
         f"Base settings: `{ {k: v for k, v in base.as_dict().items() if k in ('structure', 'kernel', 'hops', 'layers', 'loss', 'soft_labels', 'seq_len', 'lr', 'ridge', 'inner_every')} }`",
         "",
-        "| variant | val KRR acc (decides) | test KRR acc (info) | best step | seconds |",
-        "|---|---:|---:|---:|---:|",
+        f"| variant | val KRR acc | test KRR acc (info) | GCN val acc ({args.gcn_runs} runs) | GCN test acc (info) | best step | distil s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    table += [f"| {n} | {v:.4f} | {t:.4f} | {s} | {sec:.1f} |" for n, v, t, s, sec in rows]
+    table += [f"| {n} | {v:.4f} | {t:.4f} | {gv:.4f} | {gt:.4f} | {s} | {sec:.1f} |" for n, v, t, gv, gt, s, sec in rows]
     markdown = "\n".join(table)
     print(markdown)
     if args.write:

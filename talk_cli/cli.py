@@ -201,6 +201,9 @@ def distill(
     out: Annotated[Path, typer.Option("--out", "-o", help="Bundle directory to write.")],
     ratio: Annotated[Optional[float], typer.Option("--ratio", help="Synthetic nodes as a fraction of the training nodes.")] = None,
     size: Annotated[Optional[int], typer.Option("--size", help="Number of synthetic nodes (overrides --ratio).")] = None,
+    method: Annotated[
+        Optional[str], typer.Option("--method", help="talk, or a baseline: kernel-features, random, herding, kcenter.")
+    ] = None,
     recipe: Annotated[
         Optional[str], typer.Option("--recipe", help="Recipe file or shipped name [default: the dataset's shipped recipe, if any].")
     ] = None,
@@ -238,7 +241,7 @@ def distill(
     from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
 
     overrides = dict(
-        ratio=ratio, size=size, steps=steps, seq_len=seq_len, lr=lr, kernel=kernel, hops=hops, layers=layers,
+        method=method, ratio=ratio, size=size, steps=steps, seq_len=seq_len, lr=lr, kernel=kernel, hops=hops, layers=layers,
         ridge=ridge, loss=loss, structure=structure, soft_labels=soft_labels, inner_every=inner_every,
         krr_batch=krr_batch, max_length=max_length, seed=seed,
     )  # fmt: skip
@@ -262,11 +265,15 @@ def distill(
         bundle, outcome = run_distillation(
             tag, lm, encoded.features, settings, target, out, force=force, resume=resume, on_step=on_step
         )
+    talk_method = settings.method in ("talk", "kernel-features")
     if not quiet:
         ratio_text = f"ratio {settings.ratio} of {bundle.dataset.num_train} training nodes" if settings.size is None else "size given"
+        selection = (
+            f"; best validation KRR accuracy {outcome.best_val_accuracy:.4f} at step {outcome.best_step}" if talk_method else ""
+        )
         stderr.print(
-            f"distilled {tag.name} into {bundle.num_synthetic} synthetic nodes ({ratio_text}) in {outcome.seconds:.1f} s; "
-            f"best validation KRR accuracy {outcome.best_val_accuracy:.4f} at step {outcome.best_step}"
+            f"{settings.method}: {tag.name} -> {bundle.num_synthetic} synthetic nodes ({ratio_text}) "
+            f"in {outcome.seconds:.1f} s{selection}"
         )
         stderr.print(f"bundle: {out}")
     if as_json:
@@ -275,8 +282,9 @@ def distill(
                 "bundle": str(out),
                 "num_synthetic": bundle.num_synthetic,
                 "class_counts": bundle.labels.bincount(minlength=tag.num_classes).tolist(),
-                "best_step": outcome.best_step,
-                "val_krr_accuracy": outcome.best_val_accuracy,
+                "method": settings.method,
+                "best_step": outcome.best_step if talk_method else None,
+                "val_krr_accuracy": outcome.best_val_accuracy if talk_method else None,
                 "distill_seconds": round(outcome.seconds, 3),
                 "encode_seconds": round(encoded.seconds, 3),
                 "features_reused": encoded.reused,
@@ -321,10 +329,12 @@ def evaluate(
     dataset: DatasetOpt,
     bundle_path: Annotated[Optional[Path], typer.Argument(metavar="[BUNDLE]", help="A bundle directory.")] = None,
     full: Annotated[bool, typer.Option("--full", help="Train on every real training node: the reference.")] = False,
-    protocol: Annotated[str, typer.Option("--protocol", help="gnn (LM frozen). The joint protocol is not implemented yet.")] = "gnn",
+    protocol: Annotated[
+        str, typer.Option("--protocol", help="gnn (LM frozen) or joint (LM fine-tuned with the GNN on the bundle; slow).")
+    ] = "gnn",
     model_type: Annotated[str, typer.Option("--model-type", help="gcn, sgc, appnp, sage or mlp.")] = "gcn",
     runs: Annotated[int, typer.Option("--runs", help="Independent training runs (seeds seed..seed+runs-1).")] = 10,
-    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs per run.")] = 200,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Training epochs per run [default: gnn 200, joint 30].")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the first run.")] = 0,
     allow_mismatch: Annotated[
         bool, typer.Option("--allow-mismatch", help="Evaluate a bundle made from other data or another LM.")
@@ -340,7 +350,11 @@ def evaluate(
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train a GNN on a bundle and test it on the real graph; or the full-data reference (--full)."""
+    """Train a GNN on a bundle and test it on the real graph; or the full-data reference (--full).
+
+    % of full compares with the cached --full reference of the same model type (gnn protocol, 200 epochs).
+    """
+    import dataclasses
     import datetime
 
     from talk_cli.bundle import load_bundle, write_bundle
@@ -348,11 +362,15 @@ def evaluate(
     from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
     from talk_cli.encode.lm import DEFAULT_MODEL
     from talk_cli.evaluate import EvalSettings, cached_reference, check_match, evaluate_bundle, evaluate_full, reference_key
+    from talk_cli.evaluate.joint import evaluate_joint
 
-    if protocol != "gnn":
-        raise fail(f"--protocol {protocol!r} is not available (implemented: gnn)")
+    if protocol not in ("gnn", "joint"):
+        raise fail(f"--protocol must be gnn or joint, got {protocol!r}")
     if (bundle_path is None) == (not full):
         raise fail("give a BUNDLE to evaluate, or --full for the full-data reference (not both)")
+    if full and protocol == "joint":
+        raise fail("--full is the frozen-LM reference; use it with --protocol gnn")
+    epochs = epochs or (200 if protocol == "gnn" else 30)
     settings = EvalSettings(architecture=model_type, runs=runs, epochs=epochs, seed=seed)
     target = resolve_device(device)
     bundle = load_bundle(bundle_path) if bundle_path is not None else None
@@ -372,10 +390,13 @@ def evaluate(
         if full:
             result = reference if reference is not None else evaluate_full(tag, features, settings, target, key, advance)
             reference = result
+        elif protocol == "joint":
+            result = evaluate_joint(bundle, tag, lm, settings, length, target, advance).as_dict()
+            reference = cached_reference(reference_key(tag, lm.identity, length, dataclasses.replace(settings, epochs=200)))
         else:
             result = evaluate_bundle(bundle, tag, features, settings, target, advance).as_dict()
     payload = {
-        "protocol": "gnn",
+        "protocol": protocol,
         "model_type": model_type,
         "dataset": tag.name,
         "training_set": "full" if full else str(bundle_path),
@@ -390,7 +411,7 @@ def evaluate(
         payload["percent_of_full"] = round(100 * result["test_accuracy_mean"] / reference["test_accuracy_mean"], 2)
         payload["full_test_accuracy_mean"] = round(reference["test_accuracy_mean"], 6)
     if write_back and bundle is not None:
-        bundle.evaluation = {**bundle.evaluation, f"gnn-{model_type}-{tag.name}": payload}
+        bundle.evaluation = {**bundle.evaluation, f"{protocol}-{model_type}-{tag.name}": payload}
         write_bundle(bundle, bundle_path, force=True)
     if not quiet:
         line = (

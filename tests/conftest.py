@@ -46,7 +46,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=32,
-        max_position_embeddings=64,
+        max_position_embeddings=128,
     )
     torch.manual_seed(0)
     BertModel(config).save_pretrained(folder)

@@ -117,6 +117,13 @@ def test_bad_settings_give_message_and_exit_2(args, message):
     assert "Traceback" not in result.output
 
 
+def test_length_beyond_the_lm_positions_is_a_clear_error(tiny_model_dir, tmp_path):
+    result = run_cli("encode", "--dataset", "demo", "--model", tiny_model_dir, "--max-length", "200")
+    assert result.exit_code == 2 and "--max-length 200 exceeds the 128 positions" in result.stderr
+    result = run_cli("distill", "--dataset", "demo", "--model", tiny_model_dir, "--seq-len", "200", "--out", tmp_path / "b")
+    assert result.exit_code == 2 and "--seq-len 200 exceeds the 128 positions" in result.stderr
+
+
 def test_cuda_without_gpu_is_a_clear_error(monkeypatch):
     import torch
 

@@ -12,7 +12,7 @@ from talk_cli import load_bundle
 from talk_cli.data import make_demo_tag
 from talk_cli.distill import DistillSettings, TalkDistiller, distill_talk, run_distillation
 from talk_cli.distill.synthetic import allocate, learned_adjacency, synthetic_features, synthetic_size
-from talk_cli.encode import encode_tag, load_language_model
+from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
 from talk_cli.errors import SettingsError
 
 from conftest import run_cli
@@ -221,3 +221,41 @@ def test_cli_unknown_dataset_and_recipe_key(tiny_model_dir, tmp_path):
     recipe.write_text("steps: ten\n")
     result = run_cli("distill", "--dataset", "demo", "--recipe", recipe, "--out", tmp_path / "b")
     assert result.exit_code == 2 and "'steps' must be int" in result.stderr
+
+
+@pytest.mark.parametrize("method", ["random", "herding", "kcenter"])
+def test_coreset_bundles_hold_real_nodes_with_their_subgraph(demo, tiny_lm, demo_features, tmp_path, method):
+    plan = DistillSettings(method=method, ratio=0.1, max_length=16)
+    bundle, outcome = run_distillation(demo, tiny_lm, demo_features, plan, CPU, tmp_path / "b")
+    nodes = outcome.seed_nodes
+    assert len(nodes) == 18 and len(set(nodes.tolist())) == 18 and bool(demo.train_mask[nodes].all())
+    assert torch.equal(bundle.labels, demo.labels[nodes])
+    assert bundle.labels.bincount(minlength=5).tolist() == allocate(demo.class_counts(demo.train_mask), 18)
+    dense = torch.zeros(demo.num_nodes, demo.num_nodes)
+    dense[demo.edge_index[0], demo.edge_index[1]] = 1
+    assert torch.equal(bundle.adjacency, dense[nodes][:, nodes])
+    # the stored features are the real nodes' features: same tokens, same LM, same max length
+    real = encode_tag(demo, tiny_lm, EncodeSettings(max_length=16)).features
+    assert torch.allclose(bundle.features, real[nodes], atol=1e-5)
+    assert load_bundle(tmp_path / "b").distillation.method == method
+
+
+def test_herding_and_kcenter_pick_what_they_promise():
+    from talk_cli.distill.coreset import herding, kcenter
+
+    points = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [5.0, 5.0], [4.0, 4.0]])
+    assert herding(points, 1) == [4]  # the point nearest the mean (3.8, 3.8)
+    assert kcenter(points, 3) == [4, 1, 2]  # start near the mean, then the farthest points
+
+
+def test_kernel_features_learns_feature_vectors_without_the_lm(demo, tiny_lm, demo_features, tmp_path):
+    plan = settings(method="kernel-features", steps=10, lr=0.05)
+    bundle, outcome = run_distillation(demo, tiny_lm, demo_features, plan, CPU, tmp_path / "b")
+    seeds = outcome.seed_nodes
+    assert bundle.distillation.method == "kernel-features"
+    assert not torch.allclose(bundle.features, demo_features[seeds])  # learned, moved from the seeds
+    first, _ = run_distillation(demo, tiny_lm, demo_features, settings(method="kernel-features", steps=1, lr=0.05), CPU, tmp_path / "c")
+    # the token embeddings are the untouched seed texts
+    assert torch.equal(bundle.token_embeddings, first.token_embeddings)
+    with pytest.raises(SettingsError, match="no LM in its loop"):
+        settings(method="kernel-features", inner_every=2)

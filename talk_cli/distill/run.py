@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,21 +11,26 @@ import torch
 from talk_cli.bundle import Bundle, DatasetInfo, DistillationInfo, LMInfo, write_bundle
 from talk_cli.bundle.errors import BundleExistsError
 from talk_cli.data.tag import TAG
+from talk_cli.distill.coreset import CORESETS, coreset
 from talk_cli.distill.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from talk_cli.distill.settings import DistillSettings
-from talk_cli.distill.talk import DistillOutcome, StepReport, TalkDistiller, distill_talk
+from talk_cli.distill.talk import DistillOutcome, KernelFeaturesDistiller, StepReport, TalkDistiller, distill_talk
 from talk_cli.encode.lm import LanguageModel
+from talk_cli.errors import SettingsError
 
 
 def make_bundle(tag: TAG, lm: LanguageModel, settings: DistillSettings, outcome: DistillOutcome) -> Bundle:
-    hyperparameters = {k: v for k, v in settings.as_dict().items() if k not in ("ratio", "seed")}
-    hyperparameters["run"] = {
-        "best_step": outcome.best_step,
-        "val_krr_accuracy": round(outcome.best_val_accuracy, 6),
-        "seconds": round(outcome.seconds, 3),
-        "resumed_from_step": outcome.resumed_from_step,
-        "seed_nodes": outcome.seed_nodes.tolist(),
-    }
+    if settings.method in ("talk", "kernel-features"):
+        hyperparameters = {k: v for k, v in settings.as_dict().items() if k not in ("method", "ratio", "seed")}
+        hyperparameters["run"] = {
+            "best_step": outcome.best_step,
+            "val_krr_accuracy": round(outcome.best_val_accuracy, 6),
+            "seconds": round(outcome.seconds, 3),
+            "resumed_from_step": outcome.resumed_from_step,
+            "seed_nodes": outcome.seed_nodes.tolist(),
+        }
+    else:  # a coreset: only these settings mean anything
+        hyperparameters = {"size": settings.size, "max_length": settings.max_length, "nodes": outcome.seed_nodes.tolist()}
     return Bundle(
         token_embeddings=outcome.embeddings,
         attention_mask=outcome.attention_mask,
@@ -50,7 +56,7 @@ def make_bundle(tag: TAG, lm: LanguageModel, settings: DistillSettings, outcome:
             max_length=settings.max_length,
         ),
         distillation=DistillationInfo(
-            method="talk",
+            method=settings.method,
             ratio=settings.ratio if settings.size is None else None,
             ratio_of="train_nodes",
             num_synthetic=int(outcome.labels.shape[0]),
@@ -75,10 +81,18 @@ def run_distillation(
     out = Path(out)
     if out.exists() and not force:  # refuse now, not after a long run
         raise BundleExistsError(f"{out} already exists (pass --force to replace it)")
-    distiller = TalkDistiller(tag, lm, real_features, settings, device)
-    if resume:
-        load_checkpoint(distiller, out)
-    outcome = distill_talk(distiller, on_step, on_checkpoint=lambda d: save_checkpoint(d, out))
+    if settings.method in CORESETS:
+        if resume:
+            raise SettingsError("--resume applies to --method talk only (a coreset is picked in one go)")
+        started = time.perf_counter()
+        outcome = coreset(settings.method, tag, lm, real_features, settings)
+        outcome.seconds = time.perf_counter() - started
+    else:
+        learner = KernelFeaturesDistiller if settings.method == "kernel-features" else TalkDistiller
+        distiller = learner(tag, lm, real_features, settings, device)
+        if resume:
+            load_checkpoint(distiller, out)
+        outcome = distill_talk(distiller, on_step, on_checkpoint=lambda d: save_checkpoint(d, out))
     bundle = make_bundle(tag, lm, settings, outcome)
     write_bundle(bundle, out, force=force)
     remove_checkpoint(out)

@@ -13,6 +13,7 @@ from talk_cli.errors import SettingsError
 from talk_cli.kernel import LOSSES, VARIANTS, KernelSpec
 
 STRUCTURES = ("identity", "knn", "learned")
+METHODS = ("talk", "kernel-features", "random", "herding", "kcenter")
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
 
 
@@ -20,6 +21,7 @@ RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
 class DistillSettings:
     """Every knob of a TaLK run. Defaults are the measured choices of docs/method.md."""
 
+    method: str = "talk"  # or a baseline: kernel-features, random, herding, kcenter
     ratio: float | None = 0.01  # fraction of the training nodes; ignored when size is set
     size: int | None = None  # number of synthetic nodes, overrides ratio
     seq_len: int = 32  # tokens per synthetic text
@@ -60,6 +62,10 @@ class DistillSettings:
                 raise SettingsError(f"{name} must be positive, got {getattr(self, name)}")
         if self.inner_every < 0 or self.inner_steps < 0 or self.krr_batch < 0:
             raise SettingsError("inner_every, inner_steps and krr_batch must be non-negative")
+        if self.method not in METHODS:
+            raise SettingsError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.method == "kernel-features" and self.inner_every:
+            raise SettingsError("the kernel-features method has no LM in its loop: inner_every must be 0")
         if self.structure not in STRUCTURES:
             raise SettingsError(f"structure must be one of {', '.join(STRUCTURES)}, got {self.structure!r}")
         if self.loss not in LOSSES:

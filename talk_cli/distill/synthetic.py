@@ -60,10 +60,13 @@ def pick_seed_nodes(tag: TAG, features: torch.Tensor, counts: list[int], seed: i
     return torch.tensor(chosen, dtype=torch.long)
 
 
-def initial_embeddings(texts: list[str], lm: LanguageModel, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+def initial_embeddings(
+    texts: list[str], lm: LanguageModel, seq_len: int, padding: str = "max_length"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The first `seq_len` input embeddings of each text, and a mask of the positions that
-    hold a real token (short texts are padded and the padding masked)."""
-    tokens = lm.tokenizer(texts, truncation=True, max_length=seq_len, padding="max_length", return_tensors="pt")
+    hold a real token. Texts are padded to `seq_len` ("max_length") or to the longest of them
+    ("longest"), and the padding is masked."""
+    tokens = lm.tokenizer(texts, truncation=True, max_length=seq_len, padding=padding, return_tensors="pt")
     with torch.no_grad():
         embeddings = lm.embeddings(tokens["input_ids"].to(lm.embeddings.weight.device)).float()
     return embeddings.cpu(), tokens["attention_mask"].long()

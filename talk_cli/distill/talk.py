@@ -34,7 +34,7 @@ from talk_cli.distill.synthetic import (
     synthetic_size,
 )
 from talk_cli.encode.encoder import EncodeSettings, encode_texts
-from talk_cli.encode.lm import LanguageModel
+from talk_cli.encode.lm import LanguageModel, check_length
 from talk_cli.kernel import (
     RealGraphSide,
     cross_kernel,
@@ -93,6 +93,7 @@ class TalkDistiller:
     def __init__(self, tag: TAG, lm: LanguageModel, real_features: torch.Tensor, settings: DistillSettings, device: torch.device):
         self.tag, self.lm, self.settings, self.device = tag, lm, settings, device
         self.spec = settings.kernel_spec()
+        check_length(lm, settings.seq_len, "--seq-len")
         torch.manual_seed(settings.seed)
         self.generator = torch.Generator().manual_seed(settings.seed)
         lm.model.to(device=device, dtype=torch.float32).eval()
@@ -292,3 +293,32 @@ def distill_talk(
     outcome.seconds = time.perf_counter() - started
     outcome.resumed_from_step = resumed_from
     return outcome
+
+
+class KernelFeaturesDistiller(TalkDistiller):
+    """The structure-based-NTK condensation that TaLK extends: the same KRR outer loop, but the
+    synthetic *feature vectors* are learned directly, with no LM in the loop. They start from the
+    seed nodes' real features; the bundle's token embeddings keep the seed texts they came from."""
+
+    def __init__(self, tag: TAG, lm: LanguageModel, real_features: torch.Tensor, settings: DistillSettings, device: torch.device):
+        super().__init__(tag, lm, real_features, settings, device)
+        self.learned_features = torch.nn.Parameter(real_features[self.seed_nodes].clone().to(device))
+        self.optimizer.param_groups[0]["params"] = [self.learned_features]
+        self.best = {"step": 0, "val": -1.0, "state": self.state()}
+
+    def features(self) -> torch.Tensor:
+        return self.learned_features.detach()
+
+    def inject(self, grad: torch.Tensor) -> None:
+        self.learned_features.grad = grad.to(self.learned_features.dtype)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        state = super().state()
+        if hasattr(self, "learned_features"):
+            state["learned_features"] = self.learned_features.detach().clone()
+        return state
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        super().load_state(state)
+        with torch.no_grad():
+            self.learned_features.copy_(state["learned_features"])

@@ -28,7 +28,7 @@ from talk_cli.encode.cache import (
     read_fresh_features,
     sidecar_path,
 )
-from talk_cli.encode.lm import LanguageModel, mean_pool
+from talk_cli.encode.lm import LanguageModel, check_length, mean_pool
 from talk_cli.errors import SettingsError
 
 ProgressCallback = Callable[[int], None]  # called with the number of texts just finished
@@ -114,6 +114,7 @@ def encode_tag(
     on_progress: ProgressCallback | None = None,
 ) -> EncodeResult:
     """Features for every node of `tag`, from the cache when fresh, else encoded and cached."""
+    check_length(lm, settings.max_length, "--max-length")
     key = feature_key(tag, lm, settings)
     path = Path(out) if out is not None else default_features_path(key)
     started = time.perf_counter()

@@ -15,7 +15,7 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase  # noqa: E402
 
-from talk_cli.errors import ModelError  # noqa: E402
+from talk_cli.errors import ModelError, SettingsError  # noqa: E402
 
 # Our own progress bar and messages replace transformers' loading bars and warnings.
 transformers.utils.logging.disable_progress_bar()
@@ -94,6 +94,13 @@ def load_language_model(model: str | None = None) -> LanguageModel:
         tokenizer=type(tokenizer).__name__,
     )
     return LanguageModel(tokenizer=tokenizer, model=encoder, identity=identity)
+
+
+def check_length(lm: LanguageModel, length: int, option: str) -> None:
+    """Refuse sequence lengths the LM has no position embeddings for."""
+    limit = getattr(lm.model.config, "max_position_embeddings", None)
+    if limit is not None and length > limit:
+        raise SettingsError(f"{option} {length} exceeds the {limit} positions of the LM {lm.identity.name!r}")
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

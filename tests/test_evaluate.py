@@ -1,0 +1,161 @@
+"""`talk evaluate` (gnn protocol) on the demo TAG with the tiny random BERT."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from talk_cli import load_bundle
+from talk_cli.bundle import write_bundle
+from talk_cli.data import make_demo_tag
+from talk_cli.distill import DistillSettings, make_bundle, run_distillation
+from talk_cli.distill.coreset import induced_adjacency
+from talk_cli.distill.talk import DistillOutcome
+from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
+from talk_cli.evaluate import EvalSettings, evaluate_bundle, evaluate_full, reference_key
+
+from conftest import run_cli
+
+CPU = torch.device("cpu")
+FAST = EvalSettings(runs=3, epochs=60)
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return make_demo_tag()
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir, tmp_path_factory):
+    import os
+
+    os.environ["TALK_CACHE_DIR"] = str(tmp_path_factory.mktemp("eval-cache"))
+    lm = load_language_model(str(tiny_model_dir))
+    return lm, encode_tag(make_demo_tag(), lm).features
+
+
+def coreset_bundle(tag, lm, features, nodes: torch.Tensor, labels: torch.Tensor | None = None):
+    """A bundle made of real training nodes and their induced subgraph (as a coreset baseline would be)."""
+    outcome = DistillOutcome(
+        embeddings=torch.zeros(len(nodes), 2, lm.identity.hidden_size),
+        attention_mask=torch.ones(len(nodes), 2, dtype=torch.int64),
+        adjacency=induced_adjacency(tag, nodes),
+        labels=tag.labels[nodes] if labels is None else labels,
+        soft_labels=None,
+        features=features[nodes],
+        seed_nodes=nodes,
+        best_step=0,
+        best_val_accuracy=0.0,
+    )
+    return make_bundle(tag, lm, DistillSettings(size=len(nodes), ratio=None), outcome)
+
+
+def test_all_training_nodes_match_the_full_reference_without_edges(demo, tiny, tmp_path):
+    """With an MLP (edges unused), a coreset of every training node trains on exactly the data the
+    full reference trains on, so the two must agree; any gap would be a pipeline bug."""
+    lm, features = tiny
+    # no dropout: full-batch training then does not depend on the order of the training rows
+    mlp = dataclasses.replace(FAST, architecture="mlp", epochs=100, dropout=0.0)
+    plan = DistillSettings(method="random", ratio=1.0, max_length=64)
+    bundle, _ = run_distillation(demo, lm, features, plan, CPU, tmp_path / "all")
+    assert bundle.num_synthetic == int(demo.train_mask.sum())
+    features = encode_tag(demo, lm, EncodeSettings(max_length=64)).features  # the coreset's length
+    everything = evaluate_bundle(bundle, demo, features, mlp, CPU).as_dict()
+    full = evaluate_full(demo, features, mlp, CPU, reference_key(demo, lm.identity, 64, mlp))
+    assert full["val_accuracy_mean"] > 0.4  # above chance (0.2): the tiny model's features carry the topic words
+    assert abs(everything["test_accuracy_mean"] - full["test_accuracy_mean"]) < 0.02, (everything, full)
+    assert abs(everything["val_accuracy_mean"] - full["val_accuracy_mean"]) < 0.02, (everything, full)
+
+
+def test_shuffled_labels_score_near_chance(demo, tiny):
+    lm, features = tiny
+    train = torch.nonzero(demo.train_mask).flatten()
+    shuffled = demo.labels[train][torch.randperm(len(train), generator=torch.Generator().manual_seed(0))]
+    result = evaluate_bundle(coreset_bundle(demo, lm, features, train, shuffled), demo, features, FAST, CPU).as_dict()
+    assert result["test_accuracy_mean"] < 0.2 + 0.15  # chance is 0.2 with five classes
+
+
+def test_runs_are_reproducible_by_seed(demo, tiny):
+    lm, features = tiny
+    bundle = coreset_bundle(demo, lm, features, torch.nonzero(demo.train_mask).flatten()[:20])
+    a = evaluate_bundle(bundle, demo, features, FAST, CPU).as_dict()
+    b = evaluate_bundle(bundle, demo, features, FAST, CPU).as_dict()
+    c = evaluate_bundle(bundle, demo, features, dataclasses.replace(FAST, seed=7), CPU).as_dict()
+    assert a == {**b, "train_seconds_mean": a["train_seconds_mean"]}
+    assert a["test_accuracy_mean"] != c["test_accuracy_mean"] or a["test_macro_f1_mean"] != c["test_macro_f1_mean"]
+
+
+@pytest.fixture
+def demo_bundle(demo, tiny, tmp_path):
+    lm, features = tiny
+    bundle = coreset_bundle(demo, lm, features, torch.nonzero(demo.train_mask).flatten()[:30])
+    return write_bundle(bundle, tmp_path / "b")
+
+
+def test_cli_evaluate_reports_percent_of_full_and_writes_back(demo_bundle, tiny_model_dir):
+    common = ["--dataset", "demo", "--model", tiny_model_dir, "--runs", "2", "--epochs", "30", "--json"]
+    full = run_cli("evaluate", "--full", *common)
+    assert full.exit_code == 0, full.output
+    result = run_cli("evaluate", demo_bundle, *common, "--write-back")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    reference = json.loads(full.stdout)["test_accuracy_mean"]
+    assert payload["percent_of_full"] == pytest.approx(100 * payload["test_accuracy_mean"] / reference, abs=0.01)
+    stored = load_bundle(demo_bundle).evaluation  # checksum still verifies after write-back
+    assert stored["gnn-gcn-demo"]["test_accuracy_mean"] == payload["test_accuracy_mean"]
+
+
+def test_cli_refuses_a_bundle_of_other_data_or_lm(demo_bundle, tiny_model_dir, tmp_path):
+    from conftest import write_tag_folder
+
+    other = write_tag_folder(tmp_path / "other")
+    result = run_cli("evaluate", demo_bundle, "--dataset", other, "--model", tiny_model_dir, "--runs", "1", "--epochs", "2")
+    assert result.exit_code == 2 and "dataset hash differs" in result.stderr and "--allow-mismatch" in result.stderr
+    resplit = run_cli("evaluate", demo_bundle, "--dataset", "demo", "--split-seed", "3", "--model", tiny_model_dir, "--runs", "1")
+    assert resplit.exit_code == 2 and "split differs" in resplit.stderr
+
+
+def test_cli_refuses_another_lm_unless_allowed(demo_bundle, tiny_model_dir, tmp_path):
+    from transformers import BertConfig, BertModel
+
+    from conftest import TINY_VOCAB
+
+    torch.manual_seed(1)
+    config = BertConfig(vocab_size=len(TINY_VOCAB), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    other = tmp_path / "other-lm"
+    BertModel(config).save_pretrained(other)
+    load_language_model(str(tiny_model_dir)).tokenizer.save_pretrained(other)
+    args = ["evaluate", demo_bundle, "--dataset", "demo", "--model", other, "--runs", "1", "--epochs", "2"]
+    refused = run_cli(*args)
+    assert refused.exit_code == 2 and "LM weights differ" in refused.stderr
+    allowed = run_cli(*args, "--allow-mismatch")
+    assert allowed.exit_code == 0 and "warning: LM weights differ" in allowed.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dataset", "demo"], "give a BUNDLE to evaluate, or --full"),
+        (["--dataset", "demo", "--full", "--model-type", "transformer"], "--model-type must be one of"),
+        (["--dataset", "demo", "--full", "--protocol", "joint"], "--full is the frozen-LM reference"),
+        (["--dataset", "demo", "--full", "--protocol", "both"], "--protocol must be gnn or joint"),
+        (["--dataset", "demo", "--full", "--runs", "0"], "--runs and --epochs must be at least 1"),
+    ],
+)
+def test_cli_bad_options(args, message):
+    result = run_cli("evaluate", *args)
+    assert result.exit_code == 2 and message in result.stderr
+
+
+def test_joint_protocol_fine_tunes_the_lm_and_restores_it(demo, tiny, tmp_path):
+    from talk_cli.encode.lm import weights_sha256
+    from talk_cli.evaluate.joint import evaluate_joint
+
+    lm, features = tiny
+    bundle = coreset_bundle(demo, lm, features, torch.nonzero(demo.train_mask).flatten()[:30])
+    summary = evaluate_joint(bundle, demo, lm, EvalSettings(runs=2, epochs=5), 128, CPU).as_dict()
+    assert summary["runs"] == 2 and 0 <= summary["test_accuracy_mean"] <= 1
+    assert weights_sha256(lm.model) == lm.identity.weights_sha256  # the caller's LM is left as it was
