@@ -190,10 +190,6 @@ def encode(
         )
 
 
-def not_yet(name: str) -> None:
-    raise fail(f"`talk {name}` is not yet implemented")
-
-
 @app.command()
 @reports_errors
 def distill(
@@ -339,7 +335,7 @@ def evaluate(
     allow_mismatch: Annotated[
         bool, typer.Option("--allow-mismatch", help="Evaluate a bundle made from other data or another LM.")
     ] = False,
-    write_back: Annotated[bool, typer.Option("--write-back", help="Store the results in the bundle's manifest.")] = False,
+    store: Annotated[bool, typer.Option("--write-back", help="Store the results in the bundle's manifest.")] = False,
     model: Annotated[Optional[str], typer.Option("--model", help="LM for the real features [default: the bundle's].")] = None,
     max_length: Annotated[Optional[int], typer.Option("--max-length", help="Tokens per real text [default: the bundle's, else 128].")] = None,
     data_root: DataRootOpt = None,
@@ -352,17 +348,15 @@ def evaluate(
 ) -> None:
     """Train a GNN on a bundle and test it on the real graph; or the full-data reference (--full).
 
-    % of full compares with the cached --full reference of the same model type (gnn protocol, 200 epochs).
+    % of full compares with the cached --full reference with the same settings (for --protocol joint:
+    the gnn reference at 200 epochs).
     """
-    import dataclasses
-    import datetime
-
-    from talk_cli.bundle import load_bundle, write_bundle
+    from talk_cli.bundle import load_bundle
     from talk_cli.device import resolve_device
     from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
     from talk_cli.encode.lm import DEFAULT_MODEL
-    from talk_cli.evaluate import EvalSettings, cached_reference, check_match, evaluate_bundle, evaluate_full, reference_key
-    from talk_cli.evaluate.joint import evaluate_joint
+    from talk_cli.evaluate import EvalSettings, check_match
+    from talk_cli.evaluate.run import result_payload, run_evaluation, write_back
 
     if protocol not in ("gnn", "joint"):
         raise fail(f"--protocol must be gnn or joint, got {protocol!r}")
@@ -370,8 +364,7 @@ def evaluate(
         raise fail("give a BUNDLE to evaluate, or --full for the full-data reference (not both)")
     if full and protocol == "joint":
         raise fail("--full is the frozen-LM reference; use it with --protocol gnn")
-    epochs = epochs or (200 if protocol == "gnn" else 30)
-    settings = EvalSettings(architecture=model_type, runs=runs, epochs=epochs, seed=seed)
+    settings = EvalSettings(architecture=model_type, runs=runs, epochs=epochs or (200 if protocol == "gnn" else 30), seed=seed)
     target = resolve_device(device)
     bundle = load_bundle(bundle_path) if bundle_path is not None else None
     tag = load_dataset(dataset, data_root, split_seed, split_fractions, ignore_split_file)
@@ -384,35 +377,11 @@ def evaluate(
         stderr.print(f"warning: {problem}")
     with progress_bar(f"encoding {tag.name}", tag.num_nodes, quiet) as advance:
         features = encode_tag(tag, lm, EncodeSettings(max_length=length), target, on_progress=advance).features
-    key = reference_key(tag, lm.identity, length, settings)
-    reference = cached_reference(key)
     with progress_bar(f"training {model_type} x{runs}", runs, quiet) as advance:
-        if full:
-            result = reference if reference is not None else evaluate_full(tag, features, settings, target, key, advance)
-            reference = result
-        elif protocol == "joint":
-            result = evaluate_joint(bundle, tag, lm, settings, length, target, advance).as_dict()
-            reference = cached_reference(reference_key(tag, lm.identity, length, dataclasses.replace(settings, epochs=200)))
-        else:
-            result = evaluate_bundle(bundle, tag, features, settings, target, advance).as_dict()
-    payload = {
-        "protocol": protocol,
-        "model_type": model_type,
-        "dataset": tag.name,
-        "training_set": "full" if full else str(bundle_path),
-        **{k: round(v, 6) if isinstance(v, float) else v for k, v in result.items()},
-        "percent_of_full": None,
-        "epochs": epochs,
-        "seed": seed,
-        "mismatches": problems,
-        "date": datetime.date.today().isoformat(),
-    }
-    if not full and reference is not None:
-        payload["percent_of_full"] = round(100 * result["test_accuracy_mean"] / reference["test_accuracy_mean"], 2)
-        payload["full_test_accuracy_mean"] = round(reference["test_accuracy_mean"], 6)
-    if write_back and bundle is not None:
-        bundle.evaluation = {**bundle.evaluation, f"{protocol}-{model_type}-{tag.name}": payload}
-        write_bundle(bundle, bundle_path, force=True)
+        result, reference = run_evaluation(tag, lm, features, bundle, settings, protocol, length, target, advance)
+    payload = result_payload(result, reference, protocol, settings, tag, "full" if full else str(bundle_path), problems)
+    if store and bundle is not None:
+        write_back(bundle, bundle_path, payload)
     if not quiet:
         line = (
             f"{'full training set' if full else bundle_path}: test accuracy {100 * result['test_accuracy_mean']:.2f} "

@@ -24,7 +24,7 @@ class DistillSettings:
     method: str = "talk"  # or a baseline: kernel-features, random, herding, kcenter
     ratio: float | None = 0.01  # fraction of the training nodes; ignored when size is set
     size: int | None = None  # number of synthetic nodes, overrides ratio
-    seq_len: int = 32  # tokens per synthetic text
+    seq_len: int = 16  # tokens per synthetic text
     steps: int = 100  # outer (KRR) steps
     lr: float = 0.01  # Adam, token embeddings
     lr_adjacency: float = 0.05  # Adam, learned adjacency logits

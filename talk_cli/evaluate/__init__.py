@@ -9,6 +9,7 @@ from talk_cli.evaluate.protocol import (
     mismatches,
     reference_key,
 )
+from talk_cli.evaluate.run import result_payload, run_evaluation, write_back
 from talk_cli.evaluate.train import EvalSettings, Graph, Summary, train_runs
 
 __all__ = [
@@ -23,5 +24,8 @@ __all__ = [
     "evaluate_full",
     "mismatches",
     "reference_key",
+    "result_payload",
+    "run_evaluation",
     "train_runs",
+    "write_back",
 ]
