@@ -2,7 +2,10 @@
 and the memory of batch-wise gradient injection against full back-propagation.
 
     python benchmarks/distill.py --write docs/performance.md
-    python benchmarks/distill.py --datasets cora --ratios 0.01 --write docs/performance.md   # a subset
+    python benchmarks/distill.py --datasets cora --kernel-sizes --injection-sizes --write docs/performance.md  # one part
+
+Each part (a dataset's table, the kernel table, the injection table) is its own marked section
+of the document, so a part can be measured again without the others.
 
 Every measurement runs in a fresh child process so that its peak RSS is its own. Distillation
 uses each dataset's shipped recipe (recipes/<dataset>.yaml). "Encode" is a fresh encode of the
@@ -130,8 +133,8 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--datasets", nargs="+", default=["cora", "arxiv_2023"])
     parser.add_argument("--ratios", type=float, nargs="+", default=[0.005, 0.01, 0.02])
-    parser.add_argument("--kernel-sizes", type=int, nargs="+", default=[16, 64, 256, 1024])
-    parser.add_argument("--injection-sizes", type=int, nargs="+", default=[16, 64, 128])
+    parser.add_argument("--kernel-sizes", type=int, nargs="*", default=[16, 64, 256, 1024])
+    parser.add_argument("--injection-sizes", type=int, nargs="*", default=[16, 64, 128])
     parser.add_argument("--write", type=Path)
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -148,37 +151,40 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    lines = [f"Command: `python benchmarks/distill.py --write docs/performance.md`  ", f"Machine: {machine_line()}", ""]
-    lines += ["### Distillation with the shipped recipes", ""]
-    lines += ["| dataset | ratio | n_syn | steps | distil s (features cached) | encode s | distil + encode s | peak RSS MiB | val KRR acc |"]
-    lines += ["|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    header = [f"Command: `python benchmarks/distill.py {' '.join(sys.argv[1:])}`  ", f"Machine: {machine_line()}", ""]
+    sections: dict[str, list[str]] = {}
     for dataset in args.datasets:
+        lines = sections[f"distill-{dataset}"] = [f"### Distilling {dataset} with its shipped recipe", "", *header]
+        lines += ["| ratio | n_syn | steps | distil s (features cached) | encode s | distil + encode s | peak RSS MiB | val KRR acc |"]
+        lines += ["|---:|---:|---:|---:|---:|---:|---:|---:|"]
         encode = child(["encode", dataset, *root])
         for ratio in args.ratios:
             r = child(["distill", dataset, str(ratio), *root])
             lines.append(
-                f"| {dataset} | {ratio} | {r['n_syn']} | {r['steps']} | {r['seconds']:.1f} | {encode['seconds']:.1f} "
+                f"| {ratio} | {r['n_syn']} | {r['steps']} | {r['seconds']:.1f} | {encode['seconds']:.1f} "
                 f"| {r['seconds'] + encode['seconds']:.1f} | {max(r['peak_rss_mib'], encode['peak_rss_mib']):.0f} | {r['val']:.4f} |"
             )
             print(lines[-1], file=sys.stderr, flush=True)
-    lines += ["", "### The kernel step alone (Cora, K = 2, L = 1, all 1,625 training nodes, forward + backward)", ""]
-    lines += ["| n_syn | variant | real-side set-up s | step s (median of 5) | peak RSS MiB |", "|---:|---|---:|---:|---:|"]
-    for n_syn in args.kernel_sizes:
-        for variant in ("propagate-first", "interleaved"):
-            r = child(["kernel", str(n_syn), variant, *root])
-            lines.append(f"| {n_syn} | {variant} | {r['setup_seconds']:.3f} | {r['step_seconds']:.4f} | {r['peak_rss_mib']:.0f} |")
-            print(lines[-1], file=sys.stderr, flush=True)
-    lines += ["", "### Gradient injection keeps memory flat (Cora, MiniLM, 32 tokens per synthetic text, one step)", ""]
-    lines += ["| n_syn | backward | seconds | peak RSS MiB | RSS before the step MiB |", "|---:|---|---:|---:|---:|"]
-    for n_syn in args.injection_sizes:
-        for chunk, label in ((8, "injection, chunks of 8"), (n_syn, "full back-propagation")):
-            r = child(["inject", str(n_syn), str(chunk), *root])
-            lines.append(f"| {n_syn} | {label} | {r['seconds']:.1f} | {r['peak_rss_mib']:.0f} | {r['before_step_mib']:.0f} |")
-            print(lines[-1], file=sys.stderr, flush=True)
-    markdown = "\n".join(lines)
-    print(markdown)
-    if args.write:
-        write_section(args.write, "distill", markdown)
+    if args.kernel_sizes:
+        lines = sections["distill-kernel"] = ["### The kernel step alone (Cora, K = 2, L = 1, all 1,625 training nodes, forward + backward)", "", *header]
+        lines += ["| n_syn | variant | real-side set-up s | step s (median of 5) | peak RSS MiB |", "|---:|---|---:|---:|---:|"]
+        for n_syn in args.kernel_sizes:
+            for variant in ("propagate-first", "interleaved"):
+                r = child(["kernel", str(n_syn), variant, *root])
+                lines.append(f"| {n_syn} | {variant} | {r['setup_seconds']:.3f} | {r['step_seconds']:.4f} | {r['peak_rss_mib']:.0f} |")
+                print(lines[-1], file=sys.stderr, flush=True)
+    if args.injection_sizes:
+        lines = sections["distill-injection"] = ["### Gradient injection keeps memory flat (Cora, MiniLM, 32 tokens per synthetic text, one step)", "", *header]
+        lines += ["| n_syn | backward | seconds | peak RSS MiB | RSS before the step MiB |", "|---:|---|---:|---:|---:|"]
+        for n_syn in args.injection_sizes:
+            for chunk, label in ((8, "injection, chunks of 8"), (n_syn, "full back-propagation")):
+                r = child(["inject", str(n_syn), str(chunk), *root])
+                lines.append(f"| {n_syn} | {label} | {r['seconds']:.1f} | {r['peak_rss_mib']:.0f} | {r['before_step_mib']:.0f} |")
+                print(lines[-1], file=sys.stderr, flush=True)
+    for name, lines in sections.items():
+        print("\n".join(lines) + "\n")
+        if args.write:
+            write_section(args.write, name, "\n".join(lines))
 
 
 if __name__ == "__main__":
