@@ -111,7 +111,7 @@ def run_injection_memory(data_root: Path | None, n_syn: int, chunk: int) -> dict
     synthetic nodes, or full back-propagation through the LM when chunk >= n_syn."""
     from talk_cli.data import load_tag
     from talk_cli.distill import DistillSettings, TalkDistiller
-    from talk_cli.distill.synthetic import synthetic_features
+    from talk_cli.encode.lm import encode_embeddings
     from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
 
     tag, lm = load_tag("cora", data_root), load_language_model()
@@ -121,7 +121,7 @@ def run_injection_memory(data_root: Path | None, n_syn: int, chunk: int) -> dict
     before = peak_rss_mib()
     started = time.perf_counter()
     if chunk >= n_syn:
-        full = synthetic_features(lm, distiller.embeddings, distiller.mask).double()
+        full = encode_embeddings(lm, distiller.embeddings, distiller.mask).double()
         distiller.kernel_loss(full, distiller.train_nodes).backward()
     else:
         distiller.outer_step()

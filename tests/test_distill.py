@@ -11,8 +11,9 @@ import yaml
 from talk_cli import load_bundle
 from talk_cli.data import make_demo_tag
 from talk_cli.distill import DistillSettings, TalkDistiller, distill_talk, run_distillation
-from talk_cli.distill.synthetic import allocate, learned_adjacency, synthetic_features, synthetic_size
+from talk_cli.distill.synthetic import allocate, learned_adjacency, synthetic_size
 from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
+from talk_cli.encode.lm import encode_embeddings
 from talk_cli.errors import SettingsError
 
 from conftest import run_cli
@@ -65,7 +66,7 @@ def test_gradient_injection_equals_full_backpropagation(demo, tiny_lm, demo_feat
     distiller = TalkDistiller(demo, tiny_lm, demo_features, settings(structure="learned", soft_labels=True), CPU)
     rows = distiller.train_nodes[:40]
 
-    full = synthetic_features(tiny_lm, distiller.embeddings, distiller.mask).double()
+    full = encode_embeddings(tiny_lm, distiller.embeddings, distiller.mask).double()
     distiller.kernel_loss(full, rows).backward()
     expected = [p.grad.clone() for p in (distiller.embeddings, distiller.adjacency_logits, distiller.targets)]
     distiller.optimizer.zero_grad()
@@ -104,7 +105,7 @@ def test_structures_give_valid_bundles(demo, tiny_lm, demo_features, tmp_path, s
     assert (adjacency.sum() == 0) == (structure == "identity")
     assert loaded.distillation.settings["structure"] == structure
     assert loaded.distillation.num_synthetic == 10 and loaded.distillation.ratio is None
-    assert torch.allclose(loaded.features, synthetic_features(tiny_lm, loaded.token_embeddings, loaded.attention_mask), atol=1e-5)
+    assert torch.allclose(loaded.features, encode_embeddings(tiny_lm, loaded.token_embeddings, loaded.attention_mask), atol=1e-5)
 
 
 def test_learned_adjacency_is_symmetric_nonnegative_zero_diagonal():
@@ -171,7 +172,7 @@ def test_inner_loop_trains_the_lm_but_bundle_uses_the_pretrained_one(demo, tiny_
     from talk_cli.encode.lm import weights_sha256
 
     assert weights_sha256(lm.model) == lm.identity.weights_sha256  # pretrained weights restored
-    assert torch.allclose(bundle.features, synthetic_features(lm, bundle.token_embeddings, bundle.attention_mask), atol=1e-5)
+    assert torch.allclose(bundle.features, encode_embeddings(lm, bundle.token_embeddings, bundle.attention_mask), atol=1e-5)
 
 
 # --- the command ---------------------------------------------------------------------------------

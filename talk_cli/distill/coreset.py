@@ -14,9 +14,9 @@ import torch
 
 from talk_cli.data.tag import TAG
 from talk_cli.distill.settings import DistillSettings
-from talk_cli.distill.synthetic import allocate, initial_embeddings, synthetic_features, synthetic_size
+from talk_cli.distill.synthetic import allocate, initial_embeddings, synthetic_size
 from talk_cli.distill.talk import DistillOutcome
-from talk_cli.encode.lm import LanguageModel
+from talk_cli.encode.lm import LanguageModel, encode_embeddings
 
 CORESETS = ("random", "herding", "kcenter")
 
@@ -78,7 +78,7 @@ def coreset(method: str, tag: TAG, lm: LanguageModel, features: torch.Tensor, se
     embeddings, mask = initial_embeddings([tag.texts[i] for i in nodes], lm, settings.max_length, padding="longest")
     lm.model.eval()
     with torch.no_grad():
-        pooled = synthetic_features(lm, embeddings.to(lm.embeddings.weight.device), mask.to(lm.embeddings.weight.device))
+        pooled = encode_embeddings(lm, embeddings.to(lm.embeddings.weight.device), mask.to(lm.embeddings.weight.device))
     return DistillOutcome(
         embeddings=embeddings,
         attention_mask=mask,

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from sklearn.cluster import KMeans
 
 from talk_cli.data.tag import TAG
-from talk_cli.encode.lm import LanguageModel, mean_pool
+from talk_cli.encode.lm import LanguageModel
 from talk_cli.errors import SettingsError
 
 
@@ -70,12 +70,6 @@ def initial_embeddings(
     with torch.no_grad():
         embeddings = lm.embeddings(tokens["input_ids"].to(lm.embeddings.weight.device)).float()
     return embeddings.cpu(), tokens["attention_mask"].long()
-
-
-def synthetic_features(lm: LanguageModel, embeddings: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """pool(LM(E)): the mean-pooled LM output of each synthetic sequence."""
-    hidden = lm.model(inputs_embeds=embeddings, attention_mask=mask).last_hidden_state
-    return mean_pool(hidden, mask)
 
 
 def knn_adjacency(features: torch.Tensor, k: int) -> torch.Tensor:

@@ -30,11 +30,10 @@ from talk_cli.distill.synthetic import (
     knn_adjacency,
     learned_adjacency,
     pick_seed_nodes,
-    synthetic_features,
     synthetic_size,
 )
 from talk_cli.encode.encoder import EncodeSettings, encode_texts
-from talk_cli.encode.lm import LanguageModel, check_length
+from talk_cli.encode.lm import LanguageModel, check_length, encode_embeddings
 from talk_cli.kernel import (
     RealGraphSide,
     cross_kernel,
@@ -143,7 +142,7 @@ class TalkDistiller:
         with torch.no_grad():
             return torch.cat(
                 [
-                    synthetic_features(self.lm, self.embeddings[part], self.mask[part])
+                    encode_embeddings(self.lm, self.embeddings[part], self.mask[part])
                     for part in self.chunks()
                 ]
             )
@@ -173,7 +172,7 @@ class TalkDistiller:
     def inject(self, grad: torch.Tensor) -> None:
         """Back-propagate ∂loss/∂X_s into E one chunk at a time."""
         for part in self.chunks():
-            out = synthetic_features(self.lm, self.embeddings[part], self.mask[part])
+            out = encode_embeddings(self.lm, self.embeddings[part], self.mask[part])
             out.backward(grad[part].to(out.dtype))
 
     def sample_batch(self) -> torch.Tensor:
@@ -221,7 +220,7 @@ class TalkDistiller:
         )
         adjacency = self.adjacency(self.features()).float().detach()
         for _ in range(self.settings.inner_steps):
-            x = synthetic_features(self.lm, self.embeddings.detach(), self.mask)
+            x = encode_embeddings(self.lm, self.embeddings.detach(), self.mask)
             logits = self.gcn(x, adjacency)
             targets = self.targets.detach()
             loss = F.cross_entropy(logits, targets.softmax(dim=1) if self.settings.soft_labels else self.labels)

@@ -107,3 +107,10 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     """Average the token states the attention mask keeps: [b, t, h], [b, t] -> [b, h]."""
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+def encode_embeddings(lm: LanguageModel, embeddings: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """pool(LM(E)): mean-pooled LM output for input-embedding sequences fed as `inputs_embeds`
+    (how synthetic texts are read)."""
+    hidden = lm.model(inputs_embeds=embeddings, attention_mask=attention_mask).last_hidden_state
+    return mean_pool(hidden, attention_mask)

@@ -17,7 +17,7 @@ from sklearn.metrics import f1_score
 
 from talk_cli.bundle import Bundle
 from talk_cli.data.tag import TAG
-from talk_cli.distill.synthetic import synthetic_features
+from talk_cli.encode.lm import encode_embeddings
 from talk_cli.encode.encoder import EncodeSettings, encode_texts
 from talk_cli.encode.lm import LanguageModel
 from talk_cli.errors import SettingsError
@@ -54,7 +54,7 @@ def evaluate_joint(
         started = time.perf_counter()
         for _ in range(settings.epochs):
             gnn.train()
-            logits = gnn(synthetic_features(lm, embeddings, mask), edge_index, edge_weight)
+            logits = gnn(encode_embeddings(lm, embeddings, mask), edge_index, edge_weight)
             loss = soft_cross_entropy(logits, targets) if targets.is_floating_point() else F.cross_entropy(logits, targets)
             optimizer.zero_grad()
             loss.backward()
