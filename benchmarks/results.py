@@ -46,6 +46,14 @@ def pct(value: float) -> str:
     return f"{100 * value:.2f}"
 
 
+def scores(summary: dict) -> str:
+    """The 'test acc % | macro-F1 %' cells of a row, each mean ± std."""
+    return (
+        f"{pct(summary['test_accuracy_mean'])} ± {pct(summary['test_accuracy_std'])} "
+        f"| {pct(summary['test_macro_f1_mean'])} ± {pct(summary['test_macro_f1_std'])}"
+    )
+
+
 def child_run(dataset: str, method: str, ratio: float, runs: int, protocol: str, data_root: Path | None) -> dict:
     from talk_cli.data import load_tag
     from talk_cli.distill import recipe_path, resolve_settings, run_distillation
@@ -115,21 +123,17 @@ def main() -> None:
         out = sections[f"results-{dataset}"] = [f"## {dataset} ({runs} runs per row, ratios {', '.join(map(str, args.ratios))})", "", *header]
         out += ["| method | ratio | nodes | test acc % | macro-F1 % | % of full | distil s | eval s | peak RSS MiB |"]
         out += ["|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        s = full["summary"]
         out.append(
-            f"| full | 1.0 | {full['n_syn']} | {pct(s['test_accuracy_mean'])} ± {pct(s['test_accuracy_std'])} "
-            f"| {pct(s['test_macro_f1_mean'])} ± {pct(s['test_macro_f1_std'])} | 100.0 | - | {full['eval_seconds']:.0f} "
+            f"| full | 1.0 | {full['n_syn']} | {scores(full['summary'])} | 100.0 | - | {full['eval_seconds']:.0f} "
             f"| {full['peak_rss_mib']:.0f} |"
         )
         print(out[-1], file=sys.stderr, flush=True)
         for ratio in args.ratios:
             for method in args.methods:
                 r = run_child(dataset, method, str(ratio), str(runs), "gnn", *root)
-                s = r["summary"]
                 out.append(
-                    f"| {method} | {ratio} | {r['n_syn']} | {pct(s['test_accuracy_mean'])} ± {pct(s['test_accuracy_std'])} "
-                    f"| {pct(s['test_macro_f1_mean'])} ± {pct(s['test_macro_f1_std'])} "
-                    f"| {100 * s['test_accuracy_mean'] / reference:.1f} | {r['distill_seconds']:.1f} "
+                    f"| {method} | {ratio} | {r['n_syn']} | {scores(r['summary'])} "
+                    f"| {100 * r['summary']['test_accuracy_mean'] / reference:.1f} | {r['distill_seconds']:.1f} "
                     f"| {r['eval_seconds']:.0f} | {r['peak_rss_mib']:.0f} |"
                 )
                 print(out[-1], file=sys.stderr, flush=True)
@@ -148,11 +152,9 @@ def main() -> None:
             reference = references[dataset]  # joint datasets must also be in --datasets
             for method in ("talk", "herding"):
                 r = run_child(dataset, method, ratio, str(args.joint_runs), "joint", *root)
-                s = r["summary"]
                 out.append(
-                    f"| {dataset} | {method} | {ratio} | {pct(s['test_accuracy_mean'])} ± {pct(s['test_accuracy_std'])} "
-                    f"| {pct(s['test_macro_f1_mean'])} ± {pct(s['test_macro_f1_std'])} "
-                    f"| {100 * s['test_accuracy_mean'] / reference:.1f} | {r['eval_seconds']:.0f} |"
+                    f"| {dataset} | {method} | {ratio} | {scores(r['summary'])} "
+                    f"| {100 * r['summary']['test_accuracy_mean'] / reference:.1f} | {r['eval_seconds']:.0f} |"
                 )
                 print(out[-1], file=sys.stderr, flush=True)
     for name, lines in sections.items():
