@@ -231,6 +231,7 @@ def distill(
     as_json: JsonOpt = False,
 ) -> None:
     """Distil a dataset into a synthetic-graph bundle with TaLK."""
+    from talk_cli.bundle.bundle import check_target
     from talk_cli.device import resolve_device
     from talk_cli.distill import recipe_path, resolve_settings, run_distillation
     from talk_cli.distill.settings import RECIPES_DIR
@@ -246,8 +247,7 @@ def distill(
     recipe_file = recipe_path(recipe) if recipe is not None else None
     settings = resolve_settings(recipe_file, overrides)
     target = resolve_device(device)
-    if out.exists() and not force and not resume:
-        raise fail(f"{out} already exists (pass --force to replace it)")
+    check_target(out, force)  # before encoding, not after it
     tag = load_dataset(dataset, data_root, split_seed, split_fractions, ignore_split_file)
     report_dataset(tag, quiet)
     if not quiet and recipe_file is not None:

@@ -17,7 +17,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from talk_cli import __version__
-from talk_cli.atomic import fsync_directory
+from talk_cli.atomic import atomic_write_bytes, fsync_directory
 from talk_cli.bundle import spec
 from talk_cli.bundle.errors import (
     BundleExistsError,
@@ -94,15 +94,21 @@ class Bundle:
             named["soft_labels"] = self.soft_labels
         return named
 
+    def edges(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The adjacency as PyG's (edge_index, edge_weight): its non-zero entries."""
+        from torch_geometric.utils import dense_to_sparse
+
+        return dense_to_sparse(self.adjacency)
+
     def to_pyg(self):
         """The synthetic graph as a `torch_geometric.data.Data` (x = pooled LM features)."""
         from torch_geometric.data import Data
 
-        edge_index = self.adjacency.nonzero().t().contiguous()
+        edge_index, edge_weight = self.edges()
         data = Data(
             x=self.features,
             edge_index=edge_index,
-            edge_weight=self.adjacency[edge_index[0], edge_index[1]],
+            edge_weight=edge_weight,
             y=self.labels,
             token_embeddings=self.token_embeddings,
             attention_mask=self.attention_mask,
@@ -143,6 +149,12 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def check_target(path: Path, force: bool) -> None:
+    """Refuse to write over an existing `path` unless forced (callers check early, before long work)."""
+    if Path(path).exists() and not force:
+        raise BundleExistsError(f"{path} already exists (pass --force to replace it)")
+
+
 def write_bundle(bundle: Bundle, path: Path, force: bool = False) -> Path:
     """Write atomically: build in a temporary directory beside `path`, fsync, rename into place.
 
@@ -150,17 +162,16 @@ def write_bundle(bundle: Bundle, path: Path, force: bool = False) -> Path:
     cannot publish a bundle that readers would refuse.
     """
     path = Path(path)
-    if path.exists() and not force:
-        raise BundleExistsError(f"{path} already exists (pass --force to replace it)")
+    check_target(path, force)
     if path.exists() and not (path / spec.MANIFEST_FILE).is_file():
         raise BundleExistsError(f"{path} exists and is not a bundle; refusing to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
     try:
         tensors = {name: t.detach().cpu().contiguous() for name, t in bundle.tensors().items()}
-        write_synced(staging / spec.TENSOR_FILE, save(tensors))
+        atomic_write_bytes(staging / spec.TENSOR_FILE, save(tensors))
         manifest = bundle.manifest(sha256_file(staging / spec.TENSOR_FILE))
-        write_synced(staging / spec.MANIFEST_FILE, yaml.safe_dump(manifest, sort_keys=False).encode())
+        atomic_write_bytes(staging / spec.MANIFEST_FILE, yaml.safe_dump(manifest, sort_keys=False).encode())
         fsync_directory(staging)
         load_bundle(staging)  # never publish what a reader would refuse
         if path.exists():
@@ -175,13 +186,6 @@ def write_bundle(bundle: Bundle, path: Path, force: bool = False) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return path
-
-
-def write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

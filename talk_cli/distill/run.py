@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from talk_cli.bundle import Bundle, DatasetInfo, DistillationInfo, LMInfo, write_bundle
-from talk_cli.bundle.errors import BundleExistsError
+from talk_cli.bundle.bundle import check_target
 from talk_cli.data.tag import TAG
 from talk_cli.distill.coreset import CORESETS, coreset
 from talk_cli.distill.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
@@ -79,8 +79,7 @@ def run_distillation(
 ) -> tuple[Bundle, DistillOutcome]:
     """Distil `tag` into the bundle `out`, checkpointing beside it as it goes."""
     out = Path(out)
-    if out.exists() and not force:  # refuse now, not after a long run
-        raise BundleExistsError(f"{out} already exists (pass --force to replace it)")
+    check_target(out, force)  # refuse now, not after a long run
     if settings.method in CORESETS:
         if resume:
             raise SettingsError("--resume applies to --method talk only (a coreset is picked in one go)")

@@ -35,8 +35,7 @@ def evaluate_joint(
         raise SettingsError("the joint protocol needs token embeddings that produce the features; kernel-features bundles have none")
     pretrained = copy.deepcopy(lm.model.state_dict())
     embeddings, mask = bundle.token_embeddings.to(device), bundle.attention_mask.to(device)
-    edge_index = bundle.adjacency.nonzero().t().to(device)
-    edge_weight = bundle.adjacency.to(device)[edge_index[0], edge_index[1]]
+    edge_index, edge_weight = (t.to(device) for t in bundle.edges())
     targets = bundle_targets(bundle).to(device)
     val_rows, test_rows = split_rows(tag, device)
     labels = tag.labels.to(device)

@@ -56,8 +56,8 @@ def bundle_targets(bundle: Bundle) -> torch.Tensor:
 
 
 def evaluate_bundle(bundle: Bundle, tag: TAG, features: torch.Tensor, settings: EvalSettings, device: torch.device, on_run=None) -> Summary:
-    edge_index = bundle.adjacency.nonzero().t()
-    synthetic = Graph(bundle.features.to(device), edge_index.to(device), bundle.adjacency[edge_index[0], edge_index[1]].to(device))
+    edge_index, edge_weight = bundle.edges()
+    synthetic = Graph(bundle.features.to(device), edge_index.to(device), edge_weight.to(device))
     rows = torch.arange(bundle.num_synthetic, device=device)
     return train_runs(
         synthetic, rows, bundle_targets(bundle).to(device), real_graph(tag, features, device), tag.labels.to(device),

@@ -84,8 +84,7 @@ def train_once(
 ) -> RunResult:
     """`targets`: int64 class ids, or float [rows, C] distributions (soft labels)."""
     torch.manual_seed(seed)
-    num_classes = int(real_labels.max()) + 1 if targets.dtype == torch.int64 else targets.shape[1]
-    num_classes = max(num_classes, int(real_labels.max()) + 1)
+    num_classes = max(int(real_labels.max()) + 1, targets.shape[1] if targets.is_floating_point() else 0)
     model = build_model(settings.architecture, train_graph.x.shape[1], num_classes, settings.hidden, settings.dropout)
     model = model.to(train_graph.x.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
