@@ -65,7 +65,6 @@ def child_run(dataset: str, method: str, ratio: float, runs: int, protocol: str,
     settings = resolve_settings(recipe_path(dataset), {"method": method if method != "full" else None, "ratio": ratio})
     features = encode_tag(tag, lm, EncodeSettings(max_length=settings.max_length)).features
     if method == "full":  # the reference, from the evaluate cache when an earlier run made it
-        started = time.perf_counter()
         evaluation = EvalSettings(runs=runs)
         key = reference_key(tag, lm.identity, settings.max_length, evaluation)
         summary = cached_reference(key) or evaluate_full(tag, features, evaluation, device, key)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from talk_cli.bundle import Bundle
 
 __version__ = "0.1.0"
+
+# The kernel and the evaluation models multiply by sparse CSR matrices, which torch flags as
+# "beta" on every construction; the operation we use (CSR @ dense) is stable, so the notice is noise.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
 
 def load_bundle(path: str | os.PathLike) -> Bundle:

@@ -9,6 +9,7 @@ this protocol trains for a fixed number of epochs and does no per-epoch model se
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 
 import torch
@@ -21,6 +22,7 @@ from talk_cli.encode.lm import encode_embeddings
 from talk_cli.encode.encoder import EncodeSettings, encode_texts
 from talk_cli.encode.lm import LanguageModel
 from talk_cli.errors import SettingsError
+from talk_cli.evaluate.graph import Graph
 from talk_cli.evaluate.models import build_model
 from talk_cli.evaluate.protocol import bundle_targets, split_rows
 from talk_cli.evaluate.train import EvalSettings, RunResult, Summary, soft_cross_entropy
@@ -36,6 +38,8 @@ def evaluate_joint(
     pretrained = copy.deepcopy(lm.model.state_dict())
     embeddings, mask = bundle.token_embeddings.to(device), bundle.attention_mask.to(device)
     edge_index, edge_weight = (t.to(device) for t in bundle.edges())
+    # The synthetic graph's structure is fixed; only its features change as the LM trains.
+    synthetic = Graph.from_edges(torch.empty(bundle.num_synthetic, 0, device=device), edge_index, edge_weight)
     targets = bundle_targets(bundle).to(device)
     val_rows, test_rows = split_rows(tag, device)
     labels = tag.labels.to(device)
@@ -53,7 +57,7 @@ def evaluate_joint(
         started = time.perf_counter()
         for _ in range(settings.epochs):
             gnn.train()
-            logits = gnn(encode_embeddings(lm, embeddings, mask), edge_index, edge_weight)
+            logits = gnn(dataclasses.replace(synthetic, x=encode_embeddings(lm, embeddings, mask)))
             loss = soft_cross_entropy(logits, targets) if targets.is_floating_point() else F.cross_entropy(logits, targets)
             optimizer.zero_grad()
             loss.backward()
@@ -63,7 +67,7 @@ def evaluate_joint(
         real, _ = encode_texts(tag.texts, lm, EncodeSettings(max_length=max_length), device)
         gnn.eval()
         with torch.no_grad():
-            predicted = gnn(real.to(device), tag.edge_index.to(device), None).argmax(dim=1)
+            predicted = gnn(Graph.from_edges(real.to(device), tag.edge_index.to(device))).argmax(dim=1)
         truth = labels[test_rows].cpu()
         results.append(
             RunResult(

@@ -1,12 +1,13 @@
-"""Downstream node classifiers from PyG, all called as model(x, edge_index, edge_weight)."""
+"""Downstream node classifiers from PyG, all called as model(graph) on a prepared `Graph`."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch_geometric.nn import APPNP, MLP, GCNConv, SAGEConv, SGConv
+from torch_geometric.nn import APPNP, MLP, GCNConv, SAGEConv, SimpleConv
 
 from talk_cli.errors import SettingsError
+from talk_cli.evaluate.graph import Graph
 
 ARCHITECTURES = ("gcn", "sgc", "appnp", "sage", "mlp")
 
@@ -14,44 +15,49 @@ ARCHITECTURES = ("gcn", "sgc", "appnp", "sage", "mlp")
 class GCN(torch.nn.Module):
     def __init__(self, in_dim: int, hidden: int, classes: int, dropout: float):
         super().__init__()
-        self.first, self.second, self.dropout = GCNConv(in_dim, hidden), GCNConv(hidden, classes), dropout
+        self.first = GCNConv(in_dim, hidden, normalize=False)
+        self.second = GCNConv(hidden, classes, normalize=False)
+        self.dropout = dropout
 
-    def forward(self, x, edge_index, edge_weight):
-        x = F.dropout(x, self.dropout, self.training)
-        x = F.relu(self.first(x, edge_index, edge_weight))
-        return self.second(F.dropout(x, self.dropout, self.training), edge_index, edge_weight)
+    def forward(self, graph: Graph) -> torch.Tensor:
+        x = F.dropout(graph.x, self.dropout, self.training)
+        x = F.relu(self.first(x, graph.normalized))
+        return self.second(F.dropout(x, self.dropout, self.training), graph.normalized)
 
 
 class SAGE(torch.nn.Module):
-    """GraphSAGE (mean aggregation); it ignores edge weights, as SAGEConv does."""
+    """GraphSAGE (mean aggregation over the edge pattern; edge weights are ignored, as SAGEConv does)."""
 
     def __init__(self, in_dim: int, hidden: int, classes: int, dropout: float):
         super().__init__()
         self.first, self.second, self.dropout = SAGEConv(in_dim, hidden), SAGEConv(hidden, classes), dropout
 
-    def forward(self, x, edge_index, edge_weight):
-        x = F.dropout(x, self.dropout, self.training)
-        x = F.relu(self.first(x, edge_index))
-        return self.second(F.dropout(x, self.dropout, self.training), edge_index)
+    def forward(self, graph: Graph) -> torch.Tensor:
+        x = F.dropout(graph.x, self.dropout, self.training)
+        x = F.relu(self.first(x, graph.pattern))
+        return self.second(F.dropout(x, self.dropout, self.training), graph.pattern)
 
 
 class SGC(torch.nn.Module):
+    """SGC with K = 2: a linear classifier on Â²X. (SGConv itself cannot take an adjacency that
+    is already normalised, so the two hops are PyG's parameter-free SimpleConv on Â.)"""
+
     def __init__(self, in_dim: int, hidden: int, classes: int, dropout: float):
         super().__init__()
-        self.conv = SGConv(in_dim, classes, K=2)
+        self.hop, self.linear = SimpleConv(aggr="sum"), torch.nn.Linear(in_dim, classes)
 
-    def forward(self, x, edge_index, edge_weight):
-        return self.conv(x, edge_index, edge_weight)
+    def forward(self, graph: Graph) -> torch.Tensor:
+        return self.linear(self.hop(self.hop(graph.x, graph.normalized), graph.normalized))
 
 
 class APPNPNet(torch.nn.Module):
     def __init__(self, in_dim: int, hidden: int, classes: int, dropout: float):
         super().__init__()
         self.mlp = MLP([in_dim, hidden, classes], dropout=dropout, norm=None)
-        self.propagate = APPNP(K=10, alpha=0.1)
+        self.propagate = APPNP(K=10, alpha=0.1, normalize=False)
 
-    def forward(self, x, edge_index, edge_weight):
-        return self.propagate(self.mlp(x), edge_index, edge_weight)
+    def forward(self, graph: Graph) -> torch.Tensor:
+        return self.propagate(self.mlp(graph.x), graph.normalized)
 
 
 class MLPNet(torch.nn.Module):
@@ -59,8 +65,8 @@ class MLPNet(torch.nn.Module):
         super().__init__()
         self.mlp = MLP([in_dim, hidden, classes], dropout=dropout, norm=None)
 
-    def forward(self, x, edge_index, edge_weight):
-        return self.mlp(x)
+    def forward(self, graph: Graph) -> torch.Tensor:
+        return self.mlp(graph.x)
 
 
 MODELS = {"gcn": GCN, "sgc": SGC, "appnp": APPNPNet, "sage": SAGE, "mlp": MLPNet}

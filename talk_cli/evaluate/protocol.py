@@ -16,7 +16,8 @@ from talk_cli.data.tag import TAG
 from talk_cli.encode.cache import cache_dir
 from talk_cli.encode.lm import LMIdentity
 from talk_cli.errors import SettingsError
-from talk_cli.evaluate.train import EvalSettings, Graph, Summary, train_runs
+from talk_cli.evaluate.graph import Graph
+from talk_cli.evaluate.train import EvalSettings, Summary, train_runs
 
 
 def mismatches(bundle: Bundle, tag: TAG, lm: LMIdentity, max_length: int) -> list[str]:
@@ -41,7 +42,7 @@ def check_match(bundle: Bundle, tag: TAG, lm: LMIdentity, max_length: int, allow
 
 
 def real_graph(tag: TAG, features: torch.Tensor, device: torch.device) -> Graph:
-    return Graph(features.to(device), tag.edge_index.to(device))
+    return Graph.from_edges(features.to(device), tag.edge_index.to(device))
 
 
 def bundle_targets(bundle: Bundle) -> torch.Tensor:
@@ -57,7 +58,7 @@ def bundle_targets(bundle: Bundle) -> torch.Tensor:
 
 def evaluate_bundle(bundle: Bundle, tag: TAG, features: torch.Tensor, settings: EvalSettings, device: torch.device, on_run=None) -> Summary:
     edge_index, edge_weight = bundle.edges()
-    synthetic = Graph(bundle.features.to(device), edge_index.to(device), edge_weight.to(device))
+    synthetic = Graph.from_edges(bundle.features.to(device), edge_index.to(device), edge_weight.to(device))
     rows = torch.arange(bundle.num_synthetic, device=device)
     return train_runs(
         synthetic, rows, bundle_targets(bundle).to(device), real_graph(tag, features, device), tag.labels.to(device),

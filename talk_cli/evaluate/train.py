@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
 from talk_cli.errors import SettingsError
+from talk_cli.evaluate.graph import Graph
 from talk_cli.evaluate.models import ARCHITECTURES, build_model
 
 
@@ -31,13 +32,6 @@ class EvalSettings:
             raise SettingsError(f"--model-type must be one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}")
         if self.runs < 1 or self.epochs < 1:
             raise SettingsError("--runs and --epochs must be at least 1")
-
-
-@dataclass(frozen=True)
-class Graph:
-    x: torch.Tensor
-    edge_index: torch.Tensor
-    edge_weight: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -93,13 +87,13 @@ def train_once(
     for epoch in range(1, settings.epochs + 1):
         model.train()
         optimizer.zero_grad()
-        logits = model(train_graph.x, train_graph.edge_index, train_graph.edge_weight)[train_rows]
+        logits = model(train_graph)[train_rows]
         loss = soft_cross_entropy(logits, targets) if targets.is_floating_point() else F.cross_entropy(logits, targets)
         loss.backward()
         optimizer.step()
         model.eval()
         with torch.no_grad():
-            predicted = model(real_graph.x, real_graph.edge_index, real_graph.edge_weight).argmax(dim=1)
+            predicted = model(real_graph).argmax(dim=1)
         val = float((predicted[val_rows] == real_labels[val_rows]).float().mean())
         if val > best[0]:
             best = (val, epoch, predicted[test_rows].cpu())

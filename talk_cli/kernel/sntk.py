@@ -25,27 +25,27 @@ here forms a dense n × n matrix of the real graph.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import torch
-
-# Sparse CSR matmul is all we use, and it is stable; the "beta" notice is noise to users.
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 VARIANTS = ("propagate-first", "interleaved")
 RHO_LIMIT = 1 - 1e-6  # keep arccos and sqrt(1 − ρ²) differentiable
 
 
-def normalized_adjacency_sparse(edge_index: torch.Tensor, num_nodes: int, dtype=torch.float32) -> torch.Tensor:
-    """Â = D^-1/2 (A + I) D^-1/2 of an undirected graph, as a sparse CSR tensor."""
-    from torch_geometric.utils import add_remaining_self_loops
+def normalized_adjacency_sparse(
+    edge_index: torch.Tensor, num_nodes: int, dtype: torch.dtype = torch.float32, edge_weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Â = D^-1/2 (A + I) D^-1/2 of an undirected (optionally weighted) graph as a sparse CSR
+    tensor, normalised by PyG's `gcn_norm` exactly as GCNConv would (missing self-loops get weight 1)."""
+    index, weight = gcn_norm(edge_index, edge_weight, num_nodes, add_self_loops=True, dtype=dtype)
+    return sparse_csr(index, weight, num_nodes)
 
-    edges, _ = add_remaining_self_loops(edge_index, num_nodes=num_nodes)
-    degree = torch.bincount(edges[0], minlength=num_nodes).to(dtype)
-    scale = degree.pow(-0.5)
-    weights = scale[edges[0]] * scale[edges[1]]
-    coo = torch.sparse_coo_tensor(edges, weights, (num_nodes, num_nodes), check_invariants=True)
+
+def sparse_csr(edge_index: torch.Tensor, values: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    """A [num_nodes, num_nodes] sparse CSR matrix with `values` at `edge_index`."""
+    coo = torch.sparse_coo_tensor(edge_index, values, (num_nodes, num_nodes), check_invariants=True)
     return coo.coalesce().to_sparse_csr()
 
 
