@@ -2,7 +2,8 @@
 
     python benchmarks/ablations.py --dataset cora --ratio 0.01 --write docs/method.md
 
-Every row distils with the base settings except the one named. The decision metric is the
+Every row distils with the base settings (the dataset's recipe in recipes/, at --ratio and
+--steps) except the one named. The decision metric is the
 validation KRR accuracy of the selected synthetic set (selection never looks at test nodes);
 the test KRR accuracy is printed for information only. Each row's bundle is also evaluated
 with the gnn protocol of `talk evaluate` (GCN, a few runs): its validation accuracy is a
@@ -18,12 +19,13 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_line, write_section  # noqa: E402
 
 from talk_cli.data import load_tag  # noqa: E402
-from talk_cli.distill import DistillSettings, TalkDistiller, distill_talk, make_bundle  # noqa: E402
+from talk_cli.distill import TalkDistiller, distill_talk, make_bundle, recipe_path, resolve_settings  # noqa: E402
 from talk_cli.encode import EncodeSettings, encode_tag, load_language_model  # noqa: E402
 from talk_cli.evaluate import EvalSettings, evaluate_bundle  # noqa: E402
 
@@ -42,8 +44,23 @@ VARIANTS: list[tuple[str, dict]] = [
     ("seq_len=64", {"seq_len": 64}),
     ("lr=0.003", {"lr": 0.003}),
     ("lr=0.03", {"lr": 0.03}),
+    ("steps=200", {"steps": 200}),
     ("inner_every=25", {"inner_every": 25}),
 ]
+
+
+def markdown(command: str, base, gcn_runs: int, rows: list[tuple]) -> str:
+    shown = ("structure", "kernel", "hops", "layers", "loss", "soft_labels", "seq_len", "lr", "ridge", "inner_every", "krr_batch", "max_length")
+    table = [
+        f"Command: `{command}`  ",
+        f"Machine: {machine_line()}  ",
+        f"Base settings: `{ {k: v for k, v in base.as_dict().items() if k in shown} }`",
+        "",
+        f"| variant | val KRR acc | test KRR acc (info) | GCN val acc ({gcn_runs} runs) | GCN test acc (info) | best step | distil s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    table += [f"| {n} | {v:.4f} | {t:.4f} | {gv:.4f} | {gt:.4f} | {s} | {sec:.1f} |" for n, v, t, gv, gt, s, sec in rows]
+    return "\n".join(table)
 
 
 def main() -> None:
@@ -52,16 +69,19 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--ratio", type=float, default=0.01)
     parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="change the recipe's base settings")
     parser.add_argument("--only", nargs="*", help="run only these variant names")
     parser.add_argument("--gcn-runs", type=int, default=3, help="GCN runs per row (the gnn protocol of talk evaluate)")
-    parser.add_argument("--write", type=Path, help="update the ablation section of this markdown file")
+    parser.add_argument("--write", type=Path, help="update the ablation section of this markdown file (after every row)")
     args = parser.parse_args()
 
     tag = load_tag(args.dataset, args.data_root)
     lm = load_language_model()
-    base = DistillSettings(ratio=args.ratio, steps=args.steps)
+    changes = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
+    base = resolve_settings(recipe_path(args.dataset), {**changes, "ratio": args.ratio, "steps": args.steps})
     features = encode_tag(tag, lm, EncodeSettings(max_length=base.max_length)).features
     test_nodes = torch.nonzero(tag.test_mask).flatten()
+    command = "python benchmarks/ablations.py " + " ".join(sys.argv[1:])
     rows = []
     for name, change in VARIANTS:
         if args.only and name not in args.only:
@@ -79,21 +99,10 @@ def main() -> None:
         ).as_dict()
         rows.append((name, outcome.best_val_accuracy, test, gcn["val_accuracy_mean"], gcn["test_accuracy_mean"], outcome.best_step, seconds))
         print(f"{name:24s} {rows[-1][1:]}", flush=True)
+        if args.write:  # a long ablation keeps what it has measured if it is stopped
+            write_section(args.write, f"ablation-{args.dataset}-{args.ratio}", markdown(command, base, args.gcn_runs, rows))
         lm = load_language_model()  # fresh pretrained weights for the next row (the inner loop trains them)
-
-    table = [
-        f"Command: `python benchmarks/ablations.py --dataset {args.dataset} --ratio {args.ratio} --steps {args.steps}`  ",
-        f"Machine: {machine_line()}  ",
-        f"Base settings: `{ {k: v for k, v in base.as_dict().items() if k in ('structure', 'kernel', 'hops', 'layers', 'loss', 'soft_labels', 'seq_len', 'lr', 'ridge', 'inner_every')} }`",
-        "",
-        f"| variant | val KRR acc | test KRR acc (info) | GCN val acc ({args.gcn_runs} runs) | GCN test acc (info) | best step | distil s |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    table += [f"| {n} | {v:.4f} | {t:.4f} | {gv:.4f} | {gt:.4f} | {s} | {sec:.1f} |" for n, v, t, gv, gt, s, sec in rows]
-    markdown = "\n".join(table)
-    print(markdown)
-    if args.write:
-        write_section(args.write, f"ablation-{args.dataset}-{args.ratio}", markdown)
+    print(markdown(command, base, args.gcn_runs, rows))
 
 
 if __name__ == "__main__":

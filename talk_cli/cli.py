@@ -377,7 +377,7 @@ def evaluate(
         stderr.print(f"warning: {problem}")
     with progress_bar(f"encoding {tag.name}", tag.num_nodes, quiet) as advance:
         features = encode_tag(tag, lm, EncodeSettings(max_length=length), target, on_progress=advance).features
-    with progress_bar(f"training {model_type} x{runs}", runs, quiet) as advance:
+    with progress_bar(f"training {model_type}, {runs} runs", runs * settings.epochs, quiet) as advance:
         result, reference = run_evaluation(tag, lm, features, bundle, settings, protocol, length, target, advance)
     payload = result_payload(result, reference, protocol, settings, tag, "full" if full else str(bundle_path), problems)
     if store and bundle is not None:

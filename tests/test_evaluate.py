@@ -159,3 +159,59 @@ def test_joint_protocol_fine_tunes_the_lm_and_restores_it(demo, tiny, tmp_path):
     summary = evaluate_joint(bundle, demo, lm, EvalSettings(runs=2, epochs=5), 128, CPU).as_dict()
     assert summary["runs"] == 2 and 0 <= summary["test_accuracy_mean"] <= 1
     assert weights_sha256(lm.model) == lm.identity.weights_sha256  # the caller's LM is left as it was
+
+
+def random_weighted_graph(nodes: int = 12, edges: int = 20, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A symmetric weighted edge list, each undirected edge in both directions."""
+    from torch_geometric.utils import coalesce, to_undirected
+
+    g = torch.Generator().manual_seed(seed)
+    pairs = torch.randint(0, nodes, (2, edges), generator=g)
+    pairs = pairs[:, pairs[0] != pairs[1]]
+    index, weight = to_undirected(pairs, torch.rand(pairs.shape[1], generator=g) + 0.1)
+    return coalesce(index, weight)
+
+
+def test_prepared_graph_is_the_gcn_normalised_adjacency():
+    from talk_cli.evaluate import Graph
+
+    index, weight = random_weighted_graph()
+    graph = Graph.from_edges(torch.randn(12, 4), index, weight)
+    dense = torch.zeros(12, 12)
+    dense[index[0], index[1]] = weight
+    dense += torch.eye(12)
+    scale = dense.sum(dim=1).pow(-0.5)
+    assert torch.allclose(graph.normalized.to_dense(), scale[:, None] * dense * scale[None, :], atol=1e-6)
+    assert torch.equal(graph.pattern.to_dense(), (dense - torch.eye(12) > 0).float())
+
+
+@pytest.mark.parametrize("architecture", ["gcn", "sgc", "appnp", "sage"])
+def test_models_on_a_prepared_graph_match_pyg_on_the_edge_list(architecture):
+    """The prepared CSR matrices are a speed-up only: the same weights give the same logits as
+    PyG's layers given the edge list and weights (which normalise it themselves)."""
+    from torch_geometric.nn import APPNP, GCNConv, SAGEConv, SGConv
+
+    from talk_cli.evaluate import Graph, build_model
+
+    index, weight = random_weighted_graph()
+    x = torch.randn(12, 6)
+    model = build_model(architecture, 6, 3, hidden=5).eval()
+    with torch.no_grad():
+        prepared = model(Graph.from_edges(x, index, weight))
+        if architecture == "gcn":
+            first, second = GCNConv(6, 5), GCNConv(5, 3)
+            first.load_state_dict(model.first.state_dict())
+            second.load_state_dict(model.second.state_dict())
+            reference = second(torch.relu(first(x, index, weight)), index, weight)
+        elif architecture == "sgc":
+            conv = SGConv(6, 3, K=2)
+            conv.lin.load_state_dict(model.linear.state_dict())
+            reference = conv(x, index, weight)
+        elif architecture == "appnp":
+            reference = APPNP(K=10, alpha=0.1)(model.mlp(x), index, weight)
+        else:
+            first, second = SAGEConv(6, 5), SAGEConv(5, 3)
+            first.load_state_dict(model.first.state_dict())
+            second.load_state_dict(model.second.state_dict())
+            reference = second(torch.relu(first(x, index)), index)
+    assert torch.allclose(prepared, reference, atol=1e-5)

@@ -31,7 +31,7 @@ LM_LEARNING_RATE = 2e-5  # the usual fine-tuning rate for BERT-sized encoders
 
 
 def evaluate_joint(
-    bundle: Bundle, tag: TAG, lm: LanguageModel, settings: EvalSettings, max_length: int, device: torch.device, on_run=None
+    bundle: Bundle, tag: TAG, lm: LanguageModel, settings: EvalSettings, max_length: int, device: torch.device, on_epoch=None
 ) -> Summary:
     if bundle.distillation.method == "kernel-features":
         raise SettingsError("the joint protocol needs token embeddings that produce the features; kernel-features bundles have none")
@@ -62,6 +62,8 @@ def evaluate_joint(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if on_epoch:
+                on_epoch(1)
         lm.model.eval()
         lm.model.requires_grad_(False)
         real, _ = encode_texts(tag.texts, lm, EncodeSettings(max_length=max_length), device)
@@ -78,7 +80,5 @@ def evaluate_joint(
                 seconds=time.perf_counter() - started,
             )
         )
-        if on_run:
-            on_run(1)
     lm.model.load_state_dict(pretrained)
     return Summary(results)

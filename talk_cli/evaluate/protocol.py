@@ -56,13 +56,13 @@ def bundle_targets(bundle: Bundle) -> torch.Tensor:
     return torch.where(mass > 0, positive / mass.clamp(min=1e-12), one_hot)
 
 
-def evaluate_bundle(bundle: Bundle, tag: TAG, features: torch.Tensor, settings: EvalSettings, device: torch.device, on_run=None) -> Summary:
+def evaluate_bundle(bundle: Bundle, tag: TAG, features: torch.Tensor, settings: EvalSettings, device: torch.device, on_epoch=None) -> Summary:
     edge_index, edge_weight = bundle.edges()
     synthetic = Graph.from_edges(bundle.features.to(device), edge_index.to(device), edge_weight.to(device))
     rows = torch.arange(bundle.num_synthetic, device=device)
     return train_runs(
         synthetic, rows, bundle_targets(bundle).to(device), real_graph(tag, features, device), tag.labels.to(device),
-        *split_rows(tag, device), settings=settings, on_run=on_run,
+        *split_rows(tag, device), settings=settings, on_epoch=on_epoch,
     )  # fmt: skip
 
 
@@ -97,11 +97,11 @@ def cached_reference(key: dict) -> dict | None:
     return stored.get("summary") if isinstance(stored, dict) and stored.get("key") == key else None
 
 
-def evaluate_full(tag: TAG, features: torch.Tensor, settings: EvalSettings, device: torch.device, key: dict, on_run=None) -> dict:
+def evaluate_full(tag: TAG, features: torch.Tensor, settings: EvalSettings, device: torch.device, key: dict, on_epoch=None) -> dict:
     """The same model trained on every real training node (transductively, on the real graph)."""
     graph = real_graph(tag, features, device)
     train = torch.nonzero(tag.train_mask).flatten().to(device)
     labels = tag.labels.to(device)
-    summary = train_runs(graph, train, labels[train], graph, labels, *split_rows(tag, device), settings=settings, on_run=on_run).as_dict()
+    summary = train_runs(graph, train, labels[train], graph, labels, *split_rows(tag, device), settings=settings, on_epoch=on_epoch).as_dict()
     atomic_write_bytes(reference_path(key), yaml.safe_dump({"key": key, "summary": summary}, sort_keys=False).encode())
     return summary

@@ -29,7 +29,7 @@ def run_evaluation(
     protocol: str,
     max_length: int,
     device: torch.device,
-    on_run=None,
+    on_epoch=None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(result, full-data reference or None). Without a bundle the result is the reference,
     computed once and cached. A bundle's gnn result is compared with the cached reference of the
@@ -38,11 +38,11 @@ def run_evaluation(
     key = reference_key(tag, lm.identity, max_length, same)
     reference = cached_reference(key)
     if bundle is None:
-        reference = reference or evaluate_full(tag, features, settings, device, key, on_run)
+        reference = reference or evaluate_full(tag, features, settings, device, key, on_epoch)
         return reference, reference
     if protocol == "joint":
-        return evaluate_joint(bundle, tag, lm, settings, max_length, device, on_run).as_dict(), reference
-    return evaluate_bundle(bundle, tag, features, settings, device, on_run).as_dict(), reference
+        return evaluate_joint(bundle, tag, lm, settings, max_length, device, on_epoch).as_dict(), reference
+    return evaluate_bundle(bundle, tag, features, settings, device, on_epoch).as_dict(), reference
 
 
 def result_payload(

@@ -75,6 +75,7 @@ def train_once(
     test_rows: torch.Tensor,
     settings: EvalSettings,
     seed: int,
+    on_epoch=None,
 ) -> RunResult:
     """`targets`: int64 class ids, or float [rows, C] distributions (soft labels)."""
     torch.manual_seed(seed)
@@ -97,6 +98,8 @@ def train_once(
         val = float((predicted[val_rows] == real_labels[val_rows]).float().mean())
         if val > best[0]:
             best = (val, epoch, predicted[test_rows].cpu())
+        if on_epoch:
+            on_epoch(1)
     seconds = time.perf_counter() - started
     truth = real_labels[test_rows].cpu()
     return RunResult(
@@ -108,11 +111,9 @@ def train_once(
     )
 
 
-def train_runs(*args, settings: EvalSettings, on_run=None) -> Summary:
+def train_runs(*args, settings: EvalSettings, on_epoch=None) -> Summary:
     """`settings.runs` independent runs with seeds seed, seed+1, ...; args as for `train_once`."""
     results = []
     for run in range(settings.runs):
-        results.append(train_once(*args, settings=settings, seed=settings.seed + run))
-        if on_run:
-            on_run(1)
+        results.append(train_once(*args, settings=settings, seed=settings.seed + run, on_epoch=on_epoch))
     return Summary(results)
