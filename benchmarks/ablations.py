@@ -41,6 +41,7 @@ VARIANTS: list[tuple[str, dict]] = [
     ("loss=ce", {"loss": "ce"}),
     ("soft_labels=true", {"soft_labels": True}),
     ("seq_len=16", {"seq_len": 16}),
+    ("seq_len=32", {"seq_len": 32}),
     ("seq_len=64", {"seq_len": 64}),
     ("lr=0.003", {"lr": 0.003}),
     ("lr=0.03", {"lr": 0.03}),
