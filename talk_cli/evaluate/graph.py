@@ -1,10 +1,10 @@
 """A graph prepared once for full-batch training and evaluation.
 
 PyG's convolutions accept an edge list, but then GCNConv, SGConv and APPNP re-normalise it on
-every call and pass messages edge by edge. On arxiv_2023 (33,868 nodes, 606,758 directed edges)
-that made a GCN training epoch about twice as slow and an evaluation forward about seven times
-as slow as multiplying by sparse CSR matrices built once, which is what `Graph` holds and hands
-to the layers as their `adj_t` (`benchmarks/evaluate.py` measures both).
+every call and pass messages edge by edge. On arxiv_2023 (33,868 nodes) that made a GCN
+training epoch about twice and an evaluation forward several times as slow as multiplying by
+sparse CSR matrices built once, which is what `Graph` holds and hands to the layers as their
+`adj_t` (`benchmarks/evaluate.py` measures both; docs/performance.md).
 """
 
 from __future__ import annotations
