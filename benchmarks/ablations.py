@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_line, write_section  # noqa: E402
 
 from talk_cli.data import load_tag  # noqa: E402
-from talk_cli.distill import TalkDistiller, distill_talk, make_bundle, recipe_path, resolve_settings  # noqa: E402
+from talk_cli.distill import DistillSettings, TalkDistiller, distill_talk, make_bundle, recipe_path, resolve_settings  # noqa: E402
 from talk_cli.encode import EncodeSettings, encode_tag, load_language_model  # noqa: E402
 from talk_cli.evaluate import EvalSettings, evaluate_bundle  # noqa: E402
 
@@ -50,7 +50,7 @@ VARIANTS: list[tuple[str, dict]] = [
 ]
 
 
-def markdown(command: str, base, gcn_runs: int, rows: list[tuple]) -> str:
+def markdown(command: str, base: DistillSettings, gcn_runs: int, rows: list[tuple]) -> str:
     shown = ("structure", "kernel", "hops", "layers", "loss", "soft_labels", "seq_len", "lr", "ridge", "inner_every", "krr_batch", "max_length")
     table = [
         f"Command: `{command}`  ",

@@ -6,7 +6,9 @@ import datetime
 import os
 import platform
 import re
+import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -22,6 +24,16 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
         a @ b
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best / 1e9
+
+
+def median_seconds(step: Callable[[], object], repeats: int) -> float:
+    """Median wall time of `repeats` calls of `step`."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
 
 def machine_line() -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_line, write_section  # noqa: E402
+from common import machine_line, median_seconds, write_section  # noqa: E402
 
 
 def peak_rss_mib() -> float:
@@ -96,14 +96,13 @@ def run_kernel_step(data_root: Path | None, n_syn: int, variant: str) -> dict:
     x = torch.randn(n_syn, features.shape[1], dtype=torch.float64, requires_grad=True)
     y = torch.nn.functional.one_hot(torch.arange(n_syn) % tag.num_classes, tag.num_classes).double()
     a_hat = normalized_adjacency_dense(torch.zeros(n_syn, n_syn, dtype=torch.float64))
-    times = []
-    for _ in range(5):
-        started = time.perf_counter()
+
+    def step() -> None:
         k_ss, state = synthetic_kernel(a_hat, x, spec)
         loss = krr_loss(krr_predict(cross_kernel(real, a_hat, x, state, rows=train), k_ss, y, 0.01), tag.labels[train], tag.num_classes)
         loss.backward()
-        times.append(time.perf_counter() - started)
-    return {"setup_seconds": setup, "step_seconds": sorted(times)[2], "peak_rss_mib": peak_rss_mib()}
+
+    return {"setup_seconds": setup, "step_seconds": median_seconds(step, 5), "peak_rss_mib": peak_rss_mib()}
 
 
 def run_injection_memory(data_root: Path | None, n_syn: int, chunk: int) -> dict:

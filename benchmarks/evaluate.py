@@ -11,7 +11,6 @@ Needs the dataset's features in the encode cache (`talk encode --dataset arxiv_2
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch.nn.functional as F
 from torch_geometric.nn import GCNConv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_line, write_section  # noqa: E402
+from common import machine_line, median_seconds, write_section  # noqa: E402
 
 
 class EdgeListGCN(torch.nn.Module):
@@ -34,16 +33,6 @@ class EdgeListGCN(torch.nn.Module):
     def forward(self, graph) -> torch.Tensor:
         x = F.relu(self.first(F.dropout(graph.x, 0.5, self.training), graph.edge_index))
         return self.second(F.dropout(x, 0.5, self.training), graph.edge_index)
-
-
-def seconds(step, repeats: int) -> float:
-    step()  # warm-up
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def time_model(model: torch.nn.Module, graph, train_rows: torch.Tensor, labels: torch.Tensor, repeats: int) -> tuple[float, float]:
@@ -60,7 +49,8 @@ def time_model(model: torch.nn.Module, graph, train_rows: torch.Tensor, labels: 
         with torch.no_grad():
             model(graph)
 
-    return seconds(train_epoch, repeats), seconds(evaluate, repeats)
+    train_epoch(), evaluate()  # warm-up
+    return median_seconds(train_epoch, repeats), median_seconds(evaluate, repeats)
 
 
 def main() -> None:
