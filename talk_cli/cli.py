@@ -125,6 +125,7 @@ def report_dataset(tag, quiet: bool) -> None:
         "self_loops_dropped": "self-loop(s) dropped",
         "repeated_edges_merged": "reciprocal or repeated edge(s) merged",
         "classes_without_nodes": "class(es) without any node",
+        "texts_with_unpaired_surrogates": "text(s) with an unpaired surrogate escape, replaced by U+FFFD",
     }
     for key, text in notes.items():
         if tag.notes.get(key):

@@ -38,7 +38,7 @@ CASES = {
     "missing labels.txt": (remove("labels.txt"), "missing required file labels.txt"),
     "malformed json": (
         break_nodes_file('{"id": 0, "label": 0, "text": "a"}\n{"id": 1, "label": 1, "text": "b"\n'),
-        "nodes.jsonl line 2: malformed JSON",
+        "nodes.jsonl line 2, column 34: malformed JSON (Expecting ',' delimiter)",
     ),
     "json not an object": (break_nodes_file("[1, 2]\n"), "nodes.jsonl line 1: expected a JSON object"),
     "id gap": (
@@ -70,12 +70,12 @@ CASES = {
         "'train' names node 20, but node ids run from 0 to 7",
     ),
     "split unknown key": (lambda f: write_tag_folder(f, split={"train": [0, 1], "dev": [2]}), "unknown key(s) ['dev']"),
-    "split malformed": (write("split.json", "{"), "split.json line 1: malformed JSON"),
+    "split malformed": (write("split.json", "{"), "split.json line 1, column 2: malformed JSON"),
     "class without training node": (
         lambda f: write_tag_folder(f, split={"train": [0, 2, 4], "valid": [1], "test": [3]}),
         "class 1 ('cooking') has 4 node(s) but no training node",
     ),
-    "not valid utf-8": (lambda f: (f / "labels.txt").write_bytes(b"\xff\xfe\n"), "labels.txt: not valid UTF-8"),
+    "not valid utf-8": (lambda f: (f / "labels.txt").write_bytes(b"\xffabc\n"), "labels.txt line 1, column 1: not valid UTF-8 (byte 0xff"),
 }
 
 

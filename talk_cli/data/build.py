@@ -34,8 +34,10 @@ def build_tag(
     split: SplitSpec,
     given_split: tuple[Masks, str] | None = None,
     where: str = "",
+    surrogates_replaced: int = 0,
 ) -> TAG:
-    """Symmetrise edges, apply the split (the given one, else `split`'s random one), validate, hash."""
+    """Symmetrise edges, apply the split (the given one, else `split`'s random one), validate, hash.
+    `surrogates_replaced` counts texts the reader had to repair, for the notes."""
     edge_index, notes = undirected_edge_index(src, dst, len(texts))
     if given_split is not None:
         (train, val, test), description = given_split
@@ -43,6 +45,7 @@ def build_tag(
         (train, val, test), description = random_masks(len(texts), split), split.describe()
     notes["classes_without_nodes"] = check_training_classes(labels, train, label_names, f"{where or name} ({description})")
     notes["empty_texts"] = sum(1 for text in texts if not text.strip())
+    notes["texts_with_unpaired_surrogates"] = surrogates_replaced
     return TAG(
         name=name,
         texts=texts,

@@ -8,6 +8,7 @@ the line, so that a user can fix their data without reading this code.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import torch
@@ -20,17 +21,51 @@ from talk_cli.errors import DataError
 REQUIRED_FILES = ("nodes.jsonl", "edges.csv", "labels.txt")
 
 
+BOM = b"\xef\xbb\xbf"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+SURROGATES = re.compile("[\ud800-\udfff]")
+
+
 def read_text(path: Path) -> str:
+    """The file as UTF-8, with a leading byte-order mark skipped (editors on Windows add one)."""
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
+        data = path.read_bytes()
     except OSError as err:
         raise DataError(f"{path}: cannot be read ({err.strerror})") from None
+    if data.startswith(UTF16_BOMS):
+        raise DataError(f"{path}: the file is UTF-16 (it starts with a UTF-16 byte-order mark); save it as UTF-8")
+    data = data.removeprefix(BOM)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line_start = data.rfind(b"\n", 0, err.start) + 1
+        line = data.count(b"\n", 0, err.start) + 1
+        column = len(data[line_start : err.start].decode("utf-8", errors="replace")) + 1
+        raise DataError(
+            f"{path} line {line}, column {column}: not valid UTF-8 (byte 0x{data[err.start]:02x}: {err.reason}); "
+            "save the file as UTF-8"
+        ) from None
+
+
+def read_lines(path: Path) -> list[str]:
+    r"""The file's lines as its format defines them: split at \n only, with one \r before it
+    dropped (CRLF files). `str.splitlines` would also break at U+2028, U+2029, \x85, \x0b, \x0c
+    and \x1c-\x1e, cutting a text that holds one in two; here they are ordinary characters."""
+    lines = read_text(path).split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the final newline ends the last line; it does not start another
+    return [line.removesuffix("\r") for line in lines]
+
+
+def json_error(path: Path, line_no: int, err: json.JSONDecodeError) -> DataError:
+    """Name the line and the column an editor shows. json's messages that point at the position
+    end in "at" ("Unterminated string starting at"); the column completes them."""
+    message = err.msg.removesuffix(" at")
+    return DataError(f"{path} line {line_no}, column {err.colno}: malformed JSON ({message})")
 
 
 def read_label_names(path: Path) -> list[str]:
-    names = read_text(path).splitlines()
+    names = read_lines(path)
     while names and not names[-1].strip():
         names.pop()  # tolerate trailing blank lines
     if not names:
@@ -45,16 +80,20 @@ def read_label_names(path: Path) -> list[str]:
     return names
 
 
-def read_nodes(path: Path, num_classes: int) -> tuple[list[str], torch.Tensor]:
-    """Texts and labels in node-id order; ids must be exactly 0..n-1, each once."""
+def read_nodes(path: Path, num_classes: int) -> tuple[list[str], torch.Tensor, int]:
+    """Texts and labels in node-id order (ids must be exactly 0..n-1, each once), and how many
+    texts had unpaired surrogates replaced."""
     by_id: dict[int, tuple[int, str, int]] = {}  # id -> (label, text, line)
-    for line_no, line in enumerate(read_text(path).splitlines(), start=1):
+    replaced = 0
+    for line_no, line in enumerate(read_lines(path), start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            # strict=False: a raw control character inside a string (a tab, \x0b, \x1c ...) is
+            # kept rather than refused; JSON asks writers to escape them, and most do.
+            record = json.loads(line, strict=False)
         except json.JSONDecodeError as err:
-            raise DataError(f"{path} line {line_no}: malformed JSON ({err.msg} at column {err.colno})") from None
+            raise json_error(path, line_no, err) from None
         if not isinstance(record, dict):
             raise DataError(f"{path} line {line_no}: expected a JSON object, got {type(record).__name__}")
         for key in ("id", "label", "text"):
@@ -73,6 +112,10 @@ def read_nodes(path: Path, num_classes: int) -> tuple[list[str], torch.Tensor]:
             raise DataError(f"{path} line {line_no}: 'text' must be a string, got {type(text).__name__}")
         if node in by_id:
             raise DataError(f"{path} line {line_no}: id {node} repeats line {by_id[node][2]}")
+        # A "\udc80" escape with no partner decodes to a lone surrogate, which no UTF-8 text
+        # and no tokenizer can hold: it becomes U+FFFD, as a UTF-8 decoder would make it.
+        text, count = SURROGATES.subn("\ufffd", text)
+        replaced += count > 0
         by_id[node] = (label, text, line_no)
     if not by_id:
         raise DataError(f"{path}: no nodes")
@@ -84,11 +127,11 @@ def read_nodes(path: Path, num_classes: int) -> tuple[list[str], torch.Tensor]:
             f"and id(s) {missing[:5]} missing"
         )
     labels = torch.tensor([by_id[i][0] for i in range(num_nodes)], dtype=torch.int64)
-    return [by_id[i][1] for i in range(num_nodes)], labels
+    return [by_id[i][1] for i in range(num_nodes)], labels, replaced
 
 
 def read_edges(path: Path, num_nodes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    lines = read_text(path).splitlines()
+    lines = read_lines(path)
     if not lines or lines[0].strip().replace(" ", "") != "src,dst":
         raise DataError(f"{path} line 1: expected the header 'src,dst'")
     src, dst = [], []
@@ -119,7 +162,7 @@ def load_tag_folder(folder: Path, split: SplitSpec = SplitSpec(), name: str | No
         if not (folder / required).is_file():
             raise DataError(f"{folder}: missing required file {required} (a TAG folder holds {', '.join(REQUIRED_FILES)})")
     label_names = read_label_names(folder / "labels.txt")
-    texts, labels = read_nodes(folder / "nodes.jsonl", len(label_names))
+    texts, labels, surrogates_replaced = read_nodes(folder / "nodes.jsonl", len(label_names))
     src, dst = read_edges(folder / "edges.csv", len(texts))
 
     split_file = folder / "split.json"
@@ -128,6 +171,8 @@ def load_tag_folder(folder: Path, split: SplitSpec = SplitSpec(), name: str | No
         try:
             parsed = json.loads(read_text(split_file))
         except json.JSONDecodeError as err:
-            raise DataError(f"{split_file} line {err.lineno}: malformed JSON ({err.msg})") from None
+            raise json_error(split_file, err.lineno, err) from None
         split_masks = masks_from_split_file(parsed, len(texts), str(split_file)), "split.json"
-    return build_tag(name or folder.name, texts, labels, label_names, src, dst, split, split_masks, where=str(folder))
+    return build_tag(
+        name or folder.name, texts, labels, label_names, src, dst, split, split_masks, where=str(folder), surrogates_replaced=surrogates_replaced
+    )
