@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_line, write_section  # noqa: E402
 
 from talk_cli.data import load_tag  # noqa: E402
-from talk_cli.distill import DistillSettings, TalkDistiller, distill_talk, make_bundle, recipe_path, resolve_settings  # noqa: E402
+from talk_cli.distill import DistillSettings, Distiller, distill, make_bundle, recipe_path, resolve_settings  # noqa: E402
 from talk_cli.encode import EncodeSettings, encode_tag, load_language_model  # noqa: E402
 from talk_cli.evaluate import EvalSettings, evaluate_bundle  # noqa: E402
 
@@ -89,8 +89,8 @@ def main() -> None:
             continue
         settings = dataclasses.replace(base, **change)
         started = time.perf_counter()
-        distiller = TalkDistiller(tag, lm, features, settings, torch.device("cpu"))
-        outcome = distill_talk(distiller)
+        distiller = Distiller(tag, lm, features, settings, torch.device("cpu"))
+        outcome = distill(distiller)
         seconds = time.perf_counter() - started
         with torch.no_grad():  # the selected state is loaded; test accuracy is reported, never used
             scores = distiller.predict(distiller.features().double(), test_nodes)

@@ -59,15 +59,15 @@ def run_encode(dataset: str, data_root: Path | None) -> dict:
 
 def run_distill(dataset: str, data_root: Path | None, ratio: float) -> dict:
     from talk_cli.data import load_tag
-    from talk_cli.distill import TalkDistiller, distill_talk
+    from talk_cli.distill import Distiller, distill
     from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
 
     settings = recipe_settings(dataset, ratio=ratio)
     tag, lm = load_tag(dataset, data_root), load_language_model()
     features = encode_tag(tag, lm, EncodeSettings(max_length=settings.max_length)).features  # cached
     started = time.perf_counter()
-    distiller = TalkDistiller(tag, lm, features, settings, torch.device("cpu"))
-    outcome = distill_talk(distiller)
+    distiller = Distiller(tag, lm, features, settings, torch.device("cpu"))
+    outcome = distill(distiller)
     return {
         "seconds": time.perf_counter() - started,
         "n_syn": int(outcome.labels.shape[0]),
@@ -81,10 +81,8 @@ def run_kernel_step(data_root: Path | None, n_syn: int, variant: str) -> dict:
     """Forward + backward of the kernel loss alone (no LM) on Cora, for n_syn random features."""
     from talk_cli.data import load_tag
     from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
-    from talk_cli.kernel import (
-        KernelSpec, RealGraphSide, cross_kernel, krr_loss, krr_predict, normalized_adjacency_dense,
-        normalized_adjacency_sparse, synthetic_kernel,
-    )  # fmt: skip
+    from talk_cli.graph import normalized_adjacency_dense, normalized_adjacency_sparse
+    from talk_cli.kernel import KernelSpec, RealGraphSide, cross_kernel, krr_loss, krr_predict, synthetic_kernel
 
     tag = load_tag("cora", data_root)
     features = encode_tag(tag, load_language_model(), EncodeSettings(max_length=128)).features.double()
@@ -109,19 +107,20 @@ def run_injection_memory(data_root: Path | None, n_syn: int, chunk: int) -> dict
     """Peak RSS of one outer step on Cora with the real MiniLM: injection in chunks of `chunk`
     synthetic nodes, or full back-propagation through the LM when chunk >= n_syn."""
     from talk_cli.data import load_tag
-    from talk_cli.distill import DistillSettings, TalkDistiller
+    from talk_cli.distill import DistillSettings, Distiller
     from talk_cli.encode.lm import encode_embeddings
     from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
 
     tag, lm = load_tag("cora", data_root), load_language_model()
     features = encode_tag(tag, lm, EncodeSettings(max_length=128)).features
     settings = DistillSettings(size=n_syn, ratio=None, seq_len=32, lm_chunk=chunk, steps=1)
-    distiller = TalkDistiller(tag, lm, features, settings, torch.device("cpu"))
+    distiller = Distiller(tag, lm, features, settings, torch.device("cpu"))
     before = peak_rss_mib()
     started = time.perf_counter()
     if chunk >= n_syn:
-        full = encode_embeddings(lm, distiller.embeddings, distiller.mask).double()
-        distiller.kernel_loss(full, distiller.train_nodes).backward()
+        tokens = distiller.synthetic.representation
+        full = encode_embeddings(lm, tokens.embeddings, tokens.mask).double()
+        distiller.kernel_loss(full, distiller.real.train_nodes).backward()
     else:
         distiller.outer_step()
     return {"seconds": time.perf_counter() - started, "peak_rss_mib": peak_rss_mib(), "before_step_mib": before}

@@ -1,7 +1,7 @@
 """Benchmark the full-graph step of `talk evaluate`: one training epoch (forward, backward, Adam)
 and one evaluation forward of each downstream model on a dataset's real graph, with the graph
 handed to PyG as an edge list (what the layers do by default) and as the prepared sparse CSR
-matrices of `talk_cli.evaluate.graph.Graph` (what talk evaluate uses).
+matrices of `talk_cli.graph.Graph` (what talk evaluate uses).
 
     python benchmarks/evaluate.py [--dataset arxiv_2023] [--write docs/performance.md]
 
@@ -66,7 +66,8 @@ def main() -> None:
     from talk_cli.data import load_tag
     from talk_cli.distill import recipe_path, resolve_settings
     from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
-    from talk_cli.evaluate import ARCHITECTURES, Graph, build_model
+    from talk_cli.evaluate import ARCHITECTURES, build_model
+    from talk_cli.graph import Graph
 
     tag = load_tag(args.dataset, args.data_root)
     max_length = resolve_settings(recipe_path(args.dataset), {}).max_length

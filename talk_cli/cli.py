@@ -234,8 +234,7 @@ def distill(
     """Distil a dataset into a synthetic-graph bundle with TaLK."""
     from talk_cli.bundle.bundle import check_target
     from talk_cli.device import resolve_device
-    from talk_cli.distill import recipe_path, resolve_settings, run_distillation
-    from talk_cli.distill.settings import RECIPES_DIR
+    from talk_cli.distill import dataset_recipe, recipe_path, resolve_settings, run_distillation
     from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
 
     overrides = dict(
@@ -243,9 +242,7 @@ def distill(
         ridge=ridge, loss=loss, structure=structure, soft_labels=soft_labels, inner_every=inner_every,
         krr_batch=krr_batch, max_length=max_length, seed=seed,
     )  # fmt: skip
-    if recipe is None and (RECIPES_DIR / f"{Path(dataset).name}.yaml").is_file():
-        recipe = Path(dataset).name
-    recipe_file = recipe_path(recipe) if recipe is not None else None
+    recipe_file = recipe_path(recipe) if recipe is not None else dataset_recipe(dataset)
     settings = resolve_settings(recipe_file, overrides)
     target = resolve_device(device)
     check_target(out, force)  # before encoding, not after it

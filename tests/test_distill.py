@@ -10,7 +10,7 @@ import yaml
 
 from talk_cli import load_bundle
 from talk_cli.data import make_demo_tag
-from talk_cli.distill import DistillSettings, TalkDistiller, distill_talk, run_distillation
+from talk_cli.distill import Distiller, DistillSettings, distill, run_distillation
 from talk_cli.distill.synthetic import allocate, learned_adjacency, synthetic_size
 from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
 from talk_cli.encode.lm import encode_embeddings
@@ -53,35 +53,37 @@ def test_allocation_is_proportional_with_one_per_class():
 
 
 def test_initialisation_uses_real_training_texts_per_class(demo, tiny_lm, demo_features):
-    distiller = TalkDistiller(demo, tiny_lm, demo_features, settings(), CPU)
+    distiller = Distiller(demo, tiny_lm, demo_features, settings(), CPU)
     assert distiller.counts == allocate(demo.class_counts(demo.train_mask), 10)
     assert bool(demo.train_mask[distiller.seed_nodes].all())
-    assert torch.equal(distiller.labels, demo.labels[distiller.seed_nodes])
+    assert torch.equal(distiller.synthetic.labels, demo.labels[distiller.seed_nodes])
     first = tiny_lm.tokenizer(demo.texts[int(distiller.seed_nodes[0])], truncation=True, max_length=8)["input_ids"]
     expected = tiny_lm.embeddings(torch.tensor(first))
-    assert torch.allclose(distiller.embeddings[0, : len(first)], expected)
+    assert torch.allclose(distiller.synthetic.representation.embeddings[0, : len(first)], expected)
 
 
 def test_gradient_injection_equals_full_backpropagation(demo, tiny_lm, demo_features):
-    distiller = TalkDistiller(demo, tiny_lm, demo_features, settings(structure="learned", soft_labels=True), CPU)
-    rows = distiller.train_nodes[:40]
+    distiller = Distiller(demo, tiny_lm, demo_features, settings(structure="learned", soft_labels=True), CPU)
+    rows = distiller.real.train_nodes[:40]
+    synthetic = distiller.synthetic
+    learned = (synthetic.representation.embeddings, synthetic.adjacency_logits, synthetic.targets)
 
-    full = encode_embeddings(tiny_lm, distiller.embeddings, distiller.mask).double()
+    full = encode_embeddings(tiny_lm, synthetic.representation.embeddings, synthetic.representation.mask).double()
     distiller.kernel_loss(full, rows).backward()
-    expected = [p.grad.clone() for p in (distiller.embeddings, distiller.adjacency_logits, distiller.targets)]
+    expected = [p.grad.clone() for p in learned]
     distiller.optimizer.zero_grad()
 
     leaf = distiller.features().double().requires_grad_()  # chunked, no autograd through the LM
     distiller.kernel_loss(leaf, rows).backward()
-    distiller.inject(leaf.grad)  # chunks of 3 nodes
-    got = [p.grad for p in (distiller.embeddings, distiller.adjacency_logits, distiller.targets)]
+    synthetic.representation.inject(leaf.grad)  # chunks of 3 nodes
+    got = [p.grad for p in learned]
     for name, a, b in zip(("embeddings", "adjacency", "labels"), expected, got):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-7), name
     assert expected[0].abs().sum() > 0
 
 
 def test_loss_falls_on_demo(demo, tiny_lm, demo_features):
-    distiller = TalkDistiller(demo, tiny_lm, demo_features, settings(steps=25, lr=0.05), CPU)
+    distiller = Distiller(demo, tiny_lm, demo_features, settings(steps=25, lr=0.05), CPU)
     losses = [distiller.outer_step().loss for _ in range(25)]
     assert sum(losses[-5:]) / 5 < 0.9 * losses[0], losses
 
@@ -89,7 +91,7 @@ def test_loss_falls_on_demo(demo, tiny_lm, demo_features):
 def test_runs_are_reproducible_by_seed(demo, tiny_model_dir, demo_features):
     def run(seed):
         lm = load_language_model(str(tiny_model_dir))
-        return distill_talk(TalkDistiller(demo, lm, demo_features, settings(seed=seed, krr_batch=50), CPU))
+        return distill(Distiller(demo, lm, demo_features, settings(seed=seed, krr_batch=50), CPU))
 
     a, b, c = run(0), run(0), run(1)
     assert torch.equal(a.embeddings, b.embeddings) and a.history == b.history
@@ -138,7 +140,7 @@ def test_resume_continues_an_interrupted_run(demo, tiny_model_dir, demo_features
         run_distillation(demo, load_language_model(str(tiny_model_dir)), demo_features, plan, CPU, tmp_path / "b", on_step=stop_at_step_7)
     assert not (tmp_path / "b").exists()
     state = yaml.safe_load((tmp_path / "b.checkpoint" / "state.yaml").read_text())
-    assert state["step"] == 6
+    assert state["state"]["step"] == 6
 
     resumed, outcome = run_distillation(
         demo, load_language_model(str(tiny_model_dir)), demo_features, plan, CPU, tmp_path / "b", resume=True

@@ -173,7 +173,7 @@ def random_weighted_graph(nodes: int = 12, edges: int = 20, seed: int = 0) -> tu
 
 
 def test_prepared_graph_is_the_gcn_normalised_adjacency():
-    from talk_cli.evaluate import Graph
+    from talk_cli.graph import Graph
 
     index, weight = random_weighted_graph()
     graph = Graph.from_edges(torch.randn(12, 4), index, weight)
@@ -191,7 +191,8 @@ def test_models_on_a_prepared_graph_match_pyg_on_the_edge_list(architecture):
     PyG's layers given the edge list and weights (which normalise it themselves)."""
     from torch_geometric.nn import APPNP, GCNConv, SAGEConv, SGConv
 
-    from talk_cli.evaluate import Graph, build_model
+    from talk_cli.evaluate import build_model
+    from talk_cli.graph import Graph
 
     index, weight = random_weighted_graph()
     x = torch.randn(12, 6)

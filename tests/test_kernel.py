@@ -13,10 +13,9 @@ from talk_cli.kernel import (
     cross_kernel,
     krr_loss,
     krr_predict,
-    normalized_adjacency_dense,
-    normalized_adjacency_sparse,
     synthetic_kernel,
 )
+from talk_cli.graph import normalized_adjacency_dense, normalized_adjacency_sparse
 from talk_cli.errors import SettingsError
 from talk_cli.kernel.sntk import RHO_LIMIT
 

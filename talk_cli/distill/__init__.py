@@ -1,15 +1,19 @@
-"""Stage 4: TaLK distillation of a TAG into a synthetic graph."""
+"""Stage 4: distillation of a TAG into a synthetic graph (TaLK, kernel-features, coresets)."""
 
+from talk_cli.distill.loop import DistillOutcome, Distiller, StepReport, distill
+from talk_cli.distill.methods import METHODS, Method
 from talk_cli.distill.run import make_bundle, run_distillation
-from talk_cli.distill.settings import DistillSettings, recipe_path, resolve_settings
-from talk_cli.distill.talk import DistillOutcome, StepReport, TalkDistiller, distill_talk
+from talk_cli.distill.settings import DistillSettings, dataset_recipe, recipe_path, resolve_settings
 
 __all__ = [
+    "METHODS",
     "DistillOutcome",
     "DistillSettings",
+    "Distiller",
+    "Method",
     "StepReport",
-    "TalkDistiller",
-    "distill_talk",
+    "dataset_recipe",
+    "distill",
     "make_bundle",
     "recipe_path",
     "resolve_settings",

@@ -1,9 +1,11 @@
 """Checkpoints of a running distillation, so that `--resume` continues an interrupted run.
 
-A checkpoint is a folder beside the output bundle (`<out>.checkpoint/`) with `state.safetensors`
-(the synthetic set, the best copy so far, Adam's moments, the batch sampler's RNG state and,
-when the inner loop runs, the LM and GCN weights) and `state.yaml` (step, history, and what the
-run depends on). The YAML is written last and records the tensor file's sha256.
+A checkpoint is a folder beside the output bundle (`<out>.checkpoint/`) holding a state dict
+(`Distiller.state_dict()`: nested mappings and lists of tensors and plain values) in two files:
+`state.safetensors` with every tensor, under its path in the state (`optimizer/state/0/exp_avg`),
+and `state.yaml` with everything else, each tensor replaced by a reference to that path, plus
+the identity of the run and the tensor file's sha256. The YAML is written last: its presence
+marks a complete checkpoint. Nothing here knows what the state means.
 """
 
 from __future__ import annotations
@@ -19,49 +21,58 @@ from safetensors import SafetensorError
 from safetensors.torch import load, save
 
 from talk_cli.atomic import atomic_write_bytes
-from talk_cli.distill.talk import TalkDistiller
 from talk_cli.errors import SettingsError
+
+TENSOR_REF = "tensor"  # {"tensor": "path/in/the/state"} stands for a tensor in state.yaml
 
 
 def checkpoint_dir(out: Path) -> Path:
     return out.with_name(out.name + ".checkpoint")
 
 
-def identity(distiller: TalkDistiller) -> dict[str, Any]:
-    """What must be equal for a checkpoint to be resumable."""
-    return {
-        "dataset_hash": distiller.tag.content_hash,
-        "split": distiller.tag.split_description,
-        "lm_weights_sha256": distiller.lm.identity.weights_sha256,
-        "settings": {k: v for k, v in distiller.settings.as_dict().items() if k not in ("steps", "checkpoint_every")},
-    }
+def split_tensors(value: Any, path: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """`value` with its tensors moved into `tensors` (keyed by path) and replaced by references;
+    tuples become lists (YAML's safe dumper writes lists)."""
+    if isinstance(value, torch.Tensor):
+        tensors[path] = value.detach().cpu().contiguous()
+        return {TENSOR_REF: path}
+    if isinstance(value, dict):
+        return {key: split_tensors(item, f"{path}/{key}", tensors) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [split_tensors(item, f"{path}/{index}", tensors) for index, item in enumerate(value)]
+    return value
 
 
-def save_checkpoint(distiller: TalkDistiller, out: Path) -> None:
-    tensors = {f"current.{k}": v for k, v in distiller.state().items()}
-    tensors |= {f"best.{k}": v for k, v in distiller.best["state"].items()}
-    tensors["sampler_rng"] = distiller.generator.get_state()
-    for index, state in distiller.optimizer.state_dict()["state"].items():
-        tensors |= {f"adam.{index}.{k}": torch.as_tensor(v) for k, v in state.items()}
-    if distiller.gcn is not None:
-        tensors |= {f"lm.{k}": v for k, v in distiller.lm.model.state_dict().items()}
-        tensors |= {f"gcn.{k}": v for k, v in distiller.gcn.state_dict().items()}
-    data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+def join_tensors(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {TENSOR_REF}:
+            return tensors[value[TENSOR_REF]]
+        return {key: join_tensors(item, tensors) for key, item in value.items()}
+    if isinstance(value, list):
+        return [join_tensors(item, tensors) for item in value]
+    return value
+
+
+def save_checkpoint(out: Path, state: dict[str, Any], identity: dict[str, Any]) -> None:
+    tensors: dict[str, torch.Tensor] = {}
+    skeleton = split_tensors(state, "", tensors)
+    data = save(tensors)
     folder = checkpoint_dir(out)
     atomic_write_bytes(folder / "state.safetensors", data)
-    meta = {
-        "step": distiller.step,
-        "best_step": distiller.best["step"],
-        "best_val_accuracy": distiller.best["val"],
-        "history": distiller.history,
-        "tensors_sha256": hashlib.sha256(data).hexdigest(),
-        **identity(distiller),
-    }
+    meta = {"identity": identity, "tensors_sha256": hashlib.sha256(data).hexdigest(), "state": skeleton}
     atomic_write_bytes(folder / "state.yaml", yaml.safe_dump(meta, sort_keys=False).encode())
 
 
-def load_checkpoint(distiller: TalkDistiller, out: Path) -> None:
-    """Restore `distiller` from the checkpoint beside `out`, refusing one from another run."""
+def checkpoint_step(out: Path) -> int | None:
+    """The step of the checkpoint beside `out`, or None when there is none (or it is unreadable)."""
+    try:
+        return int(yaml.safe_load((checkpoint_dir(out) / "state.yaml").read_text())["state"]["step"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        return None
+
+
+def load_checkpoint(out: Path, identity: dict[str, Any]) -> dict[str, Any]:
+    """The state saved beside `out`, refusing a damaged checkpoint or one of another run."""
     folder = checkpoint_dir(out)
     if not (folder / "state.yaml").is_file():
         raise SettingsError(f"--resume: no checkpoint at {folder} (nothing to resume)")
@@ -70,39 +81,27 @@ def load_checkpoint(distiller: TalkDistiller, out: Path) -> None:
         data = (folder / "state.safetensors").read_bytes()
     except (OSError, yaml.YAMLError) as err:
         raise SettingsError(f"--resume: the checkpoint at {folder} cannot be read ({err})") from None
-    if hashlib.sha256(data).hexdigest() != meta.get("tensors_sha256"):
+    if not isinstance(meta, dict) or hashlib.sha256(data).hexdigest() != meta.get("tensors_sha256"):
         raise SettingsError(f"--resume: the checkpoint at {folder} is damaged (checksum mismatch); delete it to start over")
-    expected = identity(distiller)
-    differ = [k for k in expected if meta.get(k) != expected[k]]
-    if "settings" in differ:
-        differ.remove("settings")
-        differ += [f"settings.{k}" for k, v in expected["settings"].items() if meta["settings"].get(k) != v]
+    differ = differences(meta.get("identity") or {}, identity)
     if differ:
         raise SettingsError(f"--resume: the checkpoint at {folder} is from a different run ({', '.join(differ)} differ)")
     try:
         tensors = load(data)
     except SafetensorError as err:
         raise SettingsError(f"--resume: the checkpoint at {folder} is damaged ({err})") from None
+    return join_tensors(meta["state"], tensors)
 
-    def section(prefix: str) -> dict[str, torch.Tensor]:
-        return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
-    distiller.load_state(section("current."))
-    distiller.best = {"step": meta["best_step"], "val": meta["best_val_accuracy"], "state": section("best.")}
-    distiller.generator.set_state(tensors["sampler_rng"])
-    adam = distiller.optimizer.state_dict()
-    by_param: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in section("adam.").items():
-        index, name = key.split(".", 1)
-        by_param.setdefault(int(index), {})[name] = value.to(distiller.device)
-    adam["state"] = by_param
-    distiller.optimizer.load_state_dict(adam)
-    if distiller.gcn is not None:
-        distiller.lm.model.load_state_dict(section("lm."))
-        distiller.gcn.load_state_dict(section("gcn."))
-        distiller.inner_refresh_real_features()
-    distiller.step = meta["step"]
-    distiller.history = meta["history"]
+def differences(recorded: dict[str, Any], expected: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the entries where `recorded` disagrees with `expected`."""
+    differ = []
+    for key, value in expected.items():
+        if isinstance(value, dict) and isinstance(recorded.get(key), dict):
+            differ += differences(recorded[key], value, f"{prefix}{key}.")
+        elif recorded.get(key) != value:
+            differ.append(f"{prefix}{key}")
+    return differ
 
 
 def remove_checkpoint(out: Path) -> None:

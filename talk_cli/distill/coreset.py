@@ -10,18 +10,18 @@ the subgraph they induce, written as ordinary bundles so they are evaluated like
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from talk_cli.data.tag import TAG
-from talk_cli.distill.settings import DistillSettings
-from talk_cli.distill.synthetic import allocate, initial_embeddings, synthetic_size
-from talk_cli.distill.talk import DistillOutcome
-from talk_cli.encode.lm import LanguageModel, encode_embeddings
-
-CORESETS = ("random", "herding", "kcenter")
 
 
-def herding(points: torch.Tensor, k: int) -> list[int]:
+def uniform(points: torch.Tensor, k: int, generator: torch.Generator | None = None) -> list[int]:
+    return torch.randperm(len(points), generator=generator)[:k].tolist()
+
+
+def herding(points: torch.Tensor, k: int, generator: torch.Generator | None = None) -> list[int]:
     target = points.mean(dim=0)
     chosen: list[int] = []
     total = torch.zeros_like(target)
@@ -34,7 +34,7 @@ def herding(points: torch.Tensor, k: int) -> list[int]:
     return chosen
 
 
-def kcenter(points: torch.Tensor, k: int) -> list[int]:
+def kcenter(points: torch.Tensor, k: int, generator: torch.Generator | None = None) -> list[int]:
     chosen = [int((points - points.mean(dim=0)).norm(dim=1).argmin())]
     distance = (points - points[chosen[0]]).norm(dim=1)
     while len(chosen) < k:
@@ -44,18 +44,15 @@ def kcenter(points: torch.Tensor, k: int) -> list[int]:
     return chosen
 
 
-def select(method: str, tag: TAG, features: torch.Tensor, counts: list[int], seed: int) -> torch.Tensor:
+def select(picker: Callable, tag: TAG, features: torch.Tensor, counts: list[int], seed: int) -> torch.Tensor:
+    """`counts[c]` training nodes of each class c, chosen by `picker` among the class's features."""
     generator = torch.Generator().manual_seed(seed)
     picked = []
     for cls, k in enumerate(counts):
         if k == 0:
             continue
         members = torch.nonzero(tag.train_mask & (tag.labels == cls)).flatten()
-        if method == "random":
-            local = torch.randperm(len(members), generator=generator)[:k].tolist()
-        else:
-            local = (herding if method == "herding" else kcenter)(features[members].double(), k)
-        picked += members[local].tolist()
+        picked += members[picker(features[members].double(), k, generator)].tolist()
     return torch.tensor(picked, dtype=torch.long)
 
 
@@ -67,26 +64,3 @@ def induced_adjacency(tag: TAG, nodes: torch.Tensor) -> torch.Tensor:
     adjacency = torch.zeros(len(nodes), len(nodes))
     adjacency[position[src[keep]], position[dst[keep]]] = 1.0
     return adjacency
-
-
-def coreset(method: str, tag: TAG, lm: LanguageModel, features: torch.Tensor, settings: DistillSettings) -> DistillOutcome:
-    """Pick the coreset and build what a bundle stores. Texts keep `settings.max_length` tokens,
-    the length the real features were encoded with, so the stored features are the real ones."""
-    train_counts = tag.class_counts(tag.train_mask)
-    n_syn = synthetic_size(int(tag.train_mask.sum()), sum(c > 0 for c in train_counts), settings.ratio, settings.size)
-    nodes = select(method, tag, features, allocate(train_counts, n_syn), settings.seed)
-    embeddings, mask = initial_embeddings([tag.texts[i] for i in nodes], lm, settings.max_length, padding="longest")
-    lm.model.eval()
-    with torch.no_grad():
-        pooled = encode_embeddings(lm, embeddings.to(lm.embeddings.weight.device), mask.to(lm.embeddings.weight.device))
-    return DistillOutcome(
-        embeddings=embeddings,
-        attention_mask=mask,
-        adjacency=induced_adjacency(tag, nodes),
-        labels=tag.labels[nodes],
-        soft_labels=None,
-        features=pooled.float().cpu(),
-        seed_nodes=nodes,
-        best_step=0,
-        best_val_accuracy=float("nan"),
-    )

@@ -1,4 +1,5 @@
-"""One `talk distill` run: resume or start, distil, write the bundle atomically."""
+"""One distillation run: pick a coreset, or run a kernel method (resuming from its checkpoint
+when asked), and write the bundle atomically."""
 
 from __future__ import annotations
 
@@ -11,16 +12,52 @@ import torch
 from talk_cli.bundle import Bundle, DatasetInfo, DistillationInfo, LMInfo, write_bundle
 from talk_cli.bundle.bundle import check_target
 from talk_cli.data.tag import TAG
-from talk_cli.distill.coreset import CORESETS, coreset
 from talk_cli.distill.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
+from talk_cli.distill.coreset import induced_adjacency, select
+from talk_cli.distill.loop import DistillOutcome, Distiller, StepReport, distill
+from talk_cli.distill.methods import METHODS
 from talk_cli.distill.settings import DistillSettings
-from talk_cli.distill.talk import DistillOutcome, KernelFeaturesDistiller, StepReport, TalkDistiller, distill_talk
-from talk_cli.encode.lm import LanguageModel
+from talk_cli.distill.synthetic import allocate, initial_embeddings, synthetic_size
+from talk_cli.encode.lm import LanguageModel, encode_embeddings
 from talk_cli.errors import SettingsError
+from talk_cli.provenance import Provenance
+
+RESTARTED_SETTINGS = ("steps", "checkpoint_every")  # a resumed run may change these
+
+
+def checkpoint_identity(tag: TAG, lm: LanguageModel, settings: DistillSettings) -> dict:
+    """What must be equal for a checkpoint to be resumable."""
+    provenance = Provenance.of(tag, lm.identity, settings.max_length)
+    kept = {k: v for k, v in settings.as_dict().items() if k not in RESTARTED_SETTINGS}
+    return {**provenance.run_key(), "settings": kept}
+
+
+def pick_coreset(tag: TAG, lm: LanguageModel, features: torch.Tensor, settings: DistillSettings) -> DistillOutcome:
+    """Real training nodes with their subgraph. Texts keep `settings.max_length` tokens, the
+    length the real features were encoded with, so the stored features are the real ones."""
+    train_counts = tag.class_counts(tag.train_mask)
+    n_syn = synthetic_size(int(tag.train_mask.sum()), sum(c > 0 for c in train_counts), settings.ratio, settings.size)
+    nodes = select(METHODS[settings.method].picker, tag, features, allocate(train_counts, n_syn), settings.seed)
+    embeddings, mask = initial_embeddings([tag.texts[i] for i in nodes], lm, settings.max_length, padding="longest")
+    lm.model.eval()
+    device = lm.embeddings.weight.device
+    with torch.no_grad():
+        pooled = encode_embeddings(lm, embeddings.to(device), mask.to(device))
+    return DistillOutcome(
+        embeddings=embeddings,
+        attention_mask=mask,
+        adjacency=induced_adjacency(tag, nodes),
+        labels=tag.labels[nodes],
+        soft_labels=None,
+        features=pooled.float().cpu(),
+        seed_nodes=nodes,
+        best_step=0,
+        best_val_accuracy=float("nan"),
+    )
 
 
 def make_bundle(tag: TAG, lm: LanguageModel, settings: DistillSettings, outcome: DistillOutcome) -> Bundle:
-    if settings.method in ("talk", "kernel-features"):
+    if METHODS[settings.method].learns:
         hyperparameters = {k: v for k, v in settings.as_dict().items() if k not in ("method", "ratio", "seed")}
         hyperparameters["run"] = {
             "best_step": outcome.best_step,
@@ -31,6 +68,7 @@ def make_bundle(tag: TAG, lm: LanguageModel, settings: DistillSettings, outcome:
         }
     else:  # a coreset: only these settings mean anything
         hyperparameters = {"size": settings.size, "max_length": settings.max_length, "nodes": outcome.seed_nodes.tolist()}
+    source = Provenance.of(tag, lm.identity, settings.max_length)
     return Bundle(
         token_embeddings=outcome.embeddings,
         attention_mask=outcome.attention_mask,
@@ -39,21 +77,21 @@ def make_bundle(tag: TAG, lm: LanguageModel, settings: DistillSettings, outcome:
         features=outcome.features,
         soft_labels=outcome.soft_labels,
         dataset=DatasetInfo(
-            name=tag.name,
-            content_hash=tag.content_hash,
-            num_nodes=tag.num_nodes,
+            name=source.dataset_name,
+            content_hash=source.dataset_hash,
+            num_nodes=source.num_nodes,
             num_classes=tag.num_classes,
             label_names=list(tag.label_names),
-            split=tag.split_description,
+            split=source.split,
             num_train=int(tag.train_mask.sum()),
         ),
         lm=LMInfo(
-            name=lm.identity.name,
-            hidden_size=lm.identity.hidden_size,
+            name=source.lm_name,
+            hidden_size=source.hidden_size,
             tokenizer=lm.identity.tokenizer,
-            weights_sha256=lm.identity.weights_sha256,
-            pooling="mean",
-            max_length=settings.max_length,
+            weights_sha256=source.lm_weights_sha256,
+            pooling=source.pooling,
+            max_length=source.max_length,
         ),
         distillation=DistillationInfo(
             method=settings.method,
@@ -80,18 +118,18 @@ def run_distillation(
     """Distil `tag` into the bundle `out`, checkpointing beside it as it goes."""
     out = Path(out)
     check_target(out, force)  # refuse now, not after a long run
-    if settings.method in CORESETS:
+    if not METHODS[settings.method].learns:
         if resume:
-            raise SettingsError("--resume applies to --method talk only (a coreset is picked in one go)")
+            raise SettingsError(f"--resume applies to the kernel methods only ({settings.method} is picked in one go)")
         started = time.perf_counter()
-        outcome = coreset(settings.method, tag, lm, real_features, settings)
+        outcome = pick_coreset(tag, lm, real_features, settings)
         outcome.seconds = time.perf_counter() - started
     else:
-        learner = KernelFeaturesDistiller if settings.method == "kernel-features" else TalkDistiller
-        distiller = learner(tag, lm, real_features, settings, device)
+        identity = checkpoint_identity(tag, lm, settings)
+        distiller = Distiller(tag, lm, real_features, settings, device)
         if resume:
-            load_checkpoint(distiller, out)
-        outcome = distill_talk(distiller, on_step, on_checkpoint=lambda d: save_checkpoint(d, out))
+            distiller.load_state_dict(load_checkpoint(out, identity))
+        outcome = distill(distiller, on_step, on_checkpoint=lambda d: save_checkpoint(out, d.state_dict(), identity))
     bundle = make_bundle(tag, lm, settings, outcome)
     write_bundle(bundle, out, force=force)
     remove_checkpoint(out)

@@ -3,49 +3,58 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from talk_cli.distill.methods import METHODS
+from talk_cli.encode.encoder import DEFAULT_MAX_LENGTH
 from talk_cli.errors import SettingsError
 from talk_cli.kernel import LOSSES, VARIANTS, KernelSpec
 
 STRUCTURES = ("identity", "knn", "learned")
-METHODS = ("talk", "kernel-features", "random", "herding", "kcenter")
-RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+RECIPES = resources.files("talk_cli") / "recipes"  # package data: installed with the wheel
+
+
+def setting(default: Any, help: str, flag: str | None = None) -> Any:
+    """A settings field whose help text (and, where it is not `--field-name`, flag) the CLI
+    shows; the default is written here once."""
+    return field(default=default, metadata={"help": help, "flag": flag})
 
 
 @dataclass(frozen=True)
 class DistillSettings:
-    """Every knob of a TaLK run. Defaults are the measured choices of docs/method.md."""
+    """Every knob of a distillation run. Defaults are the measured choices of docs/method.md."""
 
-    method: str = "talk"  # or a baseline: kernel-features, random, herding, kcenter
-    ratio: float | None = 0.01  # fraction of the training nodes; ignored when size is set
-    size: int | None = None  # number of synthetic nodes, overrides ratio
-    seq_len: int = 16  # tokens per synthetic text
-    steps: int = 100  # outer (KRR) steps
-    lr: float = 0.01  # Adam, token embeddings
-    lr_adjacency: float = 0.05  # Adam, learned adjacency logits
-    lr_labels: float = 0.05  # Adam, soft labels
-    kernel: str = "propagate-first"
-    hops: int = 2  # K aggregation steps of the kernel
-    layers: int = 1  # L ReLU layers of the kernel
-    ridge: float = 0.01  # λ, relative to tr(K_SS)/n_syn
-    loss: str = "mse"
-    krr_batch: int = 2048  # real training nodes per outer step (0: all)
-    structure: str = "identity"
-    knn: int = 3  # neighbours per node for the knn structure (and the learned one's start)
-    soft_labels: bool = False
-    inner_every: int = 0  # run the inner LM+GNN loop every R outer steps (0: never)
-    inner_steps: int = 5
-    inner_lr: float = 1e-5
-    eval_every: int = 10  # validation (KRR accuracy) every this many steps
-    lm_chunk: int = 16  # synthetic nodes per gradient-injection chunk
-    max_length: int = 128  # tokens per real text for the features cache
-    checkpoint_every: int = 25
-    seed: int = 0
+    method: str = setting("talk", "talk, or a baseline: kernel-features, random, herding, kcenter.")
+    ratio: float | None = setting(0.01, "Synthetic nodes as a fraction of the training nodes.")
+    size: int | None = setting(None, "Number of synthetic nodes (overrides --ratio).")
+    seq_len: int = setting(16, "Tokens per synthetic text.")
+    steps: int = setting(100, "Outer (KRR) steps.")
+    lr: float = setting(0.01, "Adam learning rate of the token embeddings.")
+    lr_adjacency: float = setting(0.05, "Adam learning rate of the learned adjacency logits.")
+    lr_labels: float = setting(0.05, "Adam learning rate of the soft labels.")
+    kernel: str = setting("propagate-first", "propagate-first or interleaved.")
+    hops: int = setting(2, "Aggregation steps K of the kernel.")
+    layers: int = setting(1, "ReLU layers L of the kernel.")
+    ridge: float = setting(0.01, "KRR ridge λ, relative to tr(K_SS)/n_syn.")
+    loss: str = setting("mse", "mse or ce.")
+    krr_batch: int = setting(2048, "Real training nodes per outer step (0: all).")
+    structure: str = setting("identity", "identity (no edges), knn or learned.")
+    knn: int = setting(3, "Neighbours per node of the knn structure (and the learned one's start).")
+    soft_labels: bool = setting(False, "Learn the synthetic labels.", flag="--soft-labels/--hard-labels")
+    inner_every: int = setting(0, "Inner LM+GNN loop every R outer steps (0: off).")
+    inner_steps: int = setting(5, "Steps of each inner round.")
+    inner_lr: float = setting(1e-5, "LM learning rate of the inner loop.")
+    eval_every: int = setting(10, "Validation (KRR accuracy) every this many steps.")
+    lm_chunk: int = setting(16, "Synthetic nodes per gradient-injection chunk (bounds memory).")
+    max_length: int = setting(DEFAULT_MAX_LENGTH, "Tokens per real text (the features cache).")
+    checkpoint_every: int = setting(25, "Write a checkpoint every this many steps (for --resume).")
+    seed: int = setting(0, "Seed of initialisation and batches.")
 
     def __post_init__(self) -> None:
         if self.size is None and self.ratio is None:
@@ -64,8 +73,8 @@ class DistillSettings:
             raise SettingsError("inner_every, inner_steps and krr_batch must be non-negative")
         if self.method not in METHODS:
             raise SettingsError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        if self.method == "kernel-features" and self.inner_every:
-            raise SettingsError("the kernel-features method has no LM in its loop: inner_every must be 0")
+        if self.inner_every and not METHODS[self.method].reads_texts:
+            raise SettingsError(f"the {self.method} method has no LM in its loop: inner_every must be 0")
         if self.structure not in STRUCTURES:
             raise SettingsError(f"structure must be one of {', '.join(STRUCTURES)}, got {self.structure!r}")
         if self.loss not in LOSSES:
@@ -81,21 +90,27 @@ class DistillSettings:
         return dataclasses.asdict(self)
 
 
-def recipe_path(recipe: str) -> Path:
-    """A recipe file path, or a name of a shipped recipe in recipes/."""
+def recipe_path(recipe: str) -> Path | Traversable:
+    """A recipe file path, or the name of a recipe shipped with the package."""
     path = Path(recipe)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
             raise SettingsError(f"recipe {recipe} does not exist")
         return path
-    shipped = RECIPES_DIR / f"{recipe}.yaml"
+    shipped = RECIPES / f"{recipe}.yaml"
     if not shipped.is_file():
-        names = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml")) if RECIPES_DIR.is_dir() else []
+        names = sorted(p.name.removesuffix(".yaml") for p in RECIPES.iterdir() if p.name.endswith(".yaml"))
         raise SettingsError(f"unknown recipe {recipe!r}; shipped recipes: {', '.join(names) or 'none'}")
     return shipped
 
 
-def read_recipe(path: Path) -> dict[str, Any]:
+def dataset_recipe(dataset: str) -> Traversable | None:
+    """The recipe shipped for a dataset of this name (the folder's name for a path), if any."""
+    shipped = RECIPES / f"{Path(dataset).name}.yaml"
+    return shipped if shipped.is_file() else None
+
+
+def read_recipe(path: Path | Traversable) -> dict[str, Any]:
     try:
         recipe = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError, OSError) as err:
@@ -126,7 +141,7 @@ def value_fits(value: Any, annotation: str) -> bool:
     return isinstance(value, str) and "str" in kinds
 
 
-def resolve_settings(recipe: Path | None, overrides: dict[str, Any]) -> DistillSettings:
+def resolve_settings(recipe: Path | Traversable | None, overrides: dict[str, Any]) -> DistillSettings:
     """Defaults < recipe < command-line flags (None in `overrides` means 'not given')."""
     values = read_recipe(recipe) if recipe is not None else {}
     values.update({k: v for k, v in overrides.items() if v is not None})

@@ -1,14 +1,22 @@
-"""The synthetic graph being learned: token-embedding sequences, structure and labels."""
+"""The synthetic graph being learned: its size and class allocation, its initialisation from
+real training nodes, and its structure and labels."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from sklearn.cluster import KMeans
 
 from talk_cli.data.tag import TAG
+from talk_cli.distill.representation import Representation
 from talk_cli.encode.lm import LanguageModel
 from talk_cli.errors import SettingsError
+from talk_cli.kernel import KERNEL_DTYPE
+
+if TYPE_CHECKING:
+    from talk_cli.distill.settings import DistillSettings
 
 
 def synthetic_size(num_train: int, num_classes_present: int, ratio: float | None, size: int | None) -> int:
@@ -92,3 +100,49 @@ def learned_adjacency(logits: torch.Tensor) -> torch.Tensor:
     symmetric = (logits + logits.T) / 2
     off_diagonal = 1 - torch.eye(logits.shape[0], dtype=logits.dtype, device=logits.device)
     return torch.sigmoid(symmetric) * off_diagonal
+
+
+class SyntheticGraph:
+    """The synthetic graph being learned: node features (from a representation), labels with
+    their KRR targets (learned when soft), and the structure: none, kNN of the current features,
+    or learned edge weights that start from the kNN graph."""
+
+    def __init__(self, representation: Representation, labels: torch.Tensor, num_classes: int, settings: DistillSettings):
+        self.representation = representation
+        self.labels = labels
+        self.structure, self.knn, self.soft_labels = settings.structure, settings.knn, settings.soft_labels
+        one_hot = F.one_hot(labels, num_classes).to(torch.float32)
+        self.targets = torch.nn.Parameter(one_hot) if settings.soft_labels else one_hot
+        self.adjacency_logits = None
+        if settings.structure == "learned":
+            start = knn_adjacency(representation.features().double(), settings.knn)
+            self.adjacency_logits = torch.nn.Parameter((4 * start - 2).float())  # kNN edges start at sigmoid(2)
+        groups = [{"params": representation.parameters(), "lr": settings.lr}]
+        if self.adjacency_logits is not None:
+            groups.append({"params": [self.adjacency_logits], "lr": settings.lr_adjacency})
+        if settings.soft_labels:
+            groups.append({"params": [self.targets], "lr": settings.lr_labels})
+        self.param_groups = groups
+
+    def adjacency(self, features: torch.Tensor) -> torch.Tensor:
+        """A_s (zero diagonal) for the current features; learned weights in the kernel's dtype."""
+        if self.adjacency_logits is not None:
+            return learned_adjacency(self.adjacency_logits.to(KERNEL_DTYPE))
+        if self.structure == "knn":
+            return knn_adjacency(features.detach(), self.knn)
+        return torch.zeros(features.shape[0], features.shape[0], dtype=features.dtype, device=features.device)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        state = {f"features.{k}": v for k, v in self.representation.state_dict().items()}
+        state["targets"] = self.targets.detach().clone()
+        if self.adjacency_logits is not None:
+            state["adjacency_logits"] = self.adjacency_logits.detach().clone()
+        return state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        prefix = "features."
+        self.representation.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+        with torch.no_grad():
+            self.targets.copy_(state["targets"])
+            if self.adjacency_logits is not None:
+                self.adjacency_logits.copy_(state["adjacency_logits"])

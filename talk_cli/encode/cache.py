@@ -17,36 +17,21 @@ import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from talk_cli.provenance import Provenance
+
 CACHE_ENV = "TALK_CACHE_DIR"
-FEATURES_FORMAT = "talk-features"
 FEATURES_TENSOR = "features"
 
 
 @dataclass(frozen=True)
 class FeatureKey:
-    """Everything the encoded features depend on."""
+    """Everything the encoded features depend on: where they came from, and the compute dtype."""
 
-    dataset_name: str
-    dataset_hash: str
-    num_nodes: int
-    model_name: str
-    model_weights_sha256: str
-    hidden_size: int
-    pooling: str
-    max_length: int
+    provenance: Provenance
     dtype: str
 
     def sidecar(self) -> dict[str, object]:
-        return {
-            "format": FEATURES_FORMAT,
-            "version": 1,
-            "dataset": {"name": self.dataset_name, "content_hash": self.dataset_hash, "num_nodes": self.num_nodes},
-            "model": {"name": self.model_name, "weights_sha256": self.model_weights_sha256, "hidden_size": self.hidden_size},
-            "pooling": self.pooling,
-            "max_length": self.max_length,
-            "dtype": self.dtype,
-            "shape": [self.num_nodes, self.hidden_size],
-        }
+        return self.provenance.features_key(self.dtype)
 
 
 def cache_dir() -> Path:
@@ -55,8 +40,9 @@ def cache_dir() -> Path:
 
 
 def default_features_path(key: FeatureKey) -> Path:
-    model = re.sub(r"[^A-Za-z0-9._-]+", "_", key.model_name).strip("_")[-60:]
-    return cache_dir() / "features" / f"{key.dataset_name}__{model}__len{key.max_length}__{key.dtype}.safetensors"
+    source = key.provenance
+    model = re.sub(r"[^A-Za-z0-9._-]+", "_", source.lm_name).strip("_")[-60:]
+    return cache_dir() / "features" / f"{source.dataset_name}__{model}__len{source.max_length}__{key.dtype}.safetensors"
 
 
 def sidecar_path(features_path: Path) -> Path:
@@ -94,7 +80,7 @@ def read_fresh_features(path: Path, key: FeatureKey) -> tuple[torch.Tensor | Non
         features = load_file(str(path))[FEATURES_TENSOR]
     except (SafetensorError, OSError, KeyError):
         return None, ["tensor file unreadable"]
-    if list(features.shape) != [key.num_nodes, key.hidden_size]:
+    if list(features.shape) != key.sidecar()["shape"]:
         return None, ["shape"]
     return features, []
 

@@ -30,13 +30,17 @@ from talk_cli.encode.cache import (
 )
 from talk_cli.encode.lm import LanguageModel, check_length, mean_pool
 from talk_cli.errors import SettingsError
+from talk_cli.provenance import Provenance
 
 ProgressCallback = Callable[[int], None]  # called with the number of texts just finished
 
 
+DEFAULT_MAX_LENGTH = 128  # tokens per node text (longer texts are truncated)
+
+
 @dataclass(frozen=True)
 class EncodeSettings:
-    max_length: int = 128
+    max_length: int = DEFAULT_MAX_LENGTH
     batch_size: int = 32
     dtype: str = "float32"
     chunk_size: int = 2048  # nodes per resumable chunk
@@ -59,20 +63,6 @@ class EncodeResult:
     seconds: float
     num_tokens: int  # tokens actually run through the LM (0 when reused)
     resumed_chunks: int  # chunks taken from an interrupted earlier run
-
-
-def feature_key(tag: TAG, lm: LanguageModel, settings: EncodeSettings) -> FeatureKey:
-    return FeatureKey(
-        dataset_name=tag.name,
-        dataset_hash=tag.content_hash,
-        num_nodes=tag.num_nodes,
-        model_name=lm.identity.name,
-        model_weights_sha256=lm.identity.weights_sha256,
-        hidden_size=lm.identity.hidden_size,
-        pooling="mean",
-        max_length=settings.max_length,
-        dtype=settings.dtype,
-    )
 
 
 def encode_texts(
@@ -115,7 +105,7 @@ def encode_tag(
 ) -> EncodeResult:
     """Features for every node of `tag`, from the cache when fresh, else encoded and cached."""
     check_length(lm, settings.max_length, "--max-length")
-    key = feature_key(tag, lm, settings)
+    key = FeatureKey(Provenance.of(tag, lm.identity, settings.max_length), settings.dtype)
     path = Path(out) if out is not None else default_features_path(key)
     started = time.perf_counter()
     if not force:

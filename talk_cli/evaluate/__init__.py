@@ -10,13 +10,11 @@ from talk_cli.evaluate.protocol import (
     reference_key,
 )
 from talk_cli.evaluate.run import result_payload, run_evaluation, write_back
-from talk_cli.evaluate.graph import Graph
 from talk_cli.evaluate.train import EvalSettings, Summary, train_runs
 
 __all__ = [
     "ARCHITECTURES",
     "EvalSettings",
-    "Graph",
     "Summary",
     "build_model",
     "cached_reference",

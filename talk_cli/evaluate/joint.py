@@ -22,7 +22,7 @@ from talk_cli.encode.lm import encode_embeddings
 from talk_cli.encode.encoder import EncodeSettings, encode_texts
 from talk_cli.encode.lm import LanguageModel
 from talk_cli.errors import SettingsError
-from talk_cli.evaluate.graph import Graph
+from talk_cli.graph import Graph
 from talk_cli.evaluate.models import build_model
 from talk_cli.evaluate.protocol import bundle_targets, split_rows
 from talk_cli.evaluate.train import EvalSettings, RunResult, Summary, soft_cross_entropy

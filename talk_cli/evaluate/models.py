@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch_geometric.nn import APPNP, MLP, GCNConv, SAGEConv, SimpleConv
 
 from talk_cli.errors import SettingsError
-from talk_cli.evaluate.graph import Graph
+from talk_cli.graph import Graph
 
 ARCHITECTURES = ("gcn", "sgc", "appnp", "sage", "mlp")
 

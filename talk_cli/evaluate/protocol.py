@@ -16,7 +16,7 @@ from talk_cli.data.tag import TAG
 from talk_cli.encode.cache import cache_dir
 from talk_cli.encode.lm import LMIdentity
 from talk_cli.errors import SettingsError
-from talk_cli.evaluate.graph import Graph
+from talk_cli.graph import Graph
 from talk_cli.evaluate.train import EvalSettings, Summary, train_runs
 
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
 from talk_cli.errors import SettingsError
-from talk_cli.evaluate.graph import Graph
+from talk_cli.graph import Graph
 from talk_cli.evaluate.models import ARCHITECTURES, build_model
 
 

@@ -2,16 +2,16 @@
 
 from talk_cli.kernel.krr import LOSSES, krr_loss, krr_predict
 from talk_cli.kernel.sntk import (
+    KERNEL_DTYPE,
     VARIANTS,
     KernelSpec,
     RealGraphSide,
     cross_kernel,
-    normalized_adjacency_dense,
-    normalized_adjacency_sparse,
     synthetic_kernel,
 )
 
 __all__ = [
+    "KERNEL_DTYPE",
     "LOSSES",
     "VARIANTS",
     "KernelSpec",
@@ -19,7 +19,5 @@ __all__ = [
     "cross_kernel",
     "krr_loss",
     "krr_predict",
-    "normalized_adjacency_dense",
-    "normalized_adjacency_sparse",
     "synthetic_kernel",
 ]

@@ -28,32 +28,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 VARIANTS = ("propagate-first", "interleaved")
+KERNEL_DTYPE = torch.float64  # the kernel and KRR are tiny next to the LM; float64 keeps the solve stable
 RHO_LIMIT = 1 - 1e-6  # keep arccos and sqrt(1 − ρ²) differentiable
-
-
-def normalized_adjacency_sparse(
-    edge_index: torch.Tensor, num_nodes: int, dtype: torch.dtype = torch.float32, edge_weight: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Â = D^-1/2 (A + I) D^-1/2 of an undirected (optionally weighted) graph as a sparse CSR
-    tensor, normalised by PyG's `gcn_norm` exactly as GCNConv would (missing self-loops get weight 1)."""
-    index, weight = gcn_norm(edge_index, edge_weight, num_nodes, add_self_loops=True, dtype=dtype)
-    return sparse_csr(index, weight, num_nodes)
-
-
-def sparse_csr(edge_index: torch.Tensor, values: torch.Tensor, num_nodes: int) -> torch.Tensor:
-    """A [num_nodes, num_nodes] sparse CSR matrix with `values` at `edge_index`."""
-    coo = torch.sparse_coo_tensor(edge_index, values, (num_nodes, num_nodes), check_invariants=True)
-    return coo.coalesce().to_sparse_csr()
-
-
-def normalized_adjacency_dense(adjacency: torch.Tensor) -> torch.Tensor:
-    """Â for a small dense weighted adjacency (differentiable in the weights)."""
-    with_loops = adjacency + torch.eye(adjacency.shape[0], dtype=adjacency.dtype, device=adjacency.device)
-    scale = with_loops.sum(dim=1).pow(-0.5)
-    return scale[:, None] * with_loops * scale[None, :]
 
 
 def relu_layer(sigma: torch.Tensor, theta: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor):

@@ -1,0 +1,244 @@
+"""The kernel-matching outer loop shared by `talk` and `kernel-features` (docs/method.md).
+
+One outer step:
+  1. X_s = the representation's features for all synthetic nodes, without autograd;
+  2. the KRR loss of predicting a batch of real training labels from (X_s, A_s, Y_s) under the
+     graph-aware kernel, differentiated with respect to X_s (and A_s, Y_s when learned);
+  3. the representation injects ∂loss/∂X_s into its parameters (for TaLK: through the LM,
+     chunk by chunk), and Adam steps.
+Every `eval_every` steps the synthetic set's KRR accuracy on the real validation nodes is
+measured and the best state kept; the run ends with the best state.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from talk_cli.data.tag import TAG
+from talk_cli.distill.inner import DenseGCN, train_lm_and_gcn
+from talk_cli.distill.methods import METHODS
+from talk_cli.distill.settings import DistillSettings
+from talk_cli.distill.synthetic import SyntheticGraph, allocate, initial_embeddings, pick_seed_nodes, synthetic_size
+from talk_cli.encode.encoder import EncodeSettings, encode_texts
+from talk_cli.encode.lm import LanguageModel, check_length
+from talk_cli.graph import normalized_adjacency_dense, normalized_adjacency_sparse
+from talk_cli.kernel import KERNEL_DTYPE, RealGraphSide, cross_kernel, krr_loss, krr_predict, synthetic_kernel
+
+
+@dataclass
+class StepReport:
+    step: int
+    steps: int
+    loss: float
+    val_accuracy: float | None  # only on validation steps
+    best_val_accuracy: float
+
+
+@dataclass
+class DistillOutcome:
+    """What a run produced: the synthetic set (for kernel methods the best by validation
+    accuracy) and its story."""
+
+    embeddings: torch.Tensor
+    attention_mask: torch.Tensor
+    adjacency: torch.Tensor
+    labels: torch.Tensor
+    soft_labels: torch.Tensor | None
+    features: torch.Tensor
+    seed_nodes: torch.Tensor
+    best_step: int
+    best_val_accuracy: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    resumed_from_step: int = 0
+
+
+class RealSide:
+    """The real graph as the loop sees it: the kernel's side of it, and the nodes that drive the
+    loss (training) and the selection (validation)."""
+
+    def __init__(self, tag: TAG, features: torch.Tensor, settings: DistillSettings, device: torch.device):
+        self.device, self.spec = device, settings.kernel_spec()
+        self.train_nodes = torch.nonzero(tag.train_mask).flatten()
+        self.val_nodes = torch.nonzero(tag.val_mask).flatten()
+        self.labels = tag.labels.to(device)
+        self.adjacency = normalized_adjacency_sparse(tag.edge_index, tag.num_nodes, KERNEL_DTYPE).to(device)
+        self.set_features(features)
+
+    def set_features(self, features: torch.Tensor) -> None:
+        self.kernel_side = RealGraphSide(self.adjacency, features.to(self.device, KERNEL_DTYPE), self.spec)
+
+
+class Distiller:
+    """One kernel-method run: the synthetic graph, the real side, Adam, the batch sampler, the
+    best state so far and, when the inner loop is on, its GCN. Complete once constructed."""
+
+    def __init__(self, tag: TAG, lm: LanguageModel, real_features: torch.Tensor, settings: DistillSettings, device: torch.device):
+        method = METHODS[settings.method]
+        if not method.learns:
+            raise ValueError(f"{settings.method} is a coreset: it has no outer loop")
+        self.tag, self.lm, self.settings, self.device = tag, lm, settings, device
+        check_length(lm, settings.seq_len, "--seq-len")
+        torch.manual_seed(settings.seed)
+        self.generator = torch.Generator().manual_seed(settings.seed)
+        lm.model.to(device=device, dtype=torch.float32).eval()
+        lm.model.requires_grad_(False)  # the outer loop learns the synthetic set, not the LM
+        self.real = RealSide(tag, real_features, settings, device)
+
+        train_counts = tag.class_counts(tag.train_mask)
+        n_syn = synthetic_size(len(self.real.train_nodes), sum(c > 0 for c in train_counts), settings.ratio, settings.size)
+        self.counts = allocate(train_counts, n_syn)
+        self.seed_nodes = pick_seed_nodes(tag, real_features, self.counts, settings.seed)
+        embeddings, mask = initial_embeddings([tag.texts[i] for i in self.seed_nodes], lm, settings.seq_len)
+        representation = method.learner(
+            embeddings.to(device), mask.to(device), real_features[self.seed_nodes].to(device), lm, settings.lm_chunk
+        )
+        self.synthetic = SyntheticGraph(representation, tag.labels[self.seed_nodes].to(device), tag.num_classes, settings)
+        self.optimizer = torch.optim.Adam(self.synthetic.param_groups)
+        self.gcn = DenseGCN(lm.identity.hidden_size, tag.num_classes).to(device) if settings.inner_every else None
+        # Bundles are read with the pretrained LM; the inner loop's LM is transient.
+        self.pretrained = (copy.deepcopy(lm.model.state_dict()), real_features) if settings.inner_every else None
+
+        self.step = 0
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {"step": 0, "val": -1.0, "state": self.synthetic.state_dict()}
+
+    def features(self) -> torch.Tensor:
+        return self.synthetic.representation.features()
+
+    def predict(self, features: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """KRR scores of real nodes `rows` from the synthetic set with these features."""
+        a_hat = normalized_adjacency_dense(self.synthetic.adjacency(features))
+        k_ss, state = synthetic_kernel(a_hat, features, self.real.spec)
+        k_bs = cross_kernel(self.real.kernel_side, a_hat, features, state, rows=rows.to(self.device))
+        return krr_predict(k_bs, k_ss, self.synthetic.targets.to(KERNEL_DTYPE), self.settings.ridge)
+
+    def kernel_loss(self, features: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        labels = self.real.labels[rows.to(self.device)]
+        return krr_loss(self.predict(features, rows), labels, self.tag.num_classes, self.settings.loss)
+
+    def sample_batch(self) -> torch.Tensor:
+        size, train = self.settings.krr_batch, self.real.train_nodes
+        if size == 0 or size >= len(train):
+            return train
+        return train[torch.randperm(len(train), generator=self.generator)[:size]]
+
+    def validation_accuracy(self, features: torch.Tensor) -> float:
+        with torch.no_grad():
+            scores = self.predict(features, self.real.val_nodes)
+        return float((scores.argmax(dim=1).cpu() == self.tag.labels[self.real.val_nodes]).float().mean())
+
+    def remember_if_best(self, features: torch.Tensor) -> float:
+        """Validation accuracy of the current synthetic set; keep a copy when it is the best so far."""
+        val = self.validation_accuracy(features)
+        if val > self.best["val"]:
+            self.best = {"step": self.step, "val": val, "state": self.synthetic.state_dict()}
+        return val
+
+    def outer_step(self) -> StepReport:
+        features = self.features().to(KERNEL_DTYPE)
+        val = self.remember_if_best(features) if self.step % self.settings.eval_every == 0 else None
+        leaf = features.detach().requires_grad_()
+        self.optimizer.zero_grad()
+        loss = self.kernel_loss(leaf, self.sample_batch())
+        loss.backward()
+        self.synthetic.representation.inject(leaf.grad)
+        self.optimizer.step()
+        self.step += 1
+        if self.gcn is not None and self.step % self.settings.inner_every == 0:
+            self.inner_round()
+        loss_value = loss.item()
+        self.history.append({"step": self.step, "loss": loss_value, "val_accuracy": val})
+        return StepReport(self.step, self.settings.steps, loss_value, val, self.best["val"])
+
+    def inner_round(self) -> None:
+        """Train LM + GCN on the synthetic set, then re-encode the real graph with that LM so
+        the kernel sees the LM state that training will produce."""
+        synthetic = self.synthetic
+        targets = synthetic.targets.detach().softmax(dim=1) if synthetic.soft_labels else synthetic.labels
+        adjacency = synthetic.adjacency(self.features()).float().detach()
+        tokens = synthetic.representation
+        train_lm_and_gcn(
+            self.lm, self.gcn, tokens.token_embeddings, tokens.mask, adjacency, targets, self.settings.inner_steps, self.settings.inner_lr
+        )
+        self.refresh_real_features()
+
+    def refresh_real_features(self) -> None:
+        """Re-encode every real text with the current (inner-loop-trained) LM."""
+        encoded, _ = encode_texts(self.tag.texts, self.lm, EncodeSettings(max_length=self.settings.max_length), self.device)
+        self.real.set_features(encoded)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs to continue exactly where this one stands."""
+        state = {
+            "step": self.step,
+            "history": self.history,
+            "synthetic": self.synthetic.state_dict(),
+            "best": self.best,
+            "optimizer": self.optimizer.state_dict(),
+            "sampler": self.generator.get_state(),
+        }
+        if self.gcn is not None:
+            state |= {"lm": self.lm.model.state_dict(), "gcn": self.gcn.state_dict()}
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.synthetic.load_state_dict(state["synthetic"])
+        self.best = state["best"]
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["sampler"])
+        if self.gcn is not None:
+            self.lm.model.load_state_dict(state["lm"])
+            self.gcn.load_state_dict(state["gcn"])
+            self.refresh_real_features()
+        self.step, self.history = state["step"], state["history"]
+
+    def finish(self) -> DistillOutcome:
+        """Validate the final state, restore the best one and compute what the bundle stores."""
+        self.remember_if_best(self.features().to(KERNEL_DTYPE))
+        self.synthetic.load_state_dict(self.best["state"])
+        if self.pretrained is not None:
+            self.lm.model.load_state_dict(self.pretrained[0])
+            self.real.set_features(self.pretrained[1])
+        synthetic = self.synthetic
+        features = self.features()
+        adjacency = synthetic.adjacency(features.to(KERNEL_DTYPE)).float().detach()
+        return DistillOutcome(
+            embeddings=synthetic.representation.token_embeddings.float().cpu(),
+            attention_mask=synthetic.representation.mask.cpu(),
+            adjacency=adjacency.cpu(),
+            labels=synthetic.labels.cpu(),
+            soft_labels=synthetic.targets.detach().float().cpu() if synthetic.soft_labels else None,
+            features=features.float().cpu(),
+            seed_nodes=self.seed_nodes,
+            best_step=self.best["step"],
+            best_val_accuracy=self.best["val"],
+            history=self.history,
+        )
+
+
+def distill(
+    distiller: Distiller,
+    on_step: Callable[[StepReport], None] | None = None,
+    on_checkpoint: Callable[[Distiller], None] | None = None,
+) -> DistillOutcome:
+    """Run the outer loop to `settings.steps`, from wherever `distiller` stands (resume)."""
+    started = time.perf_counter()
+    resumed_from = distiller.step
+    steps, every = distiller.settings.steps, distiller.settings.checkpoint_every
+    while distiller.step < steps:
+        report = distiller.outer_step()
+        if on_step:
+            on_step(report)
+        if on_checkpoint and distiller.step % every == 0 and distiller.step < steps:
+            on_checkpoint(distiller)
+    outcome = distiller.finish()
+    outcome.seconds = time.perf_counter() - started
+    outcome.resumed_from_step = resumed_from
+    return outcome

@@ -1,0 +1,56 @@
+"""The registry of `--method`s: what each one learns or picks. The CLI, the pipeline and the
+bundle writer read it instead of comparing method names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from talk_cli.distill.coreset import herding, kcenter, uniform
+from talk_cli.distill.representation import FreeFeatures, Representation, TokenSequences
+from talk_cli.encode.lm import LanguageModel
+
+# (seed token embeddings, their mask, the seed nodes' real features, LM, chunk) -> representation
+Learner = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, LanguageModel, int], Representation]
+# (points of one class, how many, generator) -> positions of the chosen points
+Picker = Callable[[torch.Tensor, int, torch.Generator], list[int]]
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    summary: str
+    learner: Learner | None = None  # kernel methods: the outer loop learns this representation
+    picker: Picker | None = None  # coresets: real training nodes chosen per class
+
+    @property
+    def learns(self) -> bool:
+        """A learned synthetic set, selected by validation KRR accuracy; else a coreset picked in one go."""
+        return self.learner is not None
+
+    @property
+    def reads_texts(self) -> bool:
+        """Its features come out of the LM from the stored token embeddings (what the joint protocol trains)."""
+        return self.learner is not learn_free_features
+
+
+def learn_token_sequences(embeddings, mask, seed_features, lm, chunk) -> TokenSequences:
+    return TokenSequences(embeddings, mask, lm, chunk)
+
+
+def learn_free_features(embeddings, mask, seed_features, lm, chunk) -> FreeFeatures:
+    return FreeFeatures(seed_features.clone(), embeddings, mask)
+
+
+METHODS: dict[str, Method] = {
+    method.name: method
+    for method in (
+        Method("talk", "token-embedding sequences read through the LM (TaLK)", learner=learn_token_sequences),
+        Method("kernel-features", "the same kernel loop learning feature vectors, no LM", learner=learn_free_features),
+        Method("random", "coreset: a seeded uniform sample per class", picker=uniform),
+        Method("herding", "coreset: greedy herding towards the class mean", picker=herding),
+        Method("kcenter", "coreset: greedy k-center", picker=kcenter),
+    )
+}

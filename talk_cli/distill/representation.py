@@ -1,0 +1,81 @@
+"""What the outer loop learns for the synthetic nodes' features. Each representation is a small
+object the loop drives through four calls:
+
+- `features()`: X_s [n_syn, h], without autograd;
+- `inject(grad)`: put ∂loss/∂X_s into the gradients of its parameters;
+- `parameters()`: what the optimiser updates;
+- `state_dict()` / `load_state_dict()`: the learned tensors, for the best copy and checkpoints.
+
+Both also carry the token-embedding sequences a bundle stores (`token_embeddings`, `mask`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from talk_cli.encode.lm import LanguageModel, encode_embeddings
+
+
+class TokenSequences:
+    """TaLK: synthetic texts as learnable input-embedding sequences E, read through the frozen
+    LM, X_s = pool(LM(E)). Gradients reach E by batch-wise injection: one chunk of synthetic
+    nodes' LM graph is alive at a time, so memory does not grow with n_syn."""
+
+    def __init__(self, embeddings: torch.Tensor, mask: torch.Tensor, lm: LanguageModel, chunk: int):
+        self.embeddings = torch.nn.Parameter(embeddings)
+        self.mask = mask
+        self.lm = lm
+        self.chunks = [slice(start, start + chunk) for start in range(0, embeddings.shape[0], chunk)]
+
+    @property
+    def token_embeddings(self) -> torch.Tensor:
+        return self.embeddings.detach()
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return [self.embeddings]
+
+    def features(self) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.cat([encode_embeddings(self.lm, self.embeddings[part], self.mask[part]) for part in self.chunks])
+
+    def inject(self, grad: torch.Tensor) -> None:
+        for part in self.chunks:
+            out = encode_embeddings(self.lm, self.embeddings[part], self.mask[part])
+            out.backward(grad[part].to(out.dtype))
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"embeddings": self.embeddings.detach().clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            self.embeddings.copy_(state["embeddings"])
+
+
+class FreeFeatures:
+    """The structure-based-NTK condensation that TaLK extends (`kernel-features`): the feature
+    vectors themselves are learned, with no LM in the loop. They start from the seed nodes' real
+    features; the bundle's token embeddings keep the seed texts they came from."""
+
+    def __init__(self, vectors: torch.Tensor, token_embeddings: torch.Tensor, mask: torch.Tensor):
+        self.vectors = torch.nn.Parameter(vectors)
+        self.token_embeddings = token_embeddings
+        self.mask = mask
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return [self.vectors]
+
+    def features(self) -> torch.Tensor:
+        return self.vectors.detach()
+
+    def inject(self, grad: torch.Tensor) -> None:
+        self.vectors.grad = grad.to(self.vectors.dtype)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"vectors": self.vectors.detach().clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            self.vectors.copy_(state["vectors"])
+
+
+Representation = TokenSequences | FreeFeatures

@@ -1,0 +1,60 @@
+"""Graph helpers shared by the kernel (stage 3) and the downstream models (stage 6): the
+GCN-normalised adjacency Â = D^-1/2 (A + I) D^-1/2, sparse for real graphs and dense for the
+small synthetic one, and a real graph prepared once for full-batch training.
+
+PyG's convolutions accept an edge list, but then GCNConv, SGConv and APPNP re-normalise it on
+every call and pass messages edge by edge. On arxiv_2023 (33,868 nodes) that made a GCN training
+epoch about twice and an evaluation forward several times as slow as multiplying by sparse CSR
+matrices built once, which is what `Graph` holds and hands to the layers as their `adj_t`
+(`benchmarks/evaluate.py` measures both; docs/performance.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
+
+
+def sparse_csr(edge_index: torch.Tensor, values: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    """A [num_nodes, num_nodes] sparse CSR matrix with `values` at `edge_index`."""
+    coo = torch.sparse_coo_tensor(edge_index, values, (num_nodes, num_nodes), check_invariants=True)
+    return coo.coalesce().to_sparse_csr()
+
+
+def normalized_adjacency_sparse(
+    edge_index: torch.Tensor, num_nodes: int, dtype: torch.dtype = torch.float32, edge_weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Â of an undirected (optionally weighted) graph as a sparse CSR tensor, normalised by PyG's
+    `gcn_norm` exactly as GCNConv would (missing self-loops get weight 1)."""
+    index, weight = gcn_norm(edge_index, edge_weight, num_nodes, add_self_loops=True, dtype=dtype)
+    return sparse_csr(index, weight, num_nodes)
+
+
+def normalized_adjacency_dense(adjacency: torch.Tensor) -> torch.Tensor:
+    """Â for a small dense weighted adjacency (differentiable in the weights)."""
+    with_loops = adjacency + torch.eye(adjacency.shape[0], dtype=adjacency.dtype, device=adjacency.device)
+    scale = with_loops.sum(dim=1).pow(-0.5)
+    return scale[:, None] * with_loops * scale[None, :]
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Node features with the graph's structure prepared once as sparse CSR matrices."""
+
+    x: torch.Tensor
+    normalized: torch.Tensor  # Â, sparse CSR: GCN, SGC and APPNP propagate with it
+    pattern: torch.Tensor  # A's non-zero pattern with unit values, sparse CSR: GraphSAGE's mean
+
+    @classmethod
+    def from_edges(cls, x: torch.Tensor, edge_index: torch.Tensor, edge_weight: torch.Tensor | None = None) -> Graph:
+        """`edge_index` lists each undirected edge in both directions, so A is symmetric and
+        equals the transposed adjacency that PyG's layers expect."""
+        n = x.shape[0]
+        ones = torch.ones(edge_index.shape[1], dtype=x.dtype, device=x.device)
+        return cls(x, normalized_adjacency_sparse(edge_index, n, x.dtype, edge_weight), sparse_csr(edge_index, ones, n))
+
+    def with_features(self, x: torch.Tensor) -> Graph:
+        """The same structure with other node features (the joint protocol re-encodes them)."""
+        return Graph(x, self.normalized, self.pattern)
