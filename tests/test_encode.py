@@ -122,7 +122,7 @@ def test_cli_json_summary_and_reuse(tiny_model_dir, tmp_path):
     assert first.stderr == ""  # --quiet
     second = run_cli("encode", "--dataset", "demo", "--model", tiny_model_dir, "--out", out, "--json")
     assert json.loads(second.stdout)["reused"] is True
-    assert "reused fresh cache [300, 16]" in second.stderr
+    assert "features [300, 16]: reused the cache" in second.stderr
     forced = run_cli("encode", "--dataset", "demo", "--model", tiny_model_dir, "--out", out, "--json", "--force")
     assert json.loads(forced.stdout)["reused"] is False
 

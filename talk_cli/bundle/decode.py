@@ -24,3 +24,12 @@ def nearest_tokens(bundle: Bundle, lm: LanguageModel) -> list[list[str]]:
         ids = (rows @ table.T).argmax(dim=1).tolist()
         decoded.append(lm.tokenizer.convert_ids_to_tokens(ids))
     return decoded
+
+
+def decoded_rows(bundle: Bundle, lm: LanguageModel) -> list[dict]:
+    """One row per synthetic node: its index, class name and nearest tokens."""
+    names = bundle.dataset.label_names
+    return [
+        {"node": node, "class": names[int(label)], "tokens": " ".join(tokens)}
+        for node, (label, tokens) in enumerate(zip(bundle.labels, nearest_tokens(bundle, lm)))
+    ]

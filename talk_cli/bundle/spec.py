@@ -21,6 +21,15 @@ MAX_MANIFEST_BYTES = 1 << 20
 MAX_TENSOR_BYTES = 4 << 30
 HEADER_ALLOWANCE = 1 << 20
 
+# What `load_bundle` verifies, in the order it does (`talk inspect --verify` lists them).
+CHECKS = (
+    "manifest parses (safe YAML) and conforms to format 1.x",
+    "tensor file is a regular file inside the bundle",
+    "sha256 of the tensor file matches the manifest",
+    "tensor names, shapes and dtypes match the inventory and each other",
+    "values obey the format: finite, labels in range, 0/1 mask, symmetric non-negative adjacency with zero diagonal",
+)
+
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]+\.safetensors$")

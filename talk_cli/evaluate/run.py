@@ -13,11 +13,29 @@ import torch
 from talk_cli.bundle import Bundle, write_bundle
 from talk_cli.data.tag import TAG
 from talk_cli.encode.lm import LanguageModel
+from talk_cli.errors import SettingsError
+from talk_cli.evaluate.gnn import evaluate_bundle, evaluate_full
 from talk_cli.evaluate.joint import evaluate_joint
-from talk_cli.evaluate.protocol import cached_reference, evaluate_bundle, evaluate_full, reference_key
-from talk_cli.evaluate.train import EvalSettings
+from talk_cli.evaluate.reference import cached_reference, reference_key, store_reference
+from talk_cli.evaluate.train import PROTOCOL_EPOCHS, EvalSettings
+from talk_cli.provenance import Provenance
 
-FULL_EPOCHS = 200  # the gnn protocol's default epochs, the reference for joint results
+
+@dataclasses.dataclass
+class Evaluation:
+    result: dict[str, Any]
+    reference: dict[str, Any] | None  # the gnn-protocol full-data reference, when there is one
+    reference_cached: bool  # the reference came from the cache (not computed by this call)
+
+
+def check_match(bundle: Bundle, given: Provenance, allow_mismatch: bool) -> list[str]:
+    """Ways in which the bundle was not made from this data and LM; an error unless allowed."""
+    problems = Provenance.of_bundle(bundle).mismatches(given)
+    if problems and not allow_mismatch:
+        raise SettingsError(
+            "the bundle does not match the data and model given: " + "; ".join(problems) + " (--allow-mismatch to evaluate anyway)"
+        )
+    return problems
 
 
 def run_evaluation(
@@ -30,30 +48,30 @@ def run_evaluation(
     max_length: int,
     device: torch.device,
     on_epoch=None,
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """(result, full-data reference or None). Without a bundle the result is the reference,
-    computed once and cached. A bundle's gnn result is compared with the cached reference of the
-    same settings; a joint result with the gnn reference at its usual epochs."""
-    same = settings if protocol == "gnn" else dataclasses.replace(settings, epochs=FULL_EPOCHS)
-    key = reference_key(tag, lm.identity, max_length, same)
+) -> Evaluation:
+    """Without a bundle the result is the reference, computed once and cached. A bundle's gnn
+    result is compared with the cached reference of the same training settings; a joint result
+    with the gnn reference at its usual epochs."""
+    same = settings if protocol == "gnn" else dataclasses.replace(settings, epochs=PROTOCOL_EPOCHS["gnn"])
+    key = reference_key(Provenance.of(tag, lm.identity, max_length), same)
     reference = cached_reference(key)
     if bundle is None:
-        reference = reference or evaluate_full(tag, features, settings, device, key, on_epoch)
-        return reference, reference
+        if reference is not None and reference["runs"] >= settings.runs:
+            return Evaluation(reference, reference, True)
+        reference = evaluate_full(tag, features, settings, device, on_epoch).as_dict()
+        store_reference(key, reference)
+        return Evaluation(reference, reference, False)
     if protocol == "joint":
-        return evaluate_joint(bundle, tag, lm, settings, max_length, device, on_epoch).as_dict(), reference
-    return evaluate_bundle(bundle, tag, features, settings, device, on_epoch).as_dict(), reference
+        result = evaluate_joint(bundle, tag, lm, settings, max_length, device, on_epoch)
+    else:
+        result = evaluate_bundle(bundle, tag, features, settings, device, on_epoch)
+    return Evaluation(result.as_dict(), reference, reference is not None)
 
 
 def result_payload(
-    result: dict[str, Any],
-    reference: dict[str, Any] | None,
-    protocol: str,
-    settings: EvalSettings,
-    tag: TAG,
-    training_set: str,
-    mismatches: list[str],
+    evaluation: Evaluation, protocol: str, settings: EvalSettings, tag: TAG, training_set: str, mismatches: list[str]
 ) -> dict[str, Any]:
+    result, reference = evaluation.result, evaluation.reference
     payload = {
         "protocol": protocol,
         "model_type": settings.architecture,
@@ -64,11 +82,13 @@ def result_payload(
         "epochs": settings.epochs,
         "seed": settings.seed,
         "mismatches": mismatches,
+        "reference_cached": evaluation.reference_cached,
         "date": datetime.date.today().isoformat(),
     }
     if training_set != "full" and reference is not None:
         payload["percent_of_full"] = round(100 * result["test_accuracy_mean"] / reference["test_accuracy_mean"], 2)
         payload["full_test_accuracy_mean"] = round(reference["test_accuracy_mean"], 6)
+        payload["full_runs"] = reference["runs"]
     return payload
 
 

@@ -11,27 +11,61 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
+from talk_cli.data.tag import TAG
 from talk_cli.errors import SettingsError
-from talk_cli.graph import Graph
 from talk_cli.evaluate.models import ARCHITECTURES, build_model
+from talk_cli.graph import Graph
+from talk_cli.options import setting
+
+PROTOCOLS = ("gnn", "joint")
+PROTOCOL_EPOCHS = {"gnn": 200, "joint": 30}  # joint: every epoch runs the LM over the bundle's texts
 
 
 @dataclass(frozen=True)
 class EvalSettings:
-    architecture: str = "gcn"
-    runs: int = 10
-    epochs: int = 200
-    lr: float = 0.01
-    weight_decay: float = 5e-4
-    hidden: int = 256
-    dropout: float = 0.5
-    seed: int = 0
+    architecture: str = setting("gcn", "gcn, sgc, appnp, sage or mlp.", flag="--model-type")
+    runs: int = setting(10, "Independent training runs (seeds seed..seed+runs-1).")
+    epochs: int = setting(PROTOCOL_EPOCHS["gnn"], "Training epochs per run.")
+    lr: float = setting(0.01, "Adam learning rate of the GNN.")
+    weight_decay: float = setting(5e-4, "Adam weight decay of the GNN.")
+    hidden: int = setting(256, "Hidden units of the GNN.")
+    dropout: float = setting(0.5, "Dropout of the GNN.")
+    seed: int = setting(0, "Seed of the first run.")
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
             raise SettingsError(f"--model-type must be one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}")
         if self.runs < 1 or self.epochs < 1:
             raise SettingsError("--runs and --epochs must be at least 1")
+
+
+@dataclass(frozen=True)
+class Training:
+    """What a model learns from: a graph, the rows it is trained on and their targets
+    (int64 class ids, or float [rows, C] distributions for soft labels)."""
+
+    graph: Graph
+    rows: torch.Tensor
+    targets: torch.Tensor
+
+
+@dataclass(frozen=True)
+class RealNodes:
+    """Where a model is judged: the real graph, its labels and its validation and test rows."""
+
+    graph: Graph
+    labels: torch.Tensor
+    val_rows: torch.Tensor
+    test_rows: torch.Tensor
+
+    @classmethod
+    def of(cls, tag: TAG, features: torch.Tensor, device: torch.device) -> RealNodes:
+        return cls(
+            Graph.from_edges(features.to(device), tag.edge_index.to(device)),
+            tag.labels.to(device),
+            torch.nonzero(tag.val_mask).flatten().to(device),
+            torch.nonzero(tag.test_mask).flatten().to(device),
+        )
 
 
 @dataclass(frozen=True)
@@ -61,59 +95,55 @@ class Summary:
         }
 
 
-def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return -(targets * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+def accuracy(predicted: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor) -> float:
+    return float((predicted[rows] == labels[rows]).float().mean())
 
 
-def train_once(
-    train_graph: Graph,
-    train_rows: torch.Tensor,
-    targets: torch.Tensor,
-    real_graph: Graph,
-    real_labels: torch.Tensor,
-    val_rows: torch.Tensor,
-    test_rows: torch.Tensor,
-    settings: EvalSettings,
-    seed: int,
-    on_epoch=None,
-) -> RunResult:
-    """`targets`: int64 class ids, or float [rows, C] distributions (soft labels)."""
+def scored_run(predicted_test: torch.Tensor, real: RealNodes, val_accuracy: float, epoch: int, seconds: float) -> RunResult:
+    """Score the predictions for the real test rows (the one place test labels are read)."""
+    truth = real.labels[real.test_rows].cpu()
+    predicted_test = predicted_test.cpu()
+    return RunResult(
+        test_accuracy=float((predicted_test == truth).float().mean()),
+        test_macro_f1=float(f1_score(truth.numpy(), predicted_test.numpy(), average="macro")),
+        val_accuracy=val_accuracy,
+        best_epoch=epoch,
+        seconds=seconds,
+    )
+
+
+def classification_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against class ids, or against distributions (soft labels)."""
+    if targets.is_floating_point():
+        return -(targets * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+    return F.cross_entropy(logits, targets)
+
+
+def train_once(training: Training, real: RealNodes, settings: EvalSettings, seed: int, on_epoch=None) -> RunResult:
     torch.manual_seed(seed)
-    num_classes = max(int(real_labels.max()) + 1, targets.shape[1] if targets.is_floating_point() else 0)
-    model = build_model(settings.architecture, train_graph.x.shape[1], num_classes, settings.hidden, settings.dropout)
-    model = model.to(train_graph.x.device)
+    targets = training.targets
+    num_classes = max(int(real.labels.max()) + 1, targets.shape[1] if targets.is_floating_point() else 0)
+    model = build_model(settings.architecture, training.graph.x.shape[1], num_classes, settings.hidden, settings.dropout)
+    model = model.to(training.graph.x.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     started = time.perf_counter()
     best = (-1.0, 0, None)  # val accuracy, epoch, test predictions
     for epoch in range(1, settings.epochs + 1):
         model.train()
         optimizer.zero_grad()
-        logits = model(train_graph)[train_rows]
-        loss = soft_cross_entropy(logits, targets) if targets.is_floating_point() else F.cross_entropy(logits, targets)
-        loss.backward()
+        classification_loss(model(training.graph)[training.rows], targets).backward()
         optimizer.step()
         model.eval()
         with torch.no_grad():
-            predicted = model(real_graph).argmax(dim=1)
-        val = float((predicted[val_rows] == real_labels[val_rows]).float().mean())
+            predicted = model(real.graph).argmax(dim=1)
+        val = accuracy(predicted, real.labels, real.val_rows)
         if val > best[0]:
-            best = (val, epoch, predicted[test_rows].cpu())
+            best = (val, epoch, predicted[real.test_rows])
         if on_epoch:
             on_epoch(1)
-    seconds = time.perf_counter() - started
-    truth = real_labels[test_rows].cpu()
-    return RunResult(
-        test_accuracy=float((best[2] == truth).float().mean()),
-        test_macro_f1=float(f1_score(truth.numpy(), best[2].numpy(), average="macro")),
-        val_accuracy=best[0],
-        best_epoch=best[1],
-        seconds=seconds,
-    )
+    return scored_run(best[2], real, best[0], best[1], time.perf_counter() - started)
 
 
-def train_runs(*args, settings: EvalSettings, on_epoch=None) -> Summary:
-    """`settings.runs` independent runs with seeds seed, seed+1, ...; args as for `train_once`."""
-    results = []
-    for run in range(settings.runs):
-        results.append(train_once(*args, settings=settings, seed=settings.seed + run, on_epoch=on_epoch))
-    return Summary(results)
+def train_runs(training: Training, real: RealNodes, settings: EvalSettings, on_epoch=None) -> Summary:
+    """`settings.runs` independent runs with seeds seed, seed+1, ..."""
+    return Summary([train_once(training, real, settings, settings.seed + run, on_epoch) for run in range(settings.runs)])

@@ -1,0 +1,78 @@
+"""Command-line machinery: typer options generated from the settings dataclasses (their help
+text and their one default), commands registered with those options, and the error policy."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from typing import Annotated, Any, Optional
+
+import typer
+
+from talk_cli.console import stderr
+from talk_cli.errors import TalkError
+
+app = typer.Typer(
+    name="talk",
+    help="Distil a text-attributed graph into a tiny synthetic graph with TaLK.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+USAGE_ERROR = 2
+
+
+def reports_errors(command: Callable) -> Callable:
+    """Turn user errors into a message and exit code 2, and Ctrl-C into exit code 130."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except TalkError as err:
+            stderr.print(f"[bold red]error:[/] {err}")
+            raise typer.Exit(USAGE_ERROR) from None
+        except KeyboardInterrupt:
+            stderr.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def option(name: str, annotation: Any, default: Any, *decls: str, **info: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[annotation, typer.Option(*decls, **info)])
+
+
+def settings_options(cls: type, defaults_note: dict[str, str], skip: tuple[str, ...] = ()) -> list[inspect.Parameter]:
+    """One option per field of a settings dataclass; None means 'not given' (recipes may fill it)."""
+    hints = typing.get_type_hints(cls)
+    params = []
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        kind = next(t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None))
+        shown = defaults_note.get(f.name, defaults_note.get("*", "{}")).format(f.default)
+        decls = (f.metadata.get("flag") or "--" + f.name.replace("_", "-"),)
+        params.append(option(f.name, Optional[kind], None, *decls, help=f.metadata["help"], show_default=shown))
+    return params
+
+
+def command(*fixed: inspect.Parameter, generated: list[inspect.Parameter] = ()) -> Callable:
+    """Register `function(**options)` as a command whose options are `fixed` + `generated`."""
+
+    def register(function: Callable) -> Callable:
+        function.__signature__ = inspect.Signature([*fixed, *generated])
+        return app.command(name=function.__name__.rstrip("_"))(reports_errors(function))
+
+    return register
+
+
+def given(options: dict[str, Any], cls: type) -> dict[str, Any]:
+    """The options that set a field of `cls`, as given (None: not given)."""
+    return {f.name: options[f.name] for f in dataclasses.fields(cls) if f.name in options}
+
+
+

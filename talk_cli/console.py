@@ -1,0 +1,82 @@
+"""How the CLI shows things: messages and progress bars on stderr, the inspect summary on stdout."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+stderr = Console(stderr=True, soft_wrap=True, highlight=False)
+TIMES = (TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+DATASET_NOTES = {
+    "empty_texts": "node(s) with empty text (encoded as empty strings)",
+    "self_loops_dropped": "self-loop(s) dropped",
+    "repeated_edges_merged": "reciprocal or repeated edge(s) merged",
+    "classes_without_nodes": "class(es) without any node",
+    "texts_with_unpaired_surrogates": "text(s) with an unpaired surrogate escape, replaced by U+FFFD",
+}
+
+
+@contextmanager
+def progress_bar(description: str, total: int, quiet: bool, fields: str = "") -> Iterator[Callable[..., None]]:
+    """A Rich progress bar on stderr, silent with --quiet or when stderr is not a terminal.
+    Yields `update(advance=0, completed=None, **fields)`; `fields` is a template of extra text."""
+    if quiet or not stderr.is_terminal or total == 0:
+        yield lambda *args, **kwargs: None
+        return
+    extra = (TextColumn(fields),) if fields else ()
+    with Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), *extra, *TIMES, console=stderr, transient=True) as bar:
+        task = bar.add_task(description, total=total, **{name: "-" for name in ("loss", "val", "best")})
+        yield lambda advance=0, completed=None, **values: bar.update(task, advance=advance, completed=completed, **values)
+
+
+def report_dataset(tag, quiet: bool) -> None:
+    if quiet:
+        return
+    stderr.print(
+        f"dataset {tag.name}: {tag.num_nodes} nodes, {tag.num_edges} undirected edges, {tag.num_classes} classes, "
+        f"split {tag.split_description} ({int(tag.train_mask.sum())}/{int(tag.val_mask.sum())}/{int(tag.test_mask.sum())})"
+    )
+    for key, text in DATASET_NOTES.items():
+        if tag.notes.get(key):
+            stderr.print(f"  note: {tag.notes[key]} {text}")
+
+
+def render_summary(summary: dict) -> None:
+    out = Console(highlight=False, soft_wrap=True)
+
+    def section(title: str, rows: dict) -> None:
+        table = Table(title=title, show_header=False, title_justify="left", title_style="bold")
+        table.add_column(style="cyan")
+        table.add_column(overflow="fold")
+        for key, value in rows.items():
+            table.add_row(str(key), value if isinstance(value, str) else json.dumps(value))
+        out.print(table)
+
+    synthetic = dict(summary["synthetic"])
+    class_counts = synthetic.pop("class_counts")
+    section(f"bundle (format {summary['format_version']}, talk_cli {summary['tool_version']}, {summary['created']})", synthetic)
+    section("dataset", summary["dataset"])
+    section("language model", summary["lm"])
+    distillation = dict(summary["distillation"])
+    section("distillation", {**{k: v for k, v in distillation.items() if k != "settings"}, **distillation["settings"]})
+    section("synthetic nodes per class", class_counts)
+    if summary["evaluation"]:
+        section("evaluation", summary["evaluation"])
+    if "verified" in summary:
+        out.print("[bold green]verified:[/]")
+        for check in summary["verified"]:
+            out.print(f"  ok  {check}")
+    if "decoded" in summary:
+        table = Table(title="decoded synthetic texts (nearest vocabulary tokens)", title_justify="left", title_style="bold")
+        for column in ("node", "class", "tokens"):
+            table.add_column(column)
+        for row in summary["decoded"]:
+            table.add_row(str(row["node"]), row["class"], row["tokens"])
+        out.print(table)
+    if "plot" in summary:
+        out.print(f"plot: {summary['plot']}")

@@ -1,0 +1,40 @@
+"""The `gnn` protocol (LM frozen): train on a bundle's features, or on every real training node
+(the full-data reference), and test on the real graph."""
+
+from __future__ import annotations
+
+import torch
+
+from talk_cli.bundle import Bundle
+from talk_cli.data.tag import TAG
+from talk_cli.evaluate.train import EvalSettings, RealNodes, Summary, Training, train_runs
+from talk_cli.graph import Graph
+
+
+def bundle_targets(bundle: Bundle) -> torch.Tensor:
+    """Class ids, or for soft labels a distribution: the learned KRR targets clamped at 0 and
+    normalised per row (one-hot where a row has no positive mass)."""
+    if bundle.soft_labels is None:
+        return bundle.labels
+    positive = bundle.soft_labels.clamp(min=0)
+    one_hot = torch.nn.functional.one_hot(bundle.labels, positive.shape[1]).float()
+    mass = positive.sum(dim=1, keepdim=True)
+    return torch.where(mass > 0, positive / mass.clamp(min=1e-12), one_hot)
+
+
+def bundle_training(bundle: Bundle, x: torch.Tensor, device: torch.device) -> Training:
+    """The bundle's synthetic graph with node features `x`, every node a training row."""
+    edge_index, edge_weight = bundle.edges()
+    graph = Graph.from_edges(x.to(device), edge_index.to(device), edge_weight.to(device))
+    return Training(graph, torch.arange(bundle.num_synthetic, device=device), bundle_targets(bundle).to(device))
+
+
+def evaluate_bundle(bundle: Bundle, tag: TAG, features: torch.Tensor, settings: EvalSettings, device: torch.device, on_epoch=None) -> Summary:
+    return train_runs(bundle_training(bundle, bundle.features, device), RealNodes.of(tag, features, device), settings, on_epoch)
+
+
+def evaluate_full(tag: TAG, features: torch.Tensor, settings: EvalSettings, device: torch.device, on_epoch=None) -> Summary:
+    """The same model trained on every real training node (transductively, on the real graph)."""
+    real = RealNodes.of(tag, features, device)
+    train = torch.nonzero(tag.train_mask).flatten().to(device)
+    return train_runs(Training(real.graph, train, real.labels[train]), real, settings, on_epoch)

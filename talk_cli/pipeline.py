@@ -1,0 +1,110 @@
+"""The library pipeline: load a dataset, prepare it (LM and cached features), distil it, evaluate
+a bundle. The `talk` CLI and the benchmarks both call these; progress goes to callbacks.
+
+    from talk_cli import pipeline
+    prepared = pipeline.prepare(pipeline.load_dataset("cora", data_root="../shared/datasets"))
+    settings, recipe = pipeline.distill_settings("cora", ratio=0.01)
+    bundle, outcome = pipeline.distill(prepared, settings, "cora-1pct")
+    evaluation, mismatches = pipeline.evaluate(prepared, bundle)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from talk_cli.bundle import Bundle
+from talk_cli.data import SplitSpec, load_tag
+from talk_cli.data.tag import TAG
+from talk_cli.distill import DistillSettings, dataset_recipe, recipe_path, resolve_settings, run_distillation
+from talk_cli.distill.loop import DistillOutcome, StepReport
+from talk_cli.encode import EncodeResult, EncodeSettings, LanguageModel, encode_tag, load_language_model
+from talk_cli.evaluate import EvalSettings, Evaluation, check_match, run_evaluation
+from talk_cli.provenance import Provenance
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A dataset ready to distil or evaluate: its graph, the LM and every node's cached features."""
+
+    tag: TAG
+    lm: LanguageModel
+    encoded: EncodeResult
+    settings: EncodeSettings
+    device: torch.device
+
+    @property
+    def features(self) -> torch.Tensor:
+        return self.encoded.features
+
+    @property
+    def provenance(self) -> Provenance:
+        return Provenance.of(self.tag, self.lm.identity, self.settings.max_length)
+
+
+def load_dataset(dataset: str, data_root: str | os.PathLike | None = None, split: SplitSpec = SplitSpec()) -> TAG:
+    """'demo', a dataset name under the data root, or a folder path (docs/data-format.md)."""
+    return load_tag(dataset, Path(data_root) if data_root is not None else None, split)
+
+
+def prepare(
+    tag: TAG,
+    lm: LanguageModel | str | None = None,
+    settings: EncodeSettings = EncodeSettings(),
+    device: torch.device = torch.device("cpu"),
+    features_path: Path | None = None,
+    force: bool = False,
+    on_progress: Progress | None = None,
+) -> Prepared:
+    """Load the LM (default all-MiniLM-L6-v2) unless given one, and encode every node text,
+    from the features cache when it is fresh."""
+    lm = lm if isinstance(lm, LanguageModel) else load_language_model(lm)
+    encoded = encode_tag(tag, lm, settings, device, out=features_path, force=force, on_progress=on_progress)
+    return Prepared(tag, lm, encoded, settings, device)
+
+
+def distill_settings(dataset: str, recipe: str | None = None, **overrides: Any) -> tuple[DistillSettings, Traversable | Path | None]:
+    """Defaults < recipe < overrides. The recipe is the one named (a file or a shipped name),
+    else the one shipped for this dataset, else none. Returns the settings and the recipe used."""
+    source = recipe_path(recipe) if recipe is not None else dataset_recipe(dataset)
+    return resolve_settings(source, overrides), source
+
+
+def distill(
+    prepared: Prepared,
+    settings: DistillSettings,
+    out: str | os.PathLike,
+    force: bool = False,
+    resume: bool = False,
+    on_step: Callable[[StepReport], None] | None = None,
+) -> tuple[Bundle, DistillOutcome]:
+    """Distil the prepared dataset into the bundle `out` (written atomically)."""
+    return run_distillation(
+        prepared.tag, prepared.lm, prepared.features, settings, prepared.device, Path(out), force, resume, on_step
+    )
+
+
+def evaluate(
+    prepared: Prepared,
+    bundle: Bundle | None = None,
+    settings: EvalSettings = EvalSettings(),
+    protocol: str = "gnn",
+    allow_mismatch: bool = False,
+    on_epoch: Progress | None = None,
+) -> tuple[Evaluation, list[str]]:
+    """Train on the bundle and test on the real graph, or (no bundle) the full-data reference.
+    Also returns how the bundle's provenance differs from the prepared data (refused unless
+    `allow_mismatch`)."""
+    problems = check_match(bundle, prepared.provenance, allow_mismatch) if bundle is not None else []
+    evaluation = run_evaluation(
+        prepared.tag, prepared.lm, prepared.features, bundle, settings, protocol, prepared.settings.max_length, prepared.device, on_epoch
+    )
+    return evaluation, problems
