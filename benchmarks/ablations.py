@@ -24,9 +24,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_line, write_section  # noqa: E402
 
-from talk_cli.data import load_tag  # noqa: E402
-from talk_cli.distill import DistillSettings, Distiller, distill, make_bundle, recipe_path, resolve_settings  # noqa: E402
-from talk_cli.encode import EncodeSettings, encode_tag, load_language_model  # noqa: E402
+from talk_cli import pipeline  # noqa: E402
+from talk_cli.distill import DistillSettings, Distiller, distill, make_bundle  # noqa: E402
+from talk_cli.encode import EncodeSettings, load_language_model  # noqa: E402
 from talk_cli.evaluate import EvalSettings, evaluate_bundle  # noqa: E402
 
 VARIANTS: list[tuple[str, dict]] = [
@@ -76,11 +76,10 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="update the ablation section of this markdown file (after every row)")
     args = parser.parse_args()
 
-    tag = load_tag(args.dataset, args.data_root)
-    lm = load_language_model()
     changes = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
-    base = resolve_settings(recipe_path(args.dataset), {**changes, "ratio": args.ratio, "steps": args.steps})
-    features = encode_tag(tag, lm, EncodeSettings(max_length=base.max_length)).features
+    base, _ = pipeline.distill_settings(args.dataset, args.dataset, **changes, ratio=args.ratio, steps=args.steps)
+    prepared = pipeline.prepare(pipeline.load_dataset(args.dataset, args.data_root), settings=EncodeSettings(max_length=base.max_length))
+    tag, lm, features = prepared.tag, prepared.lm, prepared.features
     test_nodes = torch.nonzero(tag.test_mask).flatten()
     command = "python benchmarks/ablations.py " + " ".join(sys.argv[1:])
     rows = []

@@ -41,9 +41,9 @@ def child(args: list[str]) -> dict:
 
 
 def recipe_settings(dataset: str, **change):
-    from talk_cli.distill import recipe_path, resolve_settings
+    from talk_cli import pipeline
 
-    return resolve_settings(recipe_path(dataset), change)
+    return pipeline.distill_settings(dataset, dataset, **change)[0]
 
 
 def run_encode(dataset: str, data_root: Path | None) -> dict:
@@ -58,15 +58,14 @@ def run_encode(dataset: str, data_root: Path | None) -> dict:
 
 
 def run_distill(dataset: str, data_root: Path | None, ratio: float) -> dict:
-    from talk_cli.data import load_tag
+    from talk_cli import pipeline
     from talk_cli.distill import Distiller, distill
-    from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
+    from talk_cli.encode import EncodeSettings
 
     settings = recipe_settings(dataset, ratio=ratio)
-    tag, lm = load_tag(dataset, data_root), load_language_model()
-    features = encode_tag(tag, lm, EncodeSettings(max_length=settings.max_length)).features  # cached
-    started = time.perf_counter()
-    distiller = Distiller(tag, lm, features, settings, torch.device("cpu"))
+    prepared = pipeline.prepare(pipeline.load_dataset(dataset, data_root), settings=EncodeSettings(max_length=settings.max_length))
+    started = time.perf_counter()  # features cached: this times the distillation alone
+    distiller = Distiller(prepared.tag, prepared.lm, prepared.features, settings, torch.device("cpu"))
     outcome = distill(distiller)
     return {
         "seconds": time.perf_counter() - started,

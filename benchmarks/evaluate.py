@@ -63,15 +63,14 @@ def main() -> None:
 
     from types import SimpleNamespace
 
-    from talk_cli.data import load_tag
-    from talk_cli.distill import recipe_path, resolve_settings
-    from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
+    from talk_cli import pipeline
+    from talk_cli.encode import EncodeSettings
     from talk_cli.evaluate import ARCHITECTURES, build_model
     from talk_cli.graph import Graph
 
-    tag = load_tag(args.dataset, args.data_root)
-    max_length = resolve_settings(recipe_path(args.dataset), {}).max_length
-    features = encode_tag(tag, load_language_model(), EncodeSettings(max_length=max_length)).features
+    max_length = pipeline.distill_settings(args.dataset)[0].max_length
+    data = pipeline.prepare(pipeline.load_dataset(args.dataset, args.data_root), settings=EncodeSettings(max_length=max_length))
+    tag, features = data.tag, data.features
     train_rows = torch.nonzero(tag.train_mask).flatten()
     started = time.perf_counter()
     prepared = Graph.from_edges(features, tag.edge_index)

@@ -55,31 +55,22 @@ def scores(summary: dict) -> str:
 
 
 def child_run(dataset: str, method: str, ratio: float, runs: int, protocol: str, data_root: Path | None) -> dict:
-    from talk_cli.data import load_tag
-    from talk_cli.distill import recipe_path, resolve_settings, run_distillation
-    from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
-    from talk_cli.evaluate import EvalSettings, cached_reference, evaluate_bundle, evaluate_full, reference_key
+    from talk_cli import pipeline
+    from talk_cli.encode import EncodeSettings
+    from talk_cli.evaluate import PROTOCOL_EPOCHS, EvalSettings
 
-    tag, lm = load_tag(dataset, data_root), load_language_model()
-    device = torch.device("cpu")
-    settings = resolve_settings(recipe_path(dataset), {"method": method if method != "full" else None, "ratio": ratio})
-    features = encode_tag(tag, lm, EncodeSettings(max_length=settings.max_length)).features
+    settings, _ = pipeline.distill_settings(dataset, **{"method": method if method != "full" else None, "ratio": ratio})
+    prepared = pipeline.prepare(pipeline.load_dataset(dataset, data_root), settings=EncodeSettings(max_length=settings.max_length))
     if method == "full":  # the reference, from the evaluate cache when an earlier run made it
-        evaluation = EvalSettings(runs=runs)
-        key = reference_key(tag, lm.identity, settings.max_length, evaluation)
-        summary = cached_reference(key) or evaluate_full(tag, features, evaluation, device, key)
-        return {"summary": summary, "distill_seconds": 0.0, "n_syn": int(tag.train_mask.sum()),
-                "eval_seconds": summary["train_seconds_mean"] * runs, "peak_rss_mib": peak()}  # fmt: skip
+        evaluation, _ = pipeline.evaluate(prepared, settings=EvalSettings(runs=runs))
+        summary = evaluation.result
+        return {"summary": summary, "distill_seconds": 0.0, "n_syn": int(prepared.tag.train_mask.sum()),
+                "eval_seconds": summary["train_seconds_mean"] * summary["runs"], "peak_rss_mib": peak()}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        bundle, outcome = run_distillation(tag, lm, features, settings, device, Path(tmp) / "bundle")
+        bundle, outcome = pipeline.distill(prepared, settings, Path(tmp) / "bundle")
     started = time.perf_counter()
-    if protocol == "joint":
-        from talk_cli.evaluate.joint import evaluate_joint
-
-        summary = evaluate_joint(bundle, tag, lm, EvalSettings(runs=runs, epochs=30), settings.max_length, device).as_dict()
-    else:
-        summary = evaluate_bundle(bundle, tag, features, EvalSettings(runs=runs), device).as_dict()
-    return {"summary": summary, "distill_seconds": outcome.seconds, "n_syn": bundle.num_synthetic,
+    evaluation, _ = pipeline.evaluate(prepared, bundle, EvalSettings(runs=runs, epochs=PROTOCOL_EPOCHS[protocol]), protocol)
+    return {"summary": evaluation.result, "distill_seconds": outcome.seconds, "n_syn": bundle.num_synthetic,
             "eval_seconds": time.perf_counter() - started, "peak_rss_mib": peak()}  # fmt: skip
 
 
