@@ -2,7 +2,7 @@
 
     python benchmarks/ablations.py --dataset cora --ratio 0.01 --write docs/method.md
 
-Every row distils with the base settings (the dataset's recipe in recipes/, at --ratio and
+Every row distils with the base settings (the dataset's recipe in talk_cli/recipes/, at --ratio and
 --steps) except the one named. The decision metric is the
 validation KRR accuracy of the selected synthetic set (selection never looks at test nodes);
 the test KRR accuracy is printed for information only. Each row's bundle is also evaluated

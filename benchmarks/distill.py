@@ -8,7 +8,7 @@ Each part (a dataset's table, the kernel table, the injection table) is its own 
 of the document, so a part can be measured again without the others.
 
 Every measurement runs in a fresh child process so that its peak RSS is its own. Distillation
-uses each dataset's shipped recipe (recipes/<dataset>.yaml). "Encode" is a fresh encode of the
+uses each dataset's shipped recipe (talk_cli/recipes/<dataset>.yaml). "Encode" is a fresh encode of the
 dataset with the recipe's max length, measured once per dataset.
 """
 

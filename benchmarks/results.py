@@ -37,7 +37,7 @@ Protocol (`talk evaluate`, gnn): a 2-layer GCN (hidden 256, dropout 0.5, Adam lr
 MiniLM features and real edges; the epoch is chosen on the real validation nodes. Mean ± standard
 deviation over seeded runs. *Full* trains the same GCN on every real training node (its time is
 the training time of all runs). Ratios are fractions of the training nodes. Distillation uses each
-dataset's recipe in `recipes/`; the features cache is warm, so *distil s* excludes encoding (see
+dataset's recipe in `talk_cli/recipes/`; the features cache is warm, so *distil s* excludes encoding (see
 docs/performance.md for encode times). *Peak RSS* covers distillation and evaluation of a row.
 """
 
