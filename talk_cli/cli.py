@@ -21,7 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import typer  # noqa: E402
 
 from talk_cli import __version__  # noqa: E402
-from talk_cli.cli_options import app, command, given, option, reports_errors, settings_options  # noqa: E402
+from talk_cli.cli_options import app, command, given, option, reports_errors, settings_options, stop_at_step_boundary  # noqa: E402
 from talk_cli.console import progress_bar, render_summary, report_dataset, stderr  # noqa: E402
 from talk_cli.distill.settings import DistillSettings  # noqa: E402
 from talk_cli.encode.encoder import EncodeSettings  # noqa: E402
@@ -151,11 +151,12 @@ def distill(**options) -> None:
     check_target(out, options["force"])  # before encoding, not after it
     prepared = prepare(options, options["model"], EncodeSettings(max_length=settings.max_length))
     fields = "loss {task.fields[loss]}  val {task.fields[val]}  best {task.fields[best]}"
-    with progress_bar("distilling", settings.steps if METHODS[settings.method].learns else 0, options["quiet"], fields) as update:
+    with progress_bar("distilling", settings.steps if METHODS[settings.method].learns else 0, options["quiet"], fields) as update, stop_at_step_boundary() as stop:
 
         def on_step(report) -> None:
             values = {"loss": f"{report.loss:.4f}", "best": f"{report.best_val_accuracy:.3f}"}
             update(completed=report.step, **values, **({"val": f"{report.val_accuracy:.3f}"} if report.val_accuracy is not None else {}))
+            stop()
 
         bundle, outcome = pipeline.distill(prepared, settings, out, options["force"], options["resume"], on_step)
     learned = METHODS[settings.method].learns

@@ -6,13 +6,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import signal
 import typing
 from collections.abc import Callable
+from contextlib import contextmanager
 from typing import Annotated, Any, Optional
 
 import typer
 
 from talk_cli.console import stderr
+from talk_cli.distill.loop import StopRequested
 from talk_cli.errors import TalkError
 
 app = typer.Typer(
@@ -35,8 +38,8 @@ def reports_errors(command: Callable) -> Callable:
         except TalkError as err:
             stderr.print(f"[bold red]error:[/] {err}")
             raise typer.Exit(USAGE_ERROR) from None
-        except KeyboardInterrupt:
-            stderr.print("interrupted")
+        except KeyboardInterrupt as err:
+            stderr.print(f"interrupted: {err}" if str(err) else "interrupted (nothing was written)")
             raise typer.Exit(130) from None
 
     return wrapper
@@ -75,4 +78,23 @@ def given(options: dict[str, Any], cls: type) -> dict[str, Any]:
     return {f.name: options[f.name] for f in dataclasses.fields(cls) if f.name in options}
 
 
+@contextmanager
+def stop_at_step_boundary():
+    """The first Ctrl-C asks the run to stop after the current step, with a checkpoint; a second
+    one stops at once. Yields the check that `on_step` calls."""
+    asked = []
 
+    def ask(signum, frame) -> None:
+        asked.append(True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        stderr.print("stopping after this step, with a checkpoint (Ctrl-C again: stop at once, without one)")
+
+    def check() -> None:
+        if asked:
+            raise StopRequested
+
+    previous = signal.signal(signal.SIGINT, ask)
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, previous)

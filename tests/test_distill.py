@@ -262,3 +262,45 @@ def test_kernel_features_learns_feature_vectors_without_the_lm(demo, tiny_lm, de
     assert torch.equal(bundle.token_embeddings, first.token_embeddings)
     with pytest.raises(SettingsError, match="no LM in its loop"):
         settings(method="kernel-features", inner_every=2)
+
+
+def test_a_stop_request_checkpoints_the_step_and_resume_continues_exactly(demo, tiny_model_dir, demo_features, tmp_path):
+    """Ctrl-C before the first periodic checkpoint (step 25) used to leave nothing to resume."""
+    from talk_cli.distill import Interrupted, StopRequested
+
+    plan = settings(steps=6, checkpoint_every=25, krr_batch=50)
+
+    def stop_after_step_2(report):
+        if report.step == 2:
+            raise StopRequested
+
+    with pytest.raises(Interrupted, match="stopped after step 2 of 6; checkpoint at .* --resume"):
+        run_distillation(demo, load_language_model(str(tiny_model_dir)), demo_features, plan, CPU, tmp_path / "b", on_step=stop_after_step_2)
+    resumed, outcome = run_distillation(demo, load_language_model(str(tiny_model_dir)), demo_features, plan, CPU, tmp_path / "b", resume=True)
+    straight, _ = run_distillation(demo, load_language_model(str(tiny_model_dir)), demo_features, plan, CPU, tmp_path / "c")
+    assert outcome.resumed_from_step == 2
+    assert torch.equal(resumed.token_embeddings, straight.token_embeddings)
+
+
+def test_cli_ctrl_c_stops_at_a_step_boundary_and_says_how_to_resume(tiny_model_dir, tmp_path, monkeypatch):
+    import signal
+
+    from talk_cli.distill.loop import Distiller
+
+    outer_step = Distiller.outer_step
+
+    def interrupted_at_step_3(self):
+        report = outer_step(self)
+        if report.step == 3:
+            signal.raise_signal(signal.SIGINT)  # as Ctrl-C would, in the middle of the run
+        return report
+
+    monkeypatch.setattr(Distiller, "outer_step", interrupted_at_step_3)
+    common = ["distill", "--dataset", "demo", "--model", tiny_model_dir, "--steps", "6", "--seq-len", "8", "--out", tmp_path / "b"]
+    stopped = run_cli(*common)
+    assert stopped.exit_code == 130, stopped.output
+    assert "interrupted: stopped after step 3 of 6" in stopped.stderr and "--resume" in stopped.stderr
+    monkeypatch.setattr(Distiller, "outer_step", outer_step)
+    resumed = run_cli(*common, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert "resumed from step 3" in resumed.stderr

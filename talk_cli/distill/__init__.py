@@ -1,6 +1,6 @@
 """Stage 4: distillation of a TAG into a synthetic graph (TaLK, kernel-features, coresets)."""
 
-from talk_cli.distill.loop import DistillOutcome, Distiller, StepReport, distill
+from talk_cli.distill.loop import DistillOutcome, Distiller, Interrupted, StepReport, StopRequested, distill
 from talk_cli.distill.methods import METHODS, Method
 from talk_cli.distill.run import make_bundle, run_distillation
 from talk_cli.distill.settings import DistillSettings, dataset_recipe, recipe_path, resolve_settings
@@ -10,8 +10,10 @@ __all__ = [
     "DistillOutcome",
     "DistillSettings",
     "Distiller",
+    "Interrupted",
     "Method",
     "StepReport",
+    "StopRequested",
     "dataset_recipe",
     "distill",
     "make_bundle",

@@ -75,7 +75,10 @@ def load_checkpoint(out: Path, identity: dict[str, Any]) -> dict[str, Any]:
     """The state saved beside `out`, refusing a damaged checkpoint or one of another run."""
     folder = checkpoint_dir(out)
     if not (folder / "state.yaml").is_file():
-        raise SettingsError(f"--resume: no checkpoint at {folder} (nothing to resume)")
+        raise SettingsError(
+            f"--resume: no checkpoint at {folder} (nothing to resume: the run stopped before its first checkpoint, "
+            "or finished); run without --resume to start over"
+        )
     try:
         meta = yaml.safe_load((folder / "state.yaml").read_text())
         data = (folder / "state.safetensors").read_bytes()

@@ -59,6 +59,15 @@ class DistillOutcome:
     resumed_from_step: int = 0
 
 
+class StopRequested(Exception):
+    """Raised by an `on_step` callback to stop the run at this step boundary (the CLI's Ctrl-C):
+    the run then checkpoints the state after the step and stops with `Interrupted`."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped on request; the message says what was saved and how to continue."""
+
+
 class RealSide:
     """The real graph as the loop sees it: the kernel's side of it, and the nodes that drive the
     loss (training) and the selection (validation)."""

@@ -12,9 +12,9 @@ import torch
 from talk_cli.bundle import Bundle, DatasetInfo, DistillationInfo, LMInfo, write_bundle
 from talk_cli.bundle.bundle import check_target
 from talk_cli.data.tag import TAG
-from talk_cli.distill.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
+from talk_cli.distill.checkpoint import checkpoint_dir, load_checkpoint, remove_checkpoint, save_checkpoint
 from talk_cli.distill.coreset import induced_adjacency, select
-from talk_cli.distill.loop import DistillOutcome, Distiller, StepReport, distill
+from talk_cli.distill.loop import DistillOutcome, Distiller, Interrupted, StepReport, StopRequested, distill
 from talk_cli.distill.methods import METHODS
 from talk_cli.distill.settings import DistillSettings
 from talk_cli.distill.synthetic import allocate, initial_embeddings, synthetic_size
@@ -129,7 +129,14 @@ def run_distillation(
         distiller = Distiller(tag, lm, real_features, settings, device)
         if resume:
             distiller.load_state_dict(load_checkpoint(out, identity))
-        outcome = distill(distiller, on_step, on_checkpoint=lambda d: save_checkpoint(out, d.state_dict(), identity))
+        try:
+            outcome = distill(distiller, on_step, on_checkpoint=lambda d: save_checkpoint(out, d.state_dict(), identity))
+        except StopRequested:
+            save_checkpoint(out, distiller.state_dict(), identity)
+            raise Interrupted(
+                f"stopped after step {distiller.step} of {settings.steps}; checkpoint at {checkpoint_dir(out)}: "
+                "run the same command with --resume to continue from it"
+            ) from None
     bundle = make_bundle(tag, lm, settings, outcome)
     write_bundle(bundle, out, force=force)
     remove_checkpoint(out)
