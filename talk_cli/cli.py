@@ -236,7 +236,7 @@ def evaluate(**options) -> None:
         if payload["percent_of_full"] is not None:
             stderr.print(f"{payload['percent_of_full']:.1f}% of the full-data reference ({100 * reference['test_accuracy_mean']:.2f}%, {reference['runs']} runs, cached)")
         elif not full:
-            stderr.print(f"no cached full-data reference with these settings: run `talk evaluate --full` with the same --dataset and model options to get % of full")
+            stderr.print("no cached full-data reference with these settings: run `talk evaluate --full` with the same --dataset and model options to get % of full")
     if options["as_json"]:
         emit_json(payload)
 

@@ -86,7 +86,7 @@ def test_a_line_break_like_character_in_a_text_loads_and_encodes(character, tmp_
     lines = [json.dumps({"id": i, "label": int(i >= 4), "text": t}, ensure_ascii=False) for i, t in enumerate(texts_with_break)]
     (folder / "nodes.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (folder / "edges.csv").write_text("src,dst\n0,1\n4,5\n")
-    (folder / f"labels.txt").write_text(f"astro{character}nomy\ncooking\n", encoding="utf-8")
+    (folder / "labels.txt").write_text(f"astro{character}nomy\ncooking\n", encoding="utf-8")
     tag = load_tag_folder(folder, SplitSpec(fractions=(0.5, 0.25, 0.25)))
     assert tag.texts == texts_with_break and tag.label_names == [f"astro{character}nomy", "cooking"]
     result = run_cli("encode", "--dataset", folder, "--model", tiny_model_dir, "--split-fractions", "0.5,0.25,0.25", "--json")

@@ -24,16 +24,12 @@ class Method:
     summary: str
     learner: Learner | None = None  # kernel methods: the outer loop learns this representation
     picker: Picker | None = None  # coresets: real training nodes chosen per class
+    reads_texts: bool = True  # its features come out of the LM from the stored token embeddings
 
     @property
     def learns(self) -> bool:
         """A learned synthetic set, selected by validation KRR accuracy; else a coreset picked in one go."""
         return self.learner is not None
-
-    @property
-    def reads_texts(self) -> bool:
-        """Its features come out of the LM from the stored token embeddings (what the joint protocol trains)."""
-        return self.learner is not learn_free_features
 
 
 def learn_token_sequences(embeddings, mask, seed_features, lm, chunk) -> TokenSequences:
@@ -48,7 +44,9 @@ METHODS: dict[str, Method] = {
     method.name: method
     for method in (
         Method("talk", "token-embedding sequences read through the LM (TaLK)", learner=learn_token_sequences),
-        Method("kernel-features", "the same kernel loop learning feature vectors, no LM", learner=learn_free_features),
+        Method(
+            "kernel-features", "the same kernel loop learning feature vectors, no LM", learner=learn_free_features, reads_texts=False
+        ),
         Method("random", "coreset: a seeded uniform sample per class", picker=uniform),
         Method("herding", "coreset: greedy herding towards the class mean", picker=herding),
         Method("kcenter", "coreset: greedy k-center", picker=kcenter),
