@@ -1,12 +1,31 @@
-"""Device and dtype selection shared by every stage."""
+"""Device and dtype selection shared by every stage, and the one table of dtype names."""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 
 from talk_cli.errors import SettingsError
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+class DType(NamedTuple):
+    torch: torch.dtype
+    safetensors: str  # the code safetensors reports for it
+
+    @property
+    def size(self) -> int:
+        return self.torch.itemsize
+
+
+# Every dtype the tool names: in files (bundle tensors, features cache) and for --dtype.
+DTYPES = {
+    "float32": DType(torch.float32, "F32"),
+    "float16": DType(torch.float16, "F16"),
+    "bfloat16": DType(torch.bfloat16, "BF16"),
+    "int64": DType(torch.int64, "I64"),
+}
+COMPUTE_DTYPES = ("float32", "float16", "bfloat16")
 
 
 def resolve_device(choice: str) -> torch.device:
@@ -21,6 +40,6 @@ def resolve_device(choice: str) -> torch.device:
 
 
 def resolve_dtype(name: str) -> torch.dtype:
-    if name not in DTYPES:
-        raise SettingsError(f"--dtype must be one of {', '.join(DTYPES)}, got {name!r}")
-    return DTYPES[name]
+    if name not in COMPUTE_DTYPES:
+        raise SettingsError(f"--dtype must be one of {', '.join(COMPUTE_DTYPES)}, got {name!r}")
+    return DTYPES[name].torch

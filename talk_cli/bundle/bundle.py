@@ -27,6 +27,7 @@ from talk_cli.bundle.errors import (
     TensorError,
     UnsafePathError,
 )
+from talk_cli.device import DTYPES
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ class Bundle:
                 "file": spec.TENSOR_FILE,
                 "sha256": tensor_sha256,
                 "inventory": {
-                    name: {"shape": list(t.shape), "dtype": spec.DTYPE_NAMES.get(t.dtype, str(t.dtype))}
+                    name: {"shape": list(t.shape), "dtype": spec.dtype_name(t.dtype)}
                     for name, t in self.tensors().items()
                 },
             },
@@ -256,7 +257,7 @@ def read_tensors(file: Path, inventory: dict[str, dict]) -> dict[str, torch.Tens
             tensors = {}
             for name, entry in inventory.items():
                 info = handle.get_slice(name)
-                if list(info.get_shape()) != entry["shape"] or info.get_dtype() != spec_dtype(entry["dtype"]):
+                if list(info.get_shape()) != entry["shape"] or info.get_dtype() != DTYPES[entry["dtype"]].safetensors:
                     raise TensorError(
                         f"{file}: tensor '{name}' is {info.get_dtype()} {list(info.get_shape())}, "
                         f"the inventory says {entry['dtype']} {entry['shape']}"
@@ -265,9 +266,3 @@ def read_tensors(file: Path, inventory: dict[str, dict]) -> dict[str, torch.Tens
     except (SafetensorError, OSError) as err:
         raise TensorError(f"{file}: not a readable safetensors file ({str(err).splitlines()[0][:200]})") from None
     return tensors
-
-
-def spec_dtype(name: str) -> str:
-    """safetensors' own dtype codes for the spec's dtype names."""
-    return {"float32": "F32", "int64": "I64"}[name]
-

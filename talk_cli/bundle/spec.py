@@ -10,7 +10,13 @@ from collections.abc import Mapping
 
 import torch
 
-from talk_cli.bundle.errors import ManifestError, TensorError, UnsafePathError, UnsupportedVersionError
+from talk_cli.bundle.errors import (
+    ManifestError,
+    TensorError,
+    UnsafePathError,
+    UnsupportedVersionError,
+)
+from talk_cli.device import DTYPES
 
 FORMAT_NAME = "talk-bundle"
 FORMAT_VERSION = "1.0.0"
@@ -67,7 +73,6 @@ SCHEMA: dict[str, dict[str, tuple]] = {
 TOP_LEVEL = {"format": str, "format_version": str, "created": str, **{k: dict for k in SCHEMA}}
 OPTIONAL_TOP_LEVEL = {"evaluation": dict}
 
-DTYPE_NAMES = {torch.float32: "float32", torch.int64: "int64"}
 REQUIRED_TENSORS = ("token_embeddings", "attention_mask", "adjacency", "labels", "features")
 OPTIONAL_TENSORS = ("soft_labels",)
 TENSOR_DTYPES = {
@@ -78,7 +83,6 @@ TENSOR_DTYPES = {
     "features": "float32",
     "soft_labels": "float32",
 }
-DTYPE_SIZES = {"float32": 4, "int64": 8}
 
 
 def matches(value: object, kind: object) -> bool:
@@ -215,13 +219,17 @@ def check_inventory(manifest: Mapping) -> None:
         raise ManifestError(f"{MANIFEST_FILE}: the inventory adds up to {total} bytes, over the {MAX_TENSOR_BYTES}-byte limit")
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    return next((name for name, entry in DTYPES.items() if entry.torch == dtype), str(dtype))
+
+
 def inventory_bytes(manifest: Mapping) -> int:
     total = 0
     for entry in manifest["tensors"]["inventory"].values():
         elements = 1
         for dim in entry["shape"]:
             elements *= dim
-        total += elements * DTYPE_SIZES[entry["dtype"]]
+        total += elements * DTYPES[entry["dtype"]].size
     return total
 
 
