@@ -49,13 +49,11 @@ def option(name: str, annotation: Any, default: Any, *decls: str, **info: Any) -
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[annotation, typer.Option(*decls, **info)])
 
 
-def settings_options(cls: type, defaults_note: dict[str, str], skip: tuple[str, ...] = ()) -> list[inspect.Parameter]:
+def settings_options(cls: type, defaults_note: dict[str, str]) -> list[inspect.Parameter]:
     """One option per field of a settings dataclass; None means 'not given' (recipes may fill it)."""
     hints = typing.get_type_hints(cls)
     params = []
     for f in dataclasses.fields(cls):
-        if f.name in skip:
-            continue
         kind = next(t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None))
         shown = defaults_note.get(f.name, defaults_note.get("*", "{}")).format(f.default)
         decls = (f.metadata.get("flag") or "--" + f.name.replace("_", "-"),)

@@ -63,14 +63,6 @@ def save_checkpoint(out: Path, state: dict[str, Any], identity: dict[str, Any]) 
     atomic_write_bytes(folder / "state.yaml", yaml.safe_dump(meta, sort_keys=False).encode())
 
 
-def checkpoint_step(out: Path) -> int | None:
-    """The step of the checkpoint beside `out`, or None when there is none (or it is unreadable)."""
-    try:
-        return int(yaml.safe_load((checkpoint_dir(out) / "state.yaml").read_text())["state"]["step"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
-        return None
-
-
 def load_checkpoint(out: Path, identity: dict[str, Any]) -> dict[str, Any]:
     """The state saved beside `out`, refusing a damaged checkpoint or one of another run."""
     folder = checkpoint_dir(out)

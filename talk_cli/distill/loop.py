@@ -24,7 +24,7 @@ from talk_cli.data.tag import TAG
 from talk_cli.distill.inner import DenseGCN, train_lm_and_gcn
 from talk_cli.distill.methods import METHODS
 from talk_cli.distill.settings import DistillSettings
-from talk_cli.distill.synthetic import SyntheticGraph, allocate, initial_embeddings, pick_seed_nodes, synthetic_size
+from talk_cli.distill.synthetic import SyntheticGraph, class_allocation, initial_embeddings, pick_seed_nodes
 from talk_cli.encode.encoder import EncodeSettings, encode_texts
 from talk_cli.encode.lm import LanguageModel, check_length
 from talk_cli.graph import normalized_adjacency_dense, normalized_adjacency_sparse
@@ -100,9 +100,7 @@ class Distiller:
         lm.model.requires_grad_(False)  # the outer loop learns the synthetic set, not the LM
         self.real = RealSide(tag, real_features, settings, device)
 
-        train_counts = tag.class_counts(tag.train_mask)
-        n_syn = synthetic_size(len(self.real.train_nodes), sum(c > 0 for c in train_counts), settings.ratio, settings.size)
-        self.counts = allocate(train_counts, n_syn)
+        self.counts = class_allocation(tag, settings)
         self.seed_nodes = pick_seed_nodes(tag, real_features, self.counts, settings.seed)
         embeddings, mask = initial_embeddings([tag.texts[i] for i in self.seed_nodes], lm, settings.seq_len)
         representation = method.learner(

@@ -21,7 +21,6 @@ Picker = Callable[[torch.Tensor, int, torch.Generator], list[int]]
 @dataclass(frozen=True)
 class Method:
     name: str
-    summary: str
     learner: Learner | None = None  # kernel methods: the outer loop learns this representation
     picker: Picker | None = None  # coresets: real training nodes chosen per class
     reads_texts: bool = True  # its features come out of the LM from the stored token embeddings
@@ -43,12 +42,10 @@ def learn_free_features(embeddings, mask, seed_features, lm, chunk) -> FreeFeatu
 METHODS: dict[str, Method] = {
     method.name: method
     for method in (
-        Method("talk", "token-embedding sequences read through the LM (TaLK)", learner=learn_token_sequences),
-        Method(
-            "kernel-features", "the same kernel loop learning feature vectors, no LM", learner=learn_free_features, reads_texts=False
-        ),
-        Method("random", "coreset: a seeded uniform sample per class", picker=uniform),
-        Method("herding", "coreset: greedy herding towards the class mean", picker=herding),
-        Method("kcenter", "coreset: greedy k-center", picker=kcenter),
+        Method("talk", learner=learn_token_sequences),  # token-embedding sequences read through the LM
+        Method("kernel-features", learner=learn_free_features, reads_texts=False),  # the same loop, free feature vectors
+        Method("random", picker=uniform),  # coresets: real training nodes per class
+        Method("herding", picker=herding),
+        Method("kcenter", picker=kcenter),
     )
 }

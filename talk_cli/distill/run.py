@@ -17,7 +17,7 @@ from talk_cli.distill.coreset import induced_adjacency, select
 from talk_cli.distill.loop import DistillOutcome, Distiller, Interrupted, StepReport, StopRequested, distill
 from talk_cli.distill.methods import METHODS
 from talk_cli.distill.settings import DistillSettings
-from talk_cli.distill.synthetic import allocate, initial_embeddings, synthetic_size
+from talk_cli.distill.synthetic import class_allocation, initial_embeddings
 from talk_cli.encode.lm import LanguageModel, encode_embeddings
 from talk_cli.errors import SettingsError
 from talk_cli.provenance import Provenance
@@ -35,9 +35,7 @@ def checkpoint_identity(tag: TAG, lm: LanguageModel, settings: DistillSettings) 
 def pick_coreset(tag: TAG, lm: LanguageModel, features: torch.Tensor, settings: DistillSettings) -> DistillOutcome:
     """Real training nodes with their subgraph. Texts keep `settings.max_length` tokens, the
     length the real features were encoded with, so the stored features are the real ones."""
-    train_counts = tag.class_counts(tag.train_mask)
-    n_syn = synthetic_size(int(tag.train_mask.sum()), sum(c > 0 for c in train_counts), settings.ratio, settings.size)
-    nodes = select(METHODS[settings.method].picker, tag, features, allocate(train_counts, n_syn), settings.seed)
+    nodes = select(METHODS[settings.method].picker, tag, features, class_allocation(tag, settings), settings.seed)
     embeddings, mask = initial_embeddings([tag.texts[i] for i in nodes], lm, settings.max_length, padding="longest")
     lm.model.eval()
     device = lm.embeddings.weight.device

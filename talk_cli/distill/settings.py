@@ -25,7 +25,7 @@ RECIPES = resources.files("talk_cli") / "recipes"  # package data: installed wit
 class DistillSettings:
     """Every knob of a distillation run. Defaults are the measured choices of docs/method.md."""
 
-    method: str = setting("talk", "talk, or a baseline: kernel-features, random, herding, kcenter.")
+    method: str = setting("talk", f"talk, or a baseline: {', '.join(name for name in METHODS if name != 'talk')}.")
     ratio: float | None = setting(0.01, "Synthetic nodes as a fraction of the training nodes.")
     size: int | None = setting(None, "Number of synthetic nodes (overrides --ratio).")
     seq_len: int = setting(16, "Tokens per synthetic text.")

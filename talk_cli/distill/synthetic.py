@@ -31,6 +31,13 @@ def synthetic_size(num_train: int, num_classes_present: int, ratio: float | None
     return max(num_classes_present, round(ratio * num_train))  # type: ignore[operator]
 
 
+def class_allocation(tag: TAG, settings: DistillSettings) -> list[int]:
+    """Synthetic nodes per class for this dataset and the settings' ratio or size."""
+    train_counts = tag.class_counts(tag.train_mask)
+    n_syn = synthetic_size(int(tag.train_mask.sum()), sum(c > 0 for c in train_counts), settings.ratio, settings.size)
+    return allocate(train_counts, n_syn)
+
+
 def allocate(train_counts: list[int], total: int) -> list[int]:
     """Synthetic nodes per class, proportional to training counts (largest remainder), at
     least one for every class that has training nodes, none for classes without."""
