@@ -25,6 +25,7 @@ from talk_cli.cli_options import app, command, given, option, reports_errors, se
 from talk_cli.console import progress_bar, render_summary, report_dataset, stderr  # noqa: E402
 from talk_cli.distill.settings import DistillSettings  # noqa: E402
 from talk_cli.encode.encoder import EncodeSettings  # noqa: E402
+from talk_cli.encode.lm import DEFAULT_POOLING, POOLINGS  # noqa: E402
 from talk_cli.errors import SettingsError  # noqa: E402
 from talk_cli.evaluate.train import EvalSettings  # noqa: E402
 
@@ -33,7 +34,7 @@ def emit_json(payload: dict) -> None:
     sys.stdout.write(json.dumps(payload, indent=2) + "\n")
 
 
-def load_lm(name: str | None):
+def load_lm(name: str | None, pooling: str = DEFAULT_POOLING):
     import transformers
 
     from talk_cli.encode import load_language_model
@@ -41,7 +42,7 @@ def load_lm(name: str | None):
     # Our own progress bar and messages replace transformers' loading bars and warnings.
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
-    return load_language_model(name)
+    return load_language_model(name, pooling)
 
 
 def show_version(value: bool) -> None:
@@ -69,7 +70,7 @@ DATASET = [
 ]
 
 
-def prepare(options: dict, model: str | None, encode: EncodeSettings, features_path=None, force=False):
+def prepare(options: dict, model: str | None, pooling: str, encode: EncodeSettings, features_path=None, force=False):
     """Load the dataset named by the options, report it, and encode it (or reuse the cache)."""
     from talk_cli import pipeline
     from talk_cli.data import SplitSpec
@@ -80,7 +81,7 @@ def prepare(options: dict, model: str | None, encode: EncodeSettings, features_p
     spec = SplitSpec(parse_fractions(options["split_fractions"]), options["split_seed"], not options["ignore_split_file"])
     tag = pipeline.load_dataset(options["dataset"], options["data_root"], spec)
     report_dataset(tag, options["quiet"])
-    lm = load_lm(model)
+    lm = load_lm(model, pooling)
     with progress_bar(f"encoding {tag.name}", tag.num_nodes, options["quiet"]) as update:
         prepared = pipeline.prepare(tag, lm, encode, device, features_path, force, on_progress=lambda n: update(advance=n))
     if not options["quiet"]:
@@ -92,18 +93,19 @@ def prepare(options: dict, model: str | None, encode: EncodeSettings, features_p
 
 
 MODEL = option("model", Optional[str], None, "--model", help="Local LM folder or Hugging Face id.", show_default="all-MiniLM-L6-v2")
+POOLING = option("pooling", str, DEFAULT_POOLING, "--pooling", help=f"How token states become one feature: {' or '.join(POOLINGS)} (first token).")
 FORCE = option("force", bool, False, "--force", help="Replace an existing output.")
 
 
 @command(
-    *DATASET, MODEL, FORCE,
+    *DATASET, MODEL, POOLING, FORCE,
     option("out", Optional[Path], None, "--out", help="Features file.", show_default="in the cache folder"),
     generated=settings_options(EncodeSettings, {"*": "{}"}),
 )  # fmt: skip
 def encode(**options) -> None:
-    """Encode every node text with the LM (mean pooling) into a reusable features cache."""
+    """Encode every node text with the LM into a reusable features cache."""
     settings = EncodeSettings(**{k: v for k, v in given(options, EncodeSettings).items() if v is not None})
-    prepared = prepare(options, options["model"], settings, options["out"], options["force"])
+    prepared = prepare(options, options["model"], options["pooling"], settings, options["out"], options["force"])
     result = prepared.encoded
     if options["as_json"]:
         rate = 0.0 if result.reused else prepared.tag.num_nodes / max(result.seconds, 1e-9)
@@ -128,7 +130,7 @@ def distill_settings(options: dict):
 
 
 @command(
-    *DATASET, MODEL, FORCE,
+    *DATASET, MODEL, POOLING, FORCE,
     option("out", Optional[Path], None, "--out", "-o", help="Bundle directory to write (required unless --print-settings)."),
     option("recipe", Optional[str], None, "--recipe", help="Recipe file or shipped name.", show_default="the dataset's shipped recipe, if any"),
     option("resume", bool, False, "--resume", help="Continue from the checkpoint beside --out."),
@@ -149,7 +151,7 @@ def distill(**options) -> None:
         raise SettingsError("give --out, the bundle directory to write")
     out = options["out"]
     check_target(out, options["force"])  # before encoding, not after it
-    prepared = prepare(options, options["model"], EncodeSettings(max_length=settings.max_length))
+    prepared = prepare(options, options["model"], options["pooling"], EncodeSettings(max_length=settings.max_length))
     fields = "loss {task.fields[loss]}  val {task.fields[val]}  best {task.fields[best]}"
     with progress_bar("distilling", settings.steps if METHODS[settings.method].learns else 0, options["quiet"], fields) as update, stop_at_step_boundary() as stop:
 
@@ -195,6 +197,7 @@ EVAL_DEFAULTS = {"*": "{}", "epochs": "gnn 200, joint 30"}
     option("store", bool, False, "--write-back", help="Store the results in the bundle's manifest."),
     option("model", Optional[str], None, "--model", help="LM for the real features.", show_default="the bundle's"),
     option("max_length", Optional[int], None, "--max-length", help="Tokens per real text.", show_default="the bundle's, else 128"),
+    option("pooling", Optional[str], None, "--pooling", help=f"{' or '.join(POOLINGS)}.", show_default=f"the bundle's, else {DEFAULT_POOLING}"),
     generated=settings_options(EvalSettings, EVAL_DEFAULTS),
 )  # fmt: skip
 def evaluate(**options) -> None:
@@ -218,7 +221,8 @@ def evaluate(**options) -> None:
     settings = EvalSettings(**{"epochs": PROTOCOL_EPOCHS[protocol], **values})
     bundle = load_bundle(path) if path is not None else None
     length = options["max_length"] or (bundle.lm.max_length if bundle else EncodeSettings().max_length)
-    prepared = prepare(options, options["model"] or (bundle.lm.name if bundle else None), EncodeSettings(max_length=length))
+    pooling = options["pooling"] or (bundle.lm.pooling if bundle else DEFAULT_POOLING)
+    prepared = prepare(options, options["model"] or (bundle.lm.name if bundle else None), pooling, EncodeSettings(max_length=length))
     with progress_bar(f"training {settings.architecture}, {settings.runs} runs", settings.runs * settings.epochs, options["quiet"]) as update:
         evaluation, problems = pipeline.evaluate(prepared, bundle, settings, protocol, options["allow_mismatch"], lambda n: update(advance=n))
     for problem in problems:
@@ -262,7 +266,7 @@ def inspect(
     if verify:
         summary["verified"] = list(CHECKS)
     if decode:
-        lm = load_lm(model or bundle.lm.name)
+        lm = load_lm(model or bundle.lm.name, bundle.lm.pooling)
         if lm.identity.weights_sha256 != bundle.lm.weights_sha256:
             stderr.print(f"note: the weights of {lm.identity.name!r} differ from those the bundle was made with; tokens are approximate")
         summary["decoded"] = decoded_rows(bundle, lm)

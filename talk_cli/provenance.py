@@ -13,8 +13,6 @@ if TYPE_CHECKING:
     from talk_cli.data.tag import TAG
     from talk_cli.encode.lm import LMIdentity
 
-POOLING = "mean"  # how token states become one node feature (talk_cli.encode.lm.mean_pool)
-
 
 @dataclass(frozen=True)
 class Provenance:
@@ -26,12 +24,12 @@ class Provenance:
     lm_weights_sha256: str
     hidden_size: int
     max_length: int
-    pooling: str = POOLING
+    pooling: str  # how token states became one feature (talk_cli.encode.lm.POOLINGS)
 
     @classmethod
     def of(cls, tag: TAG, lm: LMIdentity, max_length: int) -> Provenance:
         return cls(
-            tag.name, tag.content_hash, tag.num_nodes, tag.split_description, lm.name, lm.weights_sha256, lm.hidden_size, max_length
+            tag.name, tag.content_hash, tag.num_nodes, tag.split_description, lm.name, lm.weights_sha256, lm.hidden_size, max_length, lm.pooling
         )
 
     @classmethod
@@ -50,6 +48,7 @@ class Provenance:
             "split": self.split,
             "lm_weights_sha256": self.lm_weights_sha256,
             "max_length": self.max_length,
+            "pooling": self.pooling,
         }
 
     def features_key(self, dtype: str) -> dict[str, Any]:
@@ -85,4 +84,6 @@ class Provenance:
             )
         if self.max_length != given.max_length:
             problems.append(f"max length differs (bundle: {self.max_length}, given: {given.max_length})")
+        if self.pooling != given.pooling:
+            problems.append(f"pooling differs (bundle: {self.pooling}, given: {given.pooling})")
         return problems

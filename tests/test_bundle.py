@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import re
 from pathlib import Path
 
@@ -61,12 +63,33 @@ def test_written_bundle_conforms_to_the_documented_spec(tmp_path):
     assert set(manifest) == set(example) - {"evaluation"}  # evaluation is optional, absent until evaluated
     for section in ("tool", "dataset", "lm", "distillation", "tensors"):
         assert set(manifest[section]) == set(example[section]), section
-    sizes = {"n": 5, "L": 3, "h": 16, "C": 3}
+    sizes = {"n": 5, "L": 3, "h": 16, "e": 16, "C": 3}
     for name, entry in manifest["tensors"]["inventory"].items():
         dims, dtype, _ = documented[name]
         assert entry == {"shape": [sizes[d] for d in dims], "dtype": dtype}
     assert {n for n, (_, _, req) in documented.items() if req} <= set(manifest["tensors"]["inventory"])
-    assert manifest["format"] == "talk-bundle" and manifest["format_version"] == "1.0.0"
+    assert manifest["format"] == "talk-bundle" and manifest["format_version"] == "1.1.0"
+
+
+def test_a_format_1_0_bundle_without_the_1_1_fields_still_loads(tmp_path):
+    write_bundle(make_bundle(), tmp_path / "b")
+    manifest_file = tmp_path / "b" / "manifest.yaml"
+    manifest = yaml.safe_load(manifest_file.read_text())
+    del manifest["lm"]["embedding_size"], manifest["distillation"]["curve"]
+    manifest["format_version"] = "1.0.0"
+    manifest_file.write_text(yaml.safe_dump(manifest))
+    loaded = load_bundle(tmp_path / "b")
+    assert loaded.lm.embedding_size == loaded.lm.hidden_size and loaded.distillation.curve == []
+
+
+def test_token_embeddings_may_be_narrower_than_the_hidden_size(tmp_path):
+    bundle = make_bundle(hidden=16)
+    bundle.token_embeddings = bundle.token_embeddings[:, :, :8].clone()
+    with pytest.raises(ManifestError, match="implies"):
+        write_bundle(bundle, tmp_path / "b")  # the manifest says e = h = 16
+    bundle.lm = dataclasses.replace(bundle.lm, embedding_size=8)
+    write_bundle(bundle, tmp_path / "b")
+    assert load_bundle(tmp_path / "b").token_embeddings.shape == (6, 4, 8)
 
 
 def test_writer_refuses_to_overwrite_without_force(tmp_path):

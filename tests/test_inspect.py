@@ -48,7 +48,7 @@ def test_verify_passes_on_a_good_bundle(bundle_dir):
         (lambda b: (b / "synthetic.safetensors").unlink(), "tensor file synthetic.safetensors is missing"),
         (
             lambda b: (b / "manifest.yaml").write_text(
-                (b / "manifest.yaml").read_text().replace("format_version: 1.0.0", "format_version: 9.0.0")
+                (b / "manifest.yaml").read_text().replace("format_version: 1.1.0", "format_version: 9.0.0")
             ),
             "format version 9.0.0 is not supported",
         ),
@@ -86,6 +86,7 @@ def test_decode_recovers_tokens_placed_in_the_embeddings(tmp_path, tiny_model_di
         weights_sha256=lm.identity.weights_sha256,
         pooling="mean",
         max_length=32,
+        embedding_size=16,
     )
     write_bundle(bundle, tmp_path / "b")
     result = run_cli("inspect", tmp_path / "b", "--decode", "--json")

@@ -47,8 +47,9 @@ class LMInfo:
     hidden_size: int
     tokenizer: str
     weights_sha256: str
-    pooling: str
+    pooling: str  # mean or cls (talk_cli.encode.lm.POOLINGS)
     max_length: int
+    embedding_size: int  # width of the input embeddings (ELECTRA's differs from hidden_size)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class DistillationInfo:
     num_synthetic: int
     seed: int
     settings: dict[str, Any]
+    # One point per validation of a learned set: {step, val_accuracy, loss (mean over the steps
+    # since the previous point)}. Empty for coresets.
+    curve: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -237,8 +241,8 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     return Bundle(
         **tensors,
         dataset=DatasetInfo(**info["dataset"]),
-        lm=LMInfo(**info["lm"]),
-        distillation=DistillationInfo(**info["distillation"]),
+        lm=LMInfo(**info["lm"], embedding_size=spec.embedding_size(manifest)),
+        distillation=DistillationInfo(**info["distillation"], curve=manifest["distillation"].get("curve", [])),
         evaluation=manifest.get("evaluation", {}),
         created=manifest["created"],
         tool_version=manifest["tool"]["version"],

@@ -19,8 +19,8 @@ from talk_cli.bundle.errors import (
 from talk_cli.device import DTYPES
 
 FORMAT_NAME = "talk-bundle"
-FORMAT_VERSION = "1.0.0"
-SUPPORTED_MAJOR, SUPPORTED_MINOR = 1, 0
+FORMAT_VERSION = "1.1.0"
+SUPPORTED_MAJOR, SUPPORTED_MINOR = 1, 1
 MANIFEST_FILE = "manifest.yaml"
 TENSOR_FILE = "synthetic.safetensors"
 MAX_MANIFEST_BYTES = 1 << 20
@@ -70,6 +70,11 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     },
     "tensors": {"file": (str,), "sha256": ("sha256",), "inventory": (dict,)},
 }
+# Fields added by minor versions: readers accept their absence (older bundles).
+OPTIONAL_FIELDS: dict[str, dict[str, tuple]] = {
+    "lm": {"embedding_size": (int,)},  # 1.1: width of the input embeddings, when it is not hidden_size
+    "distillation": {"curve": ("list[dict]",)},  # 1.1: the distillation curve, for plots
+}
 TOP_LEVEL = {"format": str, "format_version": str, "created": str, **{k: dict for k in SCHEMA}}
 OPTIONAL_TOP_LEVEL = {"evaluation": dict}
 
@@ -92,6 +97,8 @@ def matches(value: object, kind: object) -> bool:
         return isinstance(value, str) and bool(SHA256.match(value))
     if kind == "list[str]":
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if kind == "list[dict]":
+        return isinstance(value, list) and all(isinstance(v, dict) for v in value)
     if kind is int:
         return isinstance(value, int) and not isinstance(value, bool)
     if kind is float:
@@ -132,12 +139,15 @@ def validate_manifest(manifest: object) -> None:
     if unknown and strict:
         raise ManifestError(f"{MANIFEST_FILE}: unknown key(s) {unknown}")
     for section, fields in SCHEMA.items():
-        unknown = sorted(set(map(str, manifest[section])) - set(fields))
+        optional = OPTIONAL_FIELDS.get(section, {})
+        unknown = sorted(set(map(str, manifest[section])) - set(fields) - set(optional))
         if unknown and strict:
             raise ManifestError(f"{MANIFEST_FILE}: unknown key(s) {unknown} in '{section}'")
-        for field, kinds in fields.items():
+        for field, kinds in (fields | optional).items():
             where = f"{MANIFEST_FILE}: '{section}.{field}'"
             if field not in manifest[section]:
+                if field in optional:
+                    continue
                 raise ManifestError(f"{where} is missing")
             if not any(matches(manifest[section][field], kind) for kind in kinds):
                 raise ManifestError(f"{where} must be {type_name(kinds)}, got {manifest[section][field]!r:.60}")
@@ -148,6 +158,7 @@ def validate_manifest(manifest: object) -> None:
         ("dataset.num_train", dataset["num_train"]),
         ("lm.hidden_size", lm["hidden_size"]),
         ("lm.max_length", lm["max_length"]),
+        ("lm.embedding_size", embedding_size(manifest)),
         ("distillation.num_synthetic", distillation["num_synthetic"]),
     ):
         if value < 1:
@@ -171,13 +182,18 @@ def check_file_name(name: str) -> None:
         )
 
 
+def embedding_size(manifest: Mapping) -> int:
+    """e, the width of the LM's input embeddings: `lm.embedding_size`, else `lm.hidden_size`."""
+    return manifest["lm"].get("embedding_size", manifest["lm"]["hidden_size"])
+
+
 def expected_shapes(manifest: Mapping) -> dict[str, list[int] | None]:
     """Shapes the manifest implies; None marks the free sequence length L."""
     n = manifest["distillation"]["num_synthetic"]
     h = manifest["lm"]["hidden_size"]
     c = manifest["dataset"]["num_classes"]
     return {
-        "token_embeddings": [n, None, h],
+        "token_embeddings": [n, None, embedding_size(manifest)],
         "attention_mask": [n, None],
         "adjacency": [n, n],
         "labels": [n],

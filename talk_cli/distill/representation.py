@@ -22,6 +22,7 @@ class TokenSequences:
     nodes' LM graph is alive at a time, so memory does not grow with n_syn."""
 
     def __init__(self, embeddings: torch.Tensor, mask: torch.Tensor, lm: LanguageModel, chunk: int):
+        lm.require_inputs_embeds("talk")
         self.embeddings = torch.nn.Parameter(embeddings)
         self.mask = mask
         self.lm = lm

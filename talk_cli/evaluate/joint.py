@@ -33,6 +33,7 @@ def evaluate_joint(
         raise SettingsError(
             f"the joint protocol needs token embeddings that produce the features; {bundle.distillation.method} bundles have none"
         )
+    lm.require_inputs_embeds("the joint protocol")
     pretrained = copy.deepcopy(lm.model.state_dict())
     embeddings, mask = bundle.token_embeddings.to(device), bundle.attention_mask.to(device)
     # Both graphs' structures are fixed: prepare them once; only the features change per run and epoch.
