@@ -6,6 +6,7 @@ a bundle. The `talk` CLI and the benchmarks both call these; progress goes to ca
     settings, recipe = pipeline.distill_settings("cora", ratio=0.01)
     bundle, outcome = pipeline.distill(prepared, settings, "cora-1pct")
     evaluation, mismatches = pipeline.evaluate(prepared, bundle)
+    real = pipeline.real_graph(bundle, data_root="../shared/datasets")  # a PyG Data to test on
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from typing import Any
 import torch
 
 from talk_cli.bundle import Bundle
-from talk_cli.data import SplitSpec, load_tag
+from talk_cli.data import load_tag
 from talk_cli.data.tag import TAG
 from talk_cli.distill import DistillSettings, dataset_recipe, recipe_path, resolve_settings, run_distillation
 from talk_cli.distill.loop import DistillOutcome, StepReport
+from talk_cli.data.split import SplitSpec
 from talk_cli.encode import EncodeResult, EncodeSettings, LanguageModel, encode_tag, load_language_model
 from talk_cli.evaluate import EvalSettings, Evaluation, check_match, run_evaluation
 from talk_cli.provenance import Provenance
@@ -108,3 +110,34 @@ def evaluate(
         prepared.tag, prepared.lm, prepared.features, bundle, settings, protocol, prepared.settings.max_length, prepared.device, on_epoch
     )
     return evaluation, problems
+
+
+def real_graph(
+    bundle: Bundle,
+    data_root: str | os.PathLike | None = None,
+    dataset: str | os.PathLike | None = None,
+    model: str | None = None,
+    device: torch.device = torch.device("cpu"),
+    on_progress: Progress | None = None,
+):
+    """The real graph a bundle was distilled from, as a `torch_geometric.data.Data`: x = the
+    cached LM features (encoded first when the cache is cold), y, edge_index and the bundle's
+    train/val/test masks. The dataset is the bundle's name under the data root unless given
+    (a name or a folder), the LM the bundle's unless given; a dataset, split or LM other than
+    the bundle's is an error (`SettingsError`), so test nodes stay test nodes."""
+    from torch_geometric.data import Data
+
+    split = SplitSpec.from_description(bundle.dataset.split)
+    tag = load_dataset(str(dataset or bundle.dataset.name), data_root, split)
+    lm = load_language_model(model or bundle.lm.name, bundle.lm.pooling)
+    prepared = prepare(tag, lm, EncodeSettings(max_length=bundle.lm.max_length), device, on_progress=on_progress)
+    check_match(bundle, prepared.provenance, allow_mismatch=False)
+    return Data(
+        x=prepared.features,
+        edge_index=tag.edge_index,
+        y=tag.labels,
+        train_mask=tag.train_mask,
+        val_mask=tag.val_mask,
+        test_mask=tag.test_mask,
+        num_nodes=tag.num_nodes,
+    )

@@ -123,6 +123,13 @@ class Bundle:
             data.soft_y = self.soft_labels
         return data
 
+    def real_graph(self, data_root: str | os.PathLike | None = None, **options: Any):
+        """The real graph this bundle came from, with its cached features and the bundle's split
+        masks, for testing a model trained on the bundle (`talk_cli.pipeline.real_graph`)."""
+        from talk_cli.pipeline import real_graph
+
+        return real_graph(self, data_root, **options)
+
     def manifest(self, tensor_sha256: str) -> dict[str, Any]:
         manifest: dict[str, Any] = {
             "format": spec.FORMAT_NAME,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +32,17 @@ class SplitSpec:
     def describe(self) -> str:
         train, val, test = (round(f * 100) for f in self.fractions)
         return f"random {train}/{val}/{test}, seed {self.seed}"
+
+    @classmethod
+    def from_description(cls, description: str) -> SplitSpec:
+        """The spec that gives a split described as a bundle records it: 'split.json' (the
+        dataset's own) or `describe()`'s 'random 60/20/20, seed 0' (percentages, so a split of
+        fractions that are not whole percentages is not recovered; provenance checks catch that)."""
+        found = re.fullmatch(r"random (\d+)/(\d+)/(\d+), seed (-?\d+)", description)
+        if found is None:
+            return cls()
+        *percentages, seed = (int(g) for g in found.groups())
+        return cls(tuple(p / 100 for p in percentages), seed, use_dataset_split=False)
 
 
 def parse_fractions(text: str) -> tuple[float, float, float]:
