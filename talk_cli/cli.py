@@ -34,14 +34,18 @@ def emit_json(payload: dict) -> None:
     sys.stdout.write(json.dumps(payload, indent=2) + "\n")
 
 
-def load_lm(name: str | None, pooling: str = DEFAULT_POOLING):
+def quiet_transformers() -> None:
+    """Our own progress bar and messages replace transformers' loading bars and warnings."""
     import transformers
 
-    from talk_cli.encode import load_language_model
-
-    # Our own progress bar and messages replace transformers' loading bars and warnings.
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
+
+
+def load_lm(name: str | None, pooling: str = DEFAULT_POOLING):
+    from talk_cli.encode import load_language_model
+
+    quiet_transformers()
     return load_language_model(name, pooling)
 
 
@@ -65,6 +69,7 @@ DATASET = [
     option("split_fractions", str, "0.6,0.2,0.2", "--split-fractions", help="Train,val,test fractions of the random split."),
     option("ignore_split_file", bool, False, "--ignore-split-file", help="Use the random split even when split.json exists."),
     option("device", str, "auto", "--device", help="auto, cpu or cuda."),
+    option("threads", Optional[int], None, "--threads", help="CPU threads for torch.", show_default="torch's choice: the cores available"),
     option("quiet", bool, False, "--quiet", "-q", help="No progress bar or messages on stderr."),
     option("as_json", bool, False, "--json", help="Print a machine-readable summary on stdout."),
 ]
@@ -72,12 +77,18 @@ DATASET = [
 
 def prepare(options: dict, model: str | None, pooling: str, encode: EncodeSettings, features_path=None, force=False):
     """Load the dataset named by the options, report it, and encode it (or reuse the cache)."""
+    import torch
+
     from talk_cli import pipeline
     from talk_cli.data import SplitSpec
     from talk_cli.data.split import parse_fractions
     from talk_cli.device import resolve_device
 
     device = resolve_device(options["device"])
+    if options["threads"] is not None:
+        if options["threads"] < 1:
+            raise SettingsError(f"--threads must be at least 1, got {options['threads']}")
+        torch.set_num_threads(options["threads"])
     spec = SplitSpec(parse_fractions(options["split_fractions"]), options["split_seed"], not options["ignore_split_file"])
     tag = pipeline.load_dataset(options["dataset"], options["data_root"], spec)
     report_dataset(tag, options["quiet"])
@@ -167,6 +178,11 @@ def distill(**options) -> None:
         selection = f"; best validation KRR accuracy {outcome.best_val_accuracy:.4f} at step {outcome.best_step}" if learned else ""
         resumed = f"; resumed from step {outcome.resumed_from_step}" if outcome.resumed_from_step else ""
         stderr.print(f"{settings.method}: {prepared.tag.name} -> {bundle.num_synthetic} synthetic nodes ({ratio}) in {outcome.seconds:.1f} s{selection}{resumed}")
+        if learned and outcome.best_step == 0 and settings.steps > 0:
+            stderr.print(
+                "note: no step improved validation accuracy on the starting set (best at step 0), so the bundle holds the "
+                "initial seed nodes; try a smaller --lr or more --steps, and compare with --method herding"
+            )
         stderr.print(f"bundle: {out}")
     if options["as_json"]:
         emit_json(
@@ -251,15 +267,19 @@ def inspect(
     bundle_path: Annotated[Path, typer.Argument(metavar="BUNDLE", help="A bundle directory.", show_default=False)],
     verify: Annotated[bool, typer.Option("--verify", help="Report each integrity check; exit 2 on any problem.")] = False,
     decode: Annotated[bool, typer.Option("--decode", help="Show the vocabulary tokens nearest to each synthetic sequence.")] = False,
-    model: Annotated[Optional[str], typer.Option("--model", help="LM for --decode.", show_default="the bundle's")] = None,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Draw the graph, adjacency and class balance to a PNG.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="LM for --decode and the real features of --plot.", show_default="the bundle's")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Draw the synthetic nodes among the real ones, the distillation curve, the structure and the class balance to a PNG.")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="Where --plot finds the real nodes.", show_default="the bundle's dataset under the data root")] = None,
+    data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder of datasets.", show_default="$TALK_DATA_ROOT, else ../shared/datasets")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or notes on stderr (the summary still goes to stdout).")] = False,
 ) -> None:
     """Summarise, verify, decode or plot a bundle. The summary goes to stdout."""
     from talk_cli.bundle import load_bundle
     from talk_cli.bundle.decode import decoded_rows
     from talk_cli.bundle.spec import CHECKS
     from talk_cli.bundle.summary import summarize
+    from talk_cli.errors import TalkError
 
     bundle = load_bundle(bundle_path)  # verifies everything; a damaged bundle stops here with exit 2
     summary = summarize(bundle)
@@ -267,13 +287,21 @@ def inspect(
         summary["verified"] = list(CHECKS)
     if decode:
         lm = load_lm(model or bundle.lm.name, bundle.lm.pooling)
-        if lm.identity.weights_sha256 != bundle.lm.weights_sha256:
+        if lm.identity.weights_sha256 != bundle.lm.weights_sha256 and not quiet:
             stderr.print(f"note: the weights of {lm.identity.name!r} differ from those the bundle was made with; tokens are approximate")
         summary["decoded"] = decoded_rows(bundle, lm)
     if plot is not None:
         from talk_cli.bundle.plot import plot_bundle
 
-        summary["plot"] = str(plot_bundle(bundle, plot))
+        quiet_transformers()  # real_graph loads the LM
+        try:
+            with progress_bar(f"encoding {dataset or bundle.dataset.name}", bundle.dataset.num_nodes, quiet) as update:
+                real = bundle.real_graph(data_root, dataset=dataset, model=model, on_progress=lambda n: update(advance=n))
+        except TalkError as err:
+            real = None
+            if not quiet:
+                stderr.print(f"note: the plot shows the synthetic nodes only; the real nodes are not drawn: {err}")
+        summary["plot"] = str(plot_bundle(bundle, plot, real))
     emit_json(summary) if as_json else render_summary(summary)
 
 

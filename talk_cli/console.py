@@ -24,14 +24,25 @@ DATASET_NOTES = {
 @contextmanager
 def progress_bar(description: str, total: int, quiet: bool, fields: str = "") -> Iterator[Callable[..., None]]:
     """A Rich progress bar on stderr, silent with --quiet or when stderr is not a terminal.
-    Yields `update(advance=0, completed=None, **fields)`; `fields` is a template of extra text."""
+    Yields `update(advance=0, completed=None, **fields)`; `fields` is a template of extra text.
+    The bar appears at the first update, so work that turns out to be cached shows none."""
     if quiet or not stderr.is_terminal or total == 0:
         yield lambda *args, **kwargs: None
         return
     extra = (TextColumn(fields),) if fields else ()
-    with Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), *extra, *TIMES, console=stderr, transient=True) as bar:
-        task = bar.add_task(description, total=total, **{name: "-" for name in ("loss", "val", "best")})
-        yield lambda advance=0, completed=None, **values: bar.update(task, advance=advance, completed=completed, **values)
+    bar = Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), *extra, *TIMES, console=stderr, transient=True)
+    task = bar.add_task(description, total=total, **{name: "-" for name in ("loss", "val", "best")})
+
+    def update(advance=0, completed=None, **values) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task, advance=advance, completed=completed, **values)
+
+    try:
+        yield update
+    finally:
+        if bar.live.is_started:
+            bar.stop()
 
 
 def report_dataset(tag, quiet: bool) -> None:

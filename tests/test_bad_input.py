@@ -107,7 +107,10 @@ def test_empty_texts_are_reported_not_refused(tmp_path, tiny_model_dir):
         (["--dataset", "demo", "--batch-size", "0"], "--batch-size must be positive"),
         (["--dataset", "demo", "--dtype", "float64"], "--dtype must be one of float32, float16, bfloat16"),
         (["--dataset", "demo", "--device", "tpu"], "--device must be auto, cpu or cuda"),
-        (["--dataset", "demo", "--model", "./missing-model-folder"], "cannot load the LM './missing-model-folder'"),
+        (["--dataset", "demo", "--model", "./missing-model-folder"], "cannot load the LM './missing-model-folder': no such folder"),
+        (["--dataset", "demo", "--model", "/nonexistent"], "cannot load the LM '/nonexistent': no such folder"),
+        (["--dataset", "demo", "--model", "."], "the folder has no config.json, so it is not a transformers model folder"),
+        (["--dataset", "demo", "--model", "some-org/some-model"], "not a local folder, and not in the local Hugging Face cache"),
     ],
 )
 def test_bad_settings_give_message_and_exit_2(args, message):
@@ -131,3 +134,17 @@ def test_cuda_without_gpu_is_a_clear_error(monkeypatch):
     result = run_cli("encode", "--dataset", "demo", "--device", "cuda")
     assert result.exit_code == 2
     assert "no CUDA GPU is available" in result.stderr
+
+
+def test_threads_sets_torchs_thread_count_and_refuses_zero(tiny_model_dir):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        result = run_cli("encode", "--dataset", "demo", "--model", tiny_model_dir, "--threads", "1", "--quiet")
+        assert result.exit_code == 0, result.output
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    refused = run_cli("encode", "--dataset", "demo", "--model", tiny_model_dir, "--threads", "0")
+    assert refused.exit_code == 2 and "--threads must be at least 1" in refused.stderr

@@ -304,3 +304,26 @@ def test_cli_ctrl_c_stops_at_a_step_boundary_and_says_how_to_resume(tiny_model_d
     resumed = run_cli(*common, "--resume")
     assert resumed.exit_code == 0, resumed.output
     assert "resumed from step 3" in resumed.stderr
+
+
+def test_the_distillation_curve_averages_the_loss_between_validations():
+    from talk_cli.distill.run import distillation_curve
+
+    history = [
+        {"step": 1, "loss": 4.0, "val_accuracy": 0.5},  # validated the state before step 1's update: step 0
+        {"step": 2, "loss": 2.0, "val_accuracy": None},
+        {"step": 3, "loss": 1.0, "val_accuracy": 0.75},
+    ]
+    assert distillation_curve(history) == [
+        {"step": 0, "val_accuracy": 0.5, "loss": 4.0},
+        {"step": 2, "val_accuracy": 0.75, "loss": 1.5},
+    ]
+
+
+def test_a_run_whose_best_step_is_zero_says_so(tmp_path, tiny_model_dir):
+    from conftest import run_cli
+
+    result = run_cli("distill", "--dataset", "demo", "--model", tiny_model_dir, "--size", "10", "--steps", "4", "--eval-every", "2",
+                     "--lr", "1e-30", "--out", tmp_path / "b")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "best at step 0" in result.stderr and "try a smaller --lr" in result.stderr

@@ -61,16 +61,40 @@ def test_verify_fails_on_damage_with_a_clear_message(bundle_dir, damage, message
     assert message in result.stderr and "Traceback" not in result.output
 
 
-def test_plot_writes_a_png(bundle_dir, tmp_path):
-    result = run_cli("inspect", bundle_dir, "--plot", tmp_path / "g.png", "--json")
-    assert result.exit_code == 0, result.output
-    data = (tmp_path / "g.png").read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # three drawn panels, not an empty canvas
+def panels(png) -> int:
+    """How many square panels a plot has side by side (the figure is 5.2 inches per panel)."""
     from matplotlib.image import imread
 
-    pixels = imread(str(tmp_path / "g.png"))
-    assert pixels.shape[1] > 2 * pixels.shape[0]  # three panels side by side
+    pixels = imread(str(png))
     assert len({tuple(p) for p in pixels.reshape(-1, pixels.shape[2])[::97].tolist()}) > 20  # colours, not blank
+    return round(pixels.shape[1] / pixels.shape[0])
+
+
+def test_plot_without_the_real_graph_draws_the_synthetic_nodes_and_says_why(bundle_dir, tmp_path):
+    result = run_cli("inspect", bundle_dir, "--plot", tmp_path / "g.png", "--json")  # its LM, 'tiny', cannot be loaded
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "the real nodes are not drawn: cannot load the LM 'tiny'" in result.stderr
+    assert panels(tmp_path / "g.png") == 4  # projection, curve, structure (it has edges), class balance
+    quiet = run_cli("inspect", bundle_dir, "--plot", tmp_path / "q.png", "--quiet")
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+@pytest.mark.parametrize("structure, expected_panels", [("identity", 3), ("knn", 4)])
+def test_plot_of_a_distilled_bundle_shows_the_real_nodes_and_the_structure_only_with_edges(structure, expected_panels, tmp_path, tiny_model_dir):
+    bundle = tmp_path / "b"
+    made = run_cli("distill", "--dataset", "demo", "--model", tiny_model_dir, "--size", "10", "--steps", "6", "--eval-every", "2",
+                   "--structure", structure, "--out", bundle, "--quiet")  # fmt: skip
+    assert made.exit_code == 0, made.output
+    result = run_cli("inspect", bundle, "--plot", tmp_path / "g.png", "--json")
+    assert result.exit_code == 0 and "not drawn" not in result.stderr, result.output
+    assert panels(tmp_path / "g.png") == expected_panels
+    summary = json.loads(result.stdout)
+    assert [point["step"] for point in yaml.safe_load((bundle / "manifest.yaml").read_text())["distillation"]["curve"]] == [0, 2, 4]
+    if structure == "identity":
+        assert summary["synthetic"]["edges"].startswith("none: the synthetic nodes are unconnected (structure: identity")
+    else:
+        assert summary["synthetic"]["edges"] == f"{summary['synthetic']['num_edges']} weighted edges (structure: knn)"
 
 
 def test_decode_recovers_tokens_placed_in_the_embeddings(tmp_path, tiny_model_dir):

@@ -87,19 +87,33 @@ def weights_sha256(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
+def check_model_source(source: str) -> None:
+    """Name what is wrong with a model path before transformers reads it as a hub id."""
+    looks_like_path = source.startswith(("/", ".")) or Path(source).exists()
+    if looks_like_path and not Path(source).is_dir():
+        raise ModelError(f"cannot load the LM {source!r}: no such folder")
+    if looks_like_path and not (Path(source) / "config.json").is_file():
+        raise ModelError(f"cannot load the LM {source!r}: the folder has no config.json, so it is not a transformers model folder")
+
+
 def load_language_model(model: str | None = None, pooling: str = DEFAULT_POOLING) -> LanguageModel:
     """Load a tokenizer and encoder from a local folder or a Hugging Face id. None (or the
     default model's hub name, as bundles record it) loads the default model from its package."""
     if pooling not in POOLINGS:
         raise SettingsError(f"--pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
     name = model or DEFAULT_MODEL
-    source = str(default_model_path()) if name == DEFAULT_MODEL else model
+    source = str(default_model_path()) if name == DEFAULT_MODEL else str(Path(model).expanduser()) if model.startswith("~") else model
+    check_model_source(source)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         encoder = AutoModel.from_pretrained(source)
     except (OSError, ValueError) as err:
-        hint = "" if Path(source).is_dir() else " (not a local folder, and model hubs are not reached at run time)"
-        raise ModelError(f"cannot load the LM {source!r}{hint}: {str(err).splitlines()[0]}") from None
+        if not Path(source).is_dir():
+            raise ModelError(
+                f"cannot load the LM {source!r}: not a local folder, and not in the local Hugging Face cache "
+                "(model hubs are not reached at run time; pass --model with a downloaded model folder)"
+            ) from None
+        raise ModelError(f"cannot load the LM {source!r}: {str(err).splitlines()[0]}") from None
     encoder.eval()
     identity = LMIdentity(
         name=name,
