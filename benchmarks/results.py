@@ -56,7 +56,7 @@ def scores(summary: dict) -> str:
 def child_run(dataset: str, method: str, ratio: float, runs: int, protocol: str, data_root: Path | None) -> dict:
     from talk_cli import pipeline
     from talk_cli.encode import EncodeSettings
-    from talk_cli.evaluate import PROTOCOL_EPOCHS, EvalSettings
+    from talk_cli.evaluate import EvalSettings, training_defaults
 
     settings, _ = pipeline.distill_settings(dataset, **{"method": method if method != "full" else None, "ratio": ratio})
     prepared = pipeline.prepare(pipeline.load_dataset(dataset, data_root), settings=EncodeSettings(max_length=settings.max_length))
@@ -68,7 +68,7 @@ def child_run(dataset: str, method: str, ratio: float, runs: int, protocol: str,
     with tempfile.TemporaryDirectory() as tmp:
         bundle, outcome = pipeline.distill(prepared, settings, Path(tmp) / "bundle")
     started = time.perf_counter()
-    evaluation, _ = pipeline.evaluate(prepared, bundle, EvalSettings(runs=runs, epochs=PROTOCOL_EPOCHS[protocol]), protocol)
+    evaluation, _ = pipeline.evaluate(prepared, bundle, EvalSettings(runs=runs, **training_defaults(protocol, False)), protocol)
     return {"summary": evaluation.result, "distill_seconds": outcome.seconds, "n_syn": bundle.num_synthetic,
             "eval_seconds": time.perf_counter() - started, "peak_rss_mib": peak()}  # fmt: skip
 

@@ -198,7 +198,11 @@ def distill(**options) -> None:
         )  # fmt: skip
 
 
-EVAL_DEFAULTS = {"*": "{}", "epochs": "gnn 200, joint 30"}
+EVAL_DEFAULTS = {
+    "*": "{}",
+    "epochs": "gnn 200; joint 30 steps on the bundle, 3 passes over the training nodes with --full",
+    "eval_every": "gnn 1, joint 10, joint --full 1",
+}
 
 
 @command(
@@ -208,7 +212,7 @@ EVAL_DEFAULTS = {"*": "{}", "epochs": "gnn 200, joint 30"}
     ),
     *DATASET,
     option("full", bool, False, "--full", help="Train on every real training node: the reference."),
-    option("protocol", str, "gnn", "--protocol", help="gnn (LM frozen) or joint (LM fine-tuned with the GNN on the bundle; slow)."),
+    option("protocol", str, "gnn", "--protocol", help="gnn (LM frozen) or joint (LM fine-tuned with the GNN; slow)."),
     option("allow_mismatch", bool, False, "--allow-mismatch", help="Evaluate a bundle made from other data or another LM."),
     option("store", bool, False, "--write-back", help="Store the results in the bundle's manifest."),
     option("model", Optional[str], None, "--model", help="LM for the real features.", show_default="the bundle's"),
@@ -219,22 +223,20 @@ EVAL_DEFAULTS = {"*": "{}", "epochs": "gnn 200, joint 30"}
 def evaluate(**options) -> None:
     """Train a GNN on a bundle and test it on the real graph; or the full-data reference (--full).
 
-    % of full compares with the cached --full reference of the same training settings (any number
-    of runs; for --protocol joint: the gnn reference at 200 epochs).
+    % of full compares with the cached --full reference of the same protocol and training settings
+    (any number of runs); a joint result is also shown against the frozen-LM (gnn) reference.
     """
     from talk_cli import pipeline
     from talk_cli.bundle import load_bundle
-    from talk_cli.evaluate import PROTOCOL_EPOCHS, PROTOCOLS, result_payload, write_back
+    from talk_cli.evaluate import PROTOCOLS, result_payload, training_defaults, write_back
 
     protocol, full, path = options["protocol"], options["full"], options["bundle_path"]
     if protocol not in PROTOCOLS:
         raise SettingsError(f"--protocol must be gnn or joint, got {protocol!r}")
     if (path is None) == (not full):
         raise SettingsError("give a BUNDLE to evaluate, or --full for the full-data reference (not both)")
-    if full and protocol == "joint":
-        raise SettingsError("--full is the frozen-LM reference; use it with --protocol gnn")
     values = {k: v for k, v in given(options, EvalSettings).items() if v is not None}
-    settings = EvalSettings(**{"epochs": PROTOCOL_EPOCHS[protocol], **values})
+    settings = EvalSettings(**{**training_defaults(protocol, full), **values})
     bundle = load_bundle(path) if path is not None else None
     length = options["max_length"] or (bundle.lm.max_length if bundle else EncodeSettings().max_length)
     pooling = options["pooling"] or (bundle.lm.pooling if bundle else DEFAULT_POOLING)
@@ -253,10 +255,16 @@ def evaluate(**options) -> None:
             f"macro-F1 {100 * result['test_macro_f1_mean']:.2f} ± {100 * result['test_macro_f1_std']:.2f}% over {result['runs']} runs "
             f"({settings.architecture}, {result['train_seconds_mean']:.1f} s per run){' (cached reference)' if full and evaluation.reference_cached else ''}"
         )
+        kind = "joint (LM + GNN) " if protocol == "joint" else ""
         if payload["percent_of_full"] is not None:
-            stderr.print(f"{payload['percent_of_full']:.1f}% of the full-data reference ({100 * reference['test_accuracy_mean']:.2f}%, {reference['runs']} runs, cached)")
+            stderr.print(f"{payload['percent_of_full']:.1f}% of the {kind}full-data reference ({100 * reference['test_accuracy_mean']:.2f}%, {reference['runs']} runs, cached)")
         elif not full:
-            stderr.print("no cached full-data reference with these settings: run `talk evaluate --full` with the same --dataset and model options to get % of full")
+            stderr.print(
+                f"no cached {kind}full-data reference with these settings: run `talk evaluate --full{' --protocol joint' if protocol == 'joint' else ''}` "
+                "with the same --dataset and model options to get % of full"
+            )
+        if payload.get("percent_of_frozen_full") is not None:
+            stderr.print(f"{payload['percent_of_frozen_full']:.1f}% of the frozen-LM (gnn) full-data reference ({100 * payload['frozen_full_test_accuracy_mean']:.2f}%)")
     if options["as_json"]:
         emit_json(payload)
 

@@ -58,3 +58,25 @@ class Graph:
     def with_features(self, x: torch.Tensor) -> Graph:
         """The same structure with other node features (the joint protocol re-encodes them)."""
         return Graph(x, self.normalized, self.pattern)
+
+    def neighbourhood(self, nodes: torch.Tensor, hops: int) -> tuple[torch.Tensor, Graph]:
+        """The nodes within `hops` of `nodes` (`subset`, with `nodes` first, in order) and the graph
+        on them, keeping the whole graph's normalised weights: a model with `hops` propagation
+        steps computes exactly the same outputs for `nodes` on it as on the whole graph."""
+        from torch_geometric.utils import k_hop_subgraph
+
+        pattern = self.pattern.to_sparse_coo().coalesce()
+        reached, _, _, _ = k_hop_subgraph(nodes, hops, pattern.indices(), num_nodes=self.x.shape[0])
+        rest = reached[~torch.isin(reached, nodes)]
+        subset = torch.cat([nodes, rest])
+        position = torch.full((self.x.shape[0],), -1, dtype=torch.long, device=nodes.device)
+        position[subset] = torch.arange(len(subset), device=nodes.device)
+        return subset, Graph(self.x[subset], restrict(self.normalized, position, len(subset)), restrict(self.pattern, position, len(subset)))
+
+
+def restrict(matrix: torch.Tensor, position: torch.Tensor, size: int) -> torch.Tensor:
+    """The rows and columns of a sparse CSR matrix at the nodes with `position` >= 0, renumbered."""
+    coo = matrix.to_sparse_coo().coalesce()
+    rows, cols = position[coo.indices()]
+    kept = (rows >= 0) & (cols >= 0)
+    return sparse_csr(torch.stack([rows[kept], cols[kept]]), coo.values()[kept], size)

@@ -140,9 +140,8 @@ def test_cli_refuses_another_lm_unless_allowed(demo_bundle, tiny_model_dir, tmp_
     [
         (["--dataset", "demo"], "give a BUNDLE to evaluate, or --full"),
         (["--dataset", "demo", "--full", "--model-type", "transformer"], "--model-type must be one of"),
-        (["--dataset", "demo", "--full", "--protocol", "joint"], "--full is the frozen-LM reference"),
         (["--dataset", "demo", "--full", "--protocol", "both"], "--protocol must be gnn or joint"),
-        (["--dataset", "demo", "--full", "--runs", "0"], "--runs and --epochs must be at least 1"),
+        (["--dataset", "demo", "--full", "--runs", "0"], "--runs, --epochs, --eval-every and --batch-size must be at least 1"),
     ],
 )
 def test_cli_bad_options(args, message):
@@ -159,6 +158,71 @@ def test_joint_protocol_fine_tunes_the_lm_and_restores_it(demo, tiny, tmp_path):
     summary = evaluate_joint(bundle, demo, lm, EvalSettings(runs=2, epochs=5), 128, CPU).as_dict()
     assert summary["runs"] == 2 and 0 <= summary["test_accuracy_mean"] <= 1
     assert weights_sha256(lm.model) == lm.identity.weights_sha256  # the caller's LM is left as it was
+
+
+def test_joint_full_reference_trains_the_lm_through_the_gnn_and_restores_it(tmp_path, tiny_model_dir):
+    """On a TAG whose class shows in one word per text, LM + GNN trained jointly learn it."""
+    import random
+
+    from talk_cli.data import load_tag
+    from talk_cli.encode.lm import weights_sha256
+    from talk_cli.evaluate.joint import evaluate_joint_full
+
+    from conftest import write_tag_folder
+
+    rng = random.Random(0)
+    topics, filler = [["galaxy", "star", "orbit", "planet"], ["recipe", "oven", "spice", "dough"]], ["the", "a", "of", "we", "study", "show"]
+    nodes = [{"id": i, "label": i % 2, "text": " ".join(rng.choices(filler, k=6) + [rng.choice(topics[i % 2])])} for i in range(200)]
+    edges = [(i, (i + 2 * rng.randint(1, 10)) % 200) for i in range(200)]
+    tag = load_tag(str(write_tag_folder(tmp_path / "topics", nodes=nodes, edges=edges)))
+    lm = load_language_model(str(tiny_model_dir))
+    features = encode_tag(tag, lm, EncodeSettings(max_length=32)).features
+    seen = []
+    settings = EvalSettings(runs=1, epochs=8, batch_size=8, lm_lr=1e-3)
+    summary = evaluate_joint_full(tag, lm, features, settings, 32, CPU, on_epoch=lambda n: seen.append(weights_sha256(lm.model)))
+    assert all(digest != lm.identity.weights_sha256 for digest in seen)  # the LM learned during training
+    assert weights_sha256(lm.model) == lm.identity.weights_sha256  # and was restored afterwards
+    assert summary.runs[0].test_accuracy >= 0.85  # two balanced classes: chance is 0.5
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_joint_model_selection_never_reads_test_labels(demo, tiny, full):
+    import dataclasses
+
+    from talk_cli.evaluate.joint import evaluate_joint, evaluate_joint_full
+
+    lm, features = tiny
+    settings = EvalSettings(runs=1, epochs=4, eval_every=1, lm_lr=1e-3)
+    swapped_labels = demo.labels.clone()
+    test = torch.nonzero(demo.test_mask).flatten()
+    swapped_labels[test] = (swapped_labels[test] + 1) % demo.num_classes
+    swapped = dataclasses.replace(demo, labels=swapped_labels)
+    bundle = coreset_bundle(demo, lm, features, torch.nonzero(demo.train_mask).flatten()[:30])
+    runs = [
+        (evaluate_joint_full(tag, lm, features, settings, 128, CPU) if full else evaluate_joint(bundle, tag, lm, settings, 128, CPU)).runs[0]
+        for tag in (demo, swapped)
+    ]
+    assert (runs[0].best_epoch, runs[0].val_accuracy) == (runs[1].best_epoch, runs[1].val_accuracy)
+    assert runs[0].test_accuracy != runs[1].test_accuracy  # the swap did change what the test labels say
+
+
+@pytest.mark.parametrize("architecture", ["gcn", "sage", "sgc"])
+def test_a_k_hop_neighbourhood_gives_its_nodes_the_whole_graphs_outputs(architecture):
+    from talk_cli.evaluate import build_model
+    from talk_cli.evaluate.models import RECEPTIVE_HOPS
+    from talk_cli.graph import Graph
+
+    index, weight = random_weighted_graph(nodes=40, edges=60)
+    graph = Graph.from_edges(torch.randn(40, 6), index, weight)
+    model = build_model(architecture, 6, 3, hidden=5).eval()
+    nodes = torch.tensor([7, 3, 21])
+    subset, neighbourhood = graph.neighbourhood(nodes, RECEPTIVE_HOPS[architecture])
+    assert torch.equal(subset[:3], nodes) and len(subset) < 40
+    with torch.no_grad():
+        assert torch.allclose(model(neighbourhood)[:3], model(graph)[nodes], atol=1e-5)
+        # One hop fewer is not enough: the outputs differ (the test can fail).
+        _, too_small = graph.neighbourhood(nodes, RECEPTIVE_HOPS[architecture] - 1)
+        assert not torch.allclose(model(too_small)[:3], model(graph)[nodes], atol=1e-5)
 
 
 def random_weighted_graph(nodes: int = 12, edges: int = 20, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

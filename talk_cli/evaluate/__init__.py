@@ -1,16 +1,15 @@
 """Stage 6: train on a bundle, test on the real graph (and the full-data reference)."""
 
 from talk_cli.evaluate.gnn import evaluate_bundle, evaluate_full
-from talk_cli.evaluate.joint import evaluate_joint
+from talk_cli.evaluate.joint import evaluate_joint, evaluate_joint_full
 from talk_cli.evaluate.models import ARCHITECTURES, build_model
 from talk_cli.evaluate.reference import cached_reference, reference_key, store_reference
 from talk_cli.evaluate.run import Evaluation, check_match, result_payload, run_evaluation, write_back
-from talk_cli.evaluate.train import PROTOCOL_EPOCHS, PROTOCOLS, EvalSettings, RealNodes, Summary, Training, train_runs
+from talk_cli.evaluate.train import PROTOCOLS, EvalSettings, RealNodes, Summary, Training, train_runs, training_defaults
 
 __all__ = [
     "ARCHITECTURES",
     "PROTOCOLS",
-    "PROTOCOL_EPOCHS",
     "EvalSettings",
     "Evaluation",
     "RealNodes",
@@ -22,10 +21,12 @@ __all__ = [
     "evaluate_bundle",
     "evaluate_full",
     "evaluate_joint",
+    "evaluate_joint_full",
     "reference_key",
     "result_payload",
     "run_evaluation",
     "store_reference",
     "train_runs",
+    "training_defaults",
     "write_back",
 ]

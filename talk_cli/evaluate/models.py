@@ -10,6 +10,8 @@ from talk_cli.errors import SettingsError
 from talk_cli.graph import Graph
 
 ARCHITECTURES = ("gcn", "sgc", "appnp", "sage", "mlp")
+# Propagation steps of each model: how far a node's output reaches (its K-hop neighbourhood).
+RECEPTIVE_HOPS = {"gcn": 2, "sgc": 2, "appnp": 10, "sage": 2, "mlp": 0}
 
 
 class GCN(torch.nn.Module):

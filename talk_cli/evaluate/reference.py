@@ -2,7 +2,9 @@
 settings and stored as YAML in the cache folder, so that every bundle evaluated later gets its
 % of full. The key leaves out the number of runs and the first seed: a reference of 10 runs
 serves an evaluation of 3, and `talk evaluate --full` only recomputes when asked for more runs
-than the cache holds."""
+than the cache holds. The joint reference also leaves out how long it trained (its epochs are
+passes over the real training nodes, not comparable with a bundle's), so a bundle's joint result
+finds the joint reference of the same model and learning rates."""
 
 from __future__ import annotations
 
@@ -20,12 +22,12 @@ from talk_cli.evaluate.train import EvalSettings
 from talk_cli.provenance import Provenance
 
 
-UNKEYED = ("runs", "seed")
+UNKEYED = {"gnn": ("runs", "seed", "lm_lr", "batch_size"), "joint": ("runs", "seed", "epochs", "eval_every", "batch_size")}
 
 
-def reference_key(provenance: Provenance, settings: EvalSettings) -> dict[str, Any]:
-    kept = {k: v for k, v in dataclasses.asdict(settings).items() if k not in UNKEYED}
-    return {**provenance.run_key(), "settings": kept}
+def reference_key(provenance: Provenance, settings: EvalSettings, protocol: str = "gnn") -> dict[str, Any]:
+    kept = {k: v for k, v in dataclasses.asdict(settings).items() if k not in UNKEYED[protocol]}
+    return {**provenance.run_key(), "protocol": protocol, "settings": kept}
 
 
 def reference_path(key: dict[str, Any]) -> Path:

@@ -15,17 +15,18 @@ from talk_cli.data.tag import TAG
 from talk_cli.encode.lm import LanguageModel
 from talk_cli.errors import SettingsError
 from talk_cli.evaluate.gnn import evaluate_bundle, evaluate_full
-from talk_cli.evaluate.joint import evaluate_joint
+from talk_cli.evaluate.joint import evaluate_joint, evaluate_joint_full
 from talk_cli.evaluate.reference import cached_reference, reference_key, store_reference
-from talk_cli.evaluate.train import PROTOCOL_EPOCHS, EvalSettings
+from talk_cli.evaluate.train import EvalSettings, training_defaults
 from talk_cli.provenance import Provenance
 
 
 @dataclasses.dataclass
 class Evaluation:
     result: dict[str, Any]
-    reference: dict[str, Any] | None  # the gnn-protocol full-data reference, when there is one
+    reference: dict[str, Any] | None  # the full-data reference of the same protocol, when there is one
     reference_cached: bool  # the reference came from the cache (not computed by this call)
+    frozen_reference: dict[str, Any] | None = None  # joint results: the gnn reference, shown beside
 
 
 def check_match(bundle: Bundle, given: Provenance, allow_mismatch: bool) -> list[str]:
@@ -49,23 +50,28 @@ def run_evaluation(
     device: torch.device,
     on_epoch=None,
 ) -> Evaluation:
-    """Without a bundle the result is the reference, computed once and cached. A bundle's gnn
-    result is compared with the cached reference of the same training settings; a joint result
-    with the gnn reference at its usual epochs."""
-    same = settings if protocol == "gnn" else dataclasses.replace(settings, epochs=PROTOCOL_EPOCHS["gnn"])
-    key = reference_key(Provenance.of(tag, lm.identity, max_length), same)
+    """Without a bundle the result is the reference of the protocol, computed once and cached. A
+    bundle's result is compared with the cached reference of the same protocol and model
+    settings; a joint result also with the frozen-LM (gnn) reference of the same model."""
+    provenance = Provenance.of(tag, lm.identity, max_length)
+    key = reference_key(provenance, settings, protocol)
     reference = cached_reference(key)
     if bundle is None:
         if reference is not None and reference["runs"] >= settings.runs:
             return Evaluation(reference, reference, True)
-        reference = evaluate_full(tag, features, settings, device, on_epoch).as_dict()
+        if protocol == "joint":
+            summary = evaluate_joint_full(tag, lm, features, settings, max_length, device, on_epoch)
+        else:
+            summary = evaluate_full(tag, features, settings, device, on_epoch)
+        reference = summary.as_dict()
         store_reference(key, reference)
         return Evaluation(reference, reference, False)
-    if protocol == "joint":
-        result = evaluate_joint(bundle, tag, lm, settings, max_length, device, on_epoch)
-    else:
+    if protocol == "gnn":
         result = evaluate_bundle(bundle, tag, features, settings, device, on_epoch)
-    return Evaluation(result.as_dict(), reference, reference is not None)
+        return Evaluation(result.as_dict(), reference, reference is not None)
+    result = evaluate_joint(bundle, tag, lm, settings, max_length, device, on_epoch)
+    frozen = cached_reference(reference_key(provenance, dataclasses.replace(settings, **training_defaults("gnn", True))))
+    return Evaluation(result.as_dict(), reference, reference is not None, frozen)
 
 
 def result_payload(
@@ -89,6 +95,10 @@ def result_payload(
         payload["percent_of_full"] = round(100 * result["test_accuracy_mean"] / reference["test_accuracy_mean"], 2)
         payload["full_test_accuracy_mean"] = round(reference["test_accuracy_mean"], 6)
         payload["full_runs"] = reference["runs"]
+    if training_set != "full" and evaluation.frozen_reference is not None:
+        frozen = evaluation.frozen_reference
+        payload["percent_of_frozen_full"] = round(100 * result["test_accuracy_mean"] / frozen["test_accuracy_mean"], 2)
+        payload["frozen_full_test_accuracy_mean"] = round(frozen["test_accuracy_mean"], 6)
     return payload
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -18,25 +19,40 @@ from talk_cli.graph import Graph
 from talk_cli.options import setting
 
 PROTOCOLS = ("gnn", "joint")
-PROTOCOL_EPOCHS = {"gnn": 200, "joint": 30}  # joint: every epoch runs the LM over the bundle's texts
+# How long each kind of training runs and how often it validates. An epoch of `joint` is one
+# step on the bundle; each of its validations re-encodes every real text with the fine-tuned LM.
+# An epoch of the joint full-data reference is a pass over every real training node in batches.
+TRAINING_DEFAULTS = {
+    ("gnn", False): {"epochs": 200, "eval_every": 1},
+    ("gnn", True): {"epochs": 200, "eval_every": 1},
+    ("joint", False): {"epochs": 30, "eval_every": 10},
+    ("joint", True): {"epochs": 3, "eval_every": 1},
+}
+
+
+def training_defaults(protocol: str, full: bool) -> dict[str, int]:
+    return TRAINING_DEFAULTS[protocol, full]
 
 
 @dataclass(frozen=True)
 class EvalSettings:
     architecture: str = setting("gcn", "gcn, sgc, appnp, sage or mlp.", flag="--model-type")
     runs: int = setting(10, "Independent training runs (seeds seed..seed+runs-1).")
-    epochs: int = setting(PROTOCOL_EPOCHS["gnn"], "Training epochs per run.")
+    epochs: int = setting(TRAINING_DEFAULTS["gnn", False]["epochs"], "Training epochs per run.")
+    eval_every: int = setting(TRAINING_DEFAULTS["gnn", False]["eval_every"], "Epochs between validations (the best is kept).")
     lr: float = setting(0.01, "Adam learning rate of the GNN.")
-    weight_decay: float = setting(5e-4, "Adam weight decay of the GNN.")
+    lm_lr: float = setting(2e-5, "Adam learning rate of the LM (joint protocol).")
+    weight_decay: float = setting(5e-4, "Adam weight decay.")
     hidden: int = setting(256, "Hidden units of the GNN.")
     dropout: float = setting(0.5, "Dropout of the GNN.")
+    batch_size: int = setting(32, "Target nodes per step of the joint full-data reference.")
     seed: int = setting(0, "Seed of the first run.")
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
             raise SettingsError(f"--model-type must be one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}")
-        if self.runs < 1 or self.epochs < 1:
-            raise SettingsError("--runs and --epochs must be at least 1")
+        if min(self.runs, self.epochs, self.eval_every, self.batch_size) < 1:
+            raise SettingsError("--runs, --epochs, --eval-every and --batch-size must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -119,6 +135,25 @@ def classification_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Te
     return F.cross_entropy(logits, targets)
 
 
+def selected_run(
+    train_epoch: Callable[[], None], predict: Callable[[], torch.Tensor], real: RealNodes, settings: EvalSettings, on_epoch=None
+) -> RunResult:
+    """Train for `settings.epochs`, validating every `eval_every` epochs and after the last; the
+    test predictions of the epoch with the best validation accuracy are scored."""
+    started = time.perf_counter()
+    best = (-1.0, 0, None)  # val accuracy, epoch, test predictions
+    for epoch in range(1, settings.epochs + 1):
+        train_epoch()
+        if epoch % settings.eval_every == 0 or epoch == settings.epochs:
+            predicted = predict()
+            val = accuracy(predicted, real.labels, real.val_rows)
+            if val > best[0]:
+                best = (val, epoch, predicted[real.test_rows])
+        if on_epoch:
+            on_epoch(1)
+    return scored_run(best[2], real, best[0], best[1], time.perf_counter() - started)
+
+
 def train_once(training: Training, real: RealNodes, settings: EvalSettings, seed: int, on_epoch=None) -> RunResult:
     torch.manual_seed(seed)
     targets = training.targets
@@ -126,22 +161,19 @@ def train_once(training: Training, real: RealNodes, settings: EvalSettings, seed
     model = build_model(settings.architecture, training.graph.x.shape[1], num_classes, settings.hidden, settings.dropout)
     model = model.to(training.graph.x.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    started = time.perf_counter()
-    best = (-1.0, 0, None)  # val accuracy, epoch, test predictions
-    for epoch in range(1, settings.epochs + 1):
+
+    def train_epoch() -> None:
         model.train()
         optimizer.zero_grad()
         classification_loss(model(training.graph)[training.rows], targets).backward()
         optimizer.step()
+
+    def predict() -> torch.Tensor:
         model.eval()
         with torch.no_grad():
-            predicted = model(real.graph).argmax(dim=1)
-        val = accuracy(predicted, real.labels, real.val_rows)
-        if val > best[0]:
-            best = (val, epoch, predicted[real.test_rows])
-        if on_epoch:
-            on_epoch(1)
-    return scored_run(best[2], real, best[0], best[1], time.perf_counter() - started)
+            return model(real.graph).argmax(dim=1)
+
+    return selected_run(train_epoch, predict, real, settings, on_epoch)
 
 
 def train_runs(training: Training, real: RealNodes, settings: EvalSettings, on_epoch=None) -> Summary:
