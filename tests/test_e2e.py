@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 from sklearn.linear_model import LogisticRegression
 
 from talk_cli.data import load_tag
