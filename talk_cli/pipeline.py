@@ -121,23 +121,15 @@ def real_graph(
     on_progress: Progress | None = None,
 ):
     """The real graph a bundle was distilled from, as a `torch_geometric.data.Data`: x = the
-    cached LM features (encoded first when the cache is cold), y, edge_index and the bundle's
-    train/val/test masks. The dataset is the bundle's name under the data root unless given
+    cached LM features (encoded first when the cache is cold), y, edge_index, texts and the
+    bundle's train/val/test masks. The dataset is the bundle's name under the data root unless given
     (a name or a folder), the LM the bundle's unless given; a dataset, split or LM other than
     the bundle's is an error (`SettingsError`), so test nodes stay test nodes."""
-    from torch_geometric.data import Data
-
     split = SplitSpec.from_description(bundle.dataset.split)
     tag = load_dataset(str(dataset or bundle.dataset.name), data_root, split)
     lm = load_language_model(model or bundle.lm.name, bundle.lm.pooling)
     prepared = prepare(tag, lm, EncodeSettings(max_length=bundle.lm.max_length), device, on_progress=on_progress)
     check_match(bundle, prepared.provenance, allow_mismatch=False)
-    return Data(
-        x=prepared.features,
-        edge_index=tag.edge_index,
-        y=tag.labels,
-        train_mask=tag.train_mask,
-        val_mask=tag.val_mask,
-        test_mask=tag.test_mask,
-        num_nodes=tag.num_nodes,
-    )
+    graph = tag.to_pyg()
+    graph.x = prepared.features
+    return graph
