@@ -129,9 +129,10 @@ def main() -> None:
     if args.joint:
         out = sections["results-joint"] = [f"## Joint protocol ({args.joint_runs} runs per row)", "", *header]
         out += [
-            "The LM is fine-tuned with the GCN on the bundle (30 epochs, LM lr 2e-5), then every real text is "
-            "re-encoded with the fine-tuned LM and classified; no per-epoch selection (re-encoding per epoch is "
-            "unaffordable here). % of full is against the gnn-protocol full reference of the same dataset.",
+            "The LM is fine-tuned with the GCN on the bundle (30 epochs, LM lr 2e-5); every 10 epochs every real "
+            "text is re-encoded with the fine-tuned LM and classified, and the epoch best on validation is kept. "
+            "% of full is against the frozen-LM (gnn) full reference of the same dataset; the joint reference "
+            "(`talk evaluate --full --protocol joint`) is not in this table yet.",
             "",
             "| dataset | method | ratio | test acc % | macro-F1 % | % of full | eval s |",
             "|---|---|---:|---:|---:|---:|---:|",

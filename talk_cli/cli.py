@@ -20,7 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import typer  # noqa: E402
 
-from talk_cli import __version__  # noqa: E402
+from talk_cli import __version__, distributed  # noqa: E402
 from talk_cli.cli_options import app, command, given, option, reports_errors, settings_options, stop_at_step_boundary  # noqa: E402
 from talk_cli.console import progress_bar, render_summary, report_dataset, stderr  # noqa: E402
 from talk_cli.distill.settings import DistillSettings  # noqa: E402
@@ -85,6 +85,7 @@ def prepare(options: dict, model: str | None, pooling: str, encode: EncodeSettin
     from talk_cli.device import resolve_device
 
     device = resolve_device(options["device"])
+    distributed.start(device)
     if options["threads"] is not None:
         if options["threads"] < 1:
             raise SettingsError(f"--threads must be at least 1, got {options['threads']}")
@@ -117,6 +118,8 @@ def encode(**options) -> None:
     """Encode every node text with the LM into a reusable features cache."""
     settings = EncodeSettings(**{k: v for k, v in given(options, EncodeSettings).items() if v is not None})
     prepared = prepare(options, options["model"], options["pooling"], settings, options["out"], options["force"])
+    if distributed.rank() != 0:
+        return
     result = prepared.encoded
     if options["as_json"]:
         rate = 0.0 if result.reused else prepared.tag.num_nodes / max(result.seconds, 1e-9)
@@ -163,6 +166,8 @@ def distill(**options) -> None:
     out = options["out"]
     check_target(out, options["force"])  # before encoding, not after it
     prepared = prepare(options, options["model"], options["pooling"], EncodeSettings(max_length=settings.max_length))
+    if distributed.rank() != 0:
+        return  # the other ranks helped encode; rank 0 distils
     fields = "loss {task.fields[loss]}  val {task.fields[val]}  best {task.fields[best]}"
     with progress_bar("distilling", settings.steps if METHODS[settings.method].learns else 0, options["quiet"], fields) as update, stop_at_step_boundary() as stop:
 
@@ -241,6 +246,8 @@ def evaluate(**options) -> None:
     length = options["max_length"] or (bundle.lm.max_length if bundle else EncodeSettings().max_length)
     pooling = options["pooling"] or (bundle.lm.pooling if bundle else DEFAULT_POOLING)
     prepared = prepare(options, options["model"] or (bundle.lm.name if bundle else None), pooling, EncodeSettings(max_length=length))
+    if distributed.rank() != 0:
+        return  # the other ranks helped encode; rank 0 evaluates
     with progress_bar(f"training {settings.architecture}, {settings.runs} runs", settings.runs * settings.epochs, options["quiet"]) as update:
         evaluation, problems = pipeline.evaluate(prepared, bundle, settings, protocol, options["allow_mismatch"], lambda n: update(advance=n))
     for problem in problems:

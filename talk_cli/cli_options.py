@@ -14,6 +14,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from talk_cli import distributed
 from talk_cli.console import stderr
 from talk_cli.distill.loop import StopRequested
 from talk_cli.errors import TalkError
@@ -65,8 +66,14 @@ def command(*fixed: inspect.Parameter, generated: list[inspect.Parameter] = ()) 
     """Register `function(**options)` as a command whose options are `fixed` + `generated`."""
 
     def register(function: Callable) -> Callable:
-        function.__signature__ = inspect.Signature([*fixed, *generated])
-        return app.command(name=function.__name__.rstrip("_"))(reports_errors(function))
+        @functools.wraps(function)
+        def quiet_unless_rank_0(**options: Any) -> None:
+            if "quiet" in options and distributed.rank() != 0:
+                options["quiet"] = True  # under torchrun, rank 0 speaks for all
+            return function(**options)
+
+        quiet_unless_rank_0.__signature__ = inspect.Signature([*fixed, *generated])
+        return app.command(name=function.__name__.rstrip("_"))(reports_errors(quiet_unless_rank_0))
 
     return register
 

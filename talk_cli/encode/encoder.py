@@ -18,6 +18,7 @@ import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
+from talk_cli import distributed
 from talk_cli.atomic import atomic_write_bytes
 from talk_cli.data.tag import TAG
 from talk_cli.device import resolve_dtype
@@ -116,14 +117,21 @@ def encode_tag(
 
     partial = path.with_name(path.name + ".partial")
     key_file = partial / "key.yaml"
-    if partial.is_dir() and (force or not key_file.is_file() or yaml.safe_load(key_file.read_text()) != key.sidecar()):
-        shutil.rmtree(partial)  # left by a run with other settings: not resumable
-    partial.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(key_file, yaml.safe_dump(key.sidecar()).encode())
+    if distributed.rank() == 0:
+        if partial.is_dir() and (force or not key_file.is_file() or yaml.safe_load(key_file.read_text()) != key.sidecar()):
+            shutil.rmtree(partial)  # left by a run with other settings: not resumable
+        partial.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(key_file, yaml.safe_dump(key.sidecar()).encode())
+    distributed.barrier()  # the partial folder is ready for every rank
 
+    # Under torchrun, rank r encodes chunks r, r + N, r + 2N, ...; a chunk is encoded the same
+    # way whichever rank does it, so the assembled cache equals a single process's.
     lm.model.to(device=device, dtype=resolve_dtype(settings.dtype))
-    chunks, num_tokens, resumed = [], 0, 0
-    for index, start in enumerate(range(0, tag.num_nodes, settings.chunk_size)):
+    chunks, num_tokens, resumed = {}, 0, 0
+    starts = range(0, tag.num_nodes, settings.chunk_size)
+    for index, start in enumerate(starts):
+        if index % distributed.world_size() != distributed.rank():
+            continue
         texts = tag.texts[start : start + settings.chunk_size]
         chunk_file = partial / f"chunk-{index:06d}.safetensors"
         chunk = read_chunk(chunk_file, len(texts), lm.identity.hidden_size)
@@ -135,14 +143,22 @@ def encode_tag(
             resumed += 1
             if on_progress:
                 on_progress(len(texts))
-        chunks.append(chunk)
+        chunks[index] = chunk
+    distributed.barrier()  # every chunk is on disk
 
-    features = torch.cat(chunks)
-    sidecar_path(path).unlink(missing_ok=True)  # the old sidecar must not vouch for new tensors
-    atomic_write_bytes(path, save({FEATURES_TENSOR: features}))
-    # The sidecar is written last: its presence marks the tensor file as complete.
-    atomic_write_bytes(sidecar_path(path), yaml.safe_dump(key.sidecar(), sort_keys=False).encode())
-    shutil.rmtree(partial, ignore_errors=True)
+    if distributed.rank() == 0:
+        for index, start in enumerate(starts):
+            if index not in chunks:
+                chunks[index] = read_chunk(partial / f"chunk-{index:06d}.safetensors", len(tag.texts[start : start + settings.chunk_size]), lm.identity.hidden_size)
+        features = torch.cat([chunks[index] for index in range(len(starts))])
+        sidecar_path(path).unlink(missing_ok=True)  # the old sidecar must not vouch for new tensors
+        atomic_write_bytes(path, save({FEATURES_TENSOR: features}))
+        # The sidecar is written last: its presence marks the tensor file as complete.
+        atomic_write_bytes(sidecar_path(path), yaml.safe_dump(key.sidecar(), sort_keys=False).encode())
+        shutil.rmtree(partial, ignore_errors=True)
+    distributed.barrier()  # the cache is complete
+    if distributed.rank() != 0:
+        features, _ = read_fresh_features(path, key)
     return EncodeResult(features, path, False, time.perf_counter() - started, num_tokens, resumed)
 
 
