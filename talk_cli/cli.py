@@ -27,7 +27,7 @@ from talk_cli.distill.settings import DistillSettings  # noqa: E402
 from talk_cli.encode.encoder import EncodeSettings  # noqa: E402
 from talk_cli.encode.lm import DEFAULT_POOLING, POOLINGS  # noqa: E402
 from talk_cli.errors import SettingsError  # noqa: E402
-from talk_cli.evaluate.train import EvalSettings  # noqa: E402
+from talk_cli.evaluate.train import TRAINING_DEFAULTS, EvalSettings  # noqa: E402
 
 
 def emit_json(payload: dict) -> None:
@@ -203,11 +203,12 @@ def distill(**options) -> None:
         )  # fmt: skip
 
 
-EVAL_DEFAULTS = {
-    "*": "{}",
-    "epochs": "gnn 200; joint 30 steps on the bundle, 3 passes over the training nodes with --full",
-    "eval_every": "gnn 1, joint 10, joint --full 1",
-}
+def per_protocol(name: str) -> str:
+    """How a training default differs by protocol, from the one table that sets it."""
+    return ", ".join(f"{protocol}{' --full' if full else ''} {values[name]}" for (protocol, full), values in TRAINING_DEFAULTS.items())
+
+
+EVAL_DEFAULTS = {"*": "{}", "epochs": per_protocol("epochs"), "eval_every": per_protocol("eval_every")}
 
 
 @command(

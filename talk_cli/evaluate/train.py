@@ -38,7 +38,7 @@ def training_defaults(protocol: str, full: bool) -> dict[str, int]:
 class EvalSettings:
     architecture: str = setting("gcn", "gcn, sgc, appnp, sage or mlp.", flag="--model-type")
     runs: int = setting(10, "Independent training runs (seeds seed..seed+runs-1).")
-    epochs: int = setting(TRAINING_DEFAULTS["gnn", False]["epochs"], "Training epochs per run.")
+    epochs: int = setting(TRAINING_DEFAULTS["gnn", False]["epochs"], "Training epochs per run (joint: steps on the bundle; joint --full: passes over the training nodes).")
     eval_every: int = setting(TRAINING_DEFAULTS["gnn", False]["eval_every"], "Epochs between validations (the best is kept).")
     lr: float = setting(0.01, "Adam learning rate of the GNN.")
     lm_lr: float = setting(2e-5, "Adam learning rate of the LM (joint protocol).")
