@@ -14,6 +14,7 @@ import torch  # noqa: E402
 
 from talk_cli.atomic import atomic_write_bytes  # noqa: E402
 from talk_cli.bundle.bundle import Bundle  # noqa: E402
+from talk_cli.bundle.summary import learned_structure  # noqa: E402
 
 MAX_REAL_POINTS = 5000  # more only blurs the picture; a seeded sample keeps it reproducible
 MAX_LEGEND_CLASSES = 20  # beyond this the legend would cover the figure; the bar chart names the colours
@@ -58,7 +59,7 @@ def draw_projection(ax, bundle: Bundle, colour, real=None) -> None:
 def draw_curve(ax, bundle: Bundle) -> None:
     curve = bundle.distillation.curve
     if not curve:
-        why = "a coreset is picked, not learned" if "structure" not in bundle.distillation.settings else "no curve recorded (bundle format 1.0)"
+        why = "a coreset is picked, not learned" if learned_structure(bundle) is None else "no curve recorded (bundle format 1.0)"
         ax.text(0.5, 0.5, f"no distillation curve:\n{why}", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return
@@ -113,7 +114,7 @@ def plot_bundle(bundle: Bundle, path: Path, real=None) -> Path:
     draw_balance(axes[-1], bundle, colour)
     if bundle.dataset.num_classes <= MAX_LEGEND_CLASSES:
         fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=min(bundle.dataset.num_classes, 10), fontsize=8, frameon=False)
-    edges = "" if has_edges else "; no synthetic edges (structure: identity)" if "structure" in bundle.distillation.settings else "; no edges among the picked nodes"
+    edges = "" if has_edges else "; no edges among the picked nodes" if learned_structure(bundle) is None else "; no synthetic edges (structure: identity)"
     fig.suptitle(f"{bundle.dataset.name}: {bundle.num_synthetic} synthetic nodes by {bundle.distillation.method}{edges}")
     fig.tight_layout(rect=(0, 0.08 if bundle.dataset.num_classes <= MAX_LEGEND_CLASSES else 0, 1, 1))
 

@@ -33,12 +33,18 @@ NO_EDGES = (
 )
 
 
+def learned_structure(bundle: Bundle) -> str | None:
+    """How a learned set's edges were made (identity, knn, learned); None for a coreset, which
+    keeps the real subgraph of its picked nodes and records no structure setting."""
+    return bundle.distillation.settings.get("structure")
+
+
 def structure(bundle: Bundle, num_edges: int) -> str:
     """What the synthetic graph's edges are, said plainly (an identity structure has none)."""
-    learned_structure = bundle.distillation.settings.get("structure")  # coresets have none: they keep the real subgraph
-    if learned_structure is None:
+    how = learned_structure(bundle)
+    if how is None:
         return f"{num_edges} edges: the real edges among the picked nodes" if num_edges else "none: no two picked nodes are adjacent in the real graph"
-    return f"{num_edges} weighted edges (structure: {learned_structure})" if num_edges else NO_EDGES
+    return f"{num_edges} weighted edges (structure: {how})" if num_edges else NO_EDGES
 
 
 def summarize(bundle: Bundle) -> dict[str, Any]:

@@ -128,12 +128,13 @@ def encode_tag(
     # way whichever rank does it, so the assembled cache equals a single process's.
     lm.model.to(device=device, dtype=resolve_dtype(settings.dtype))
     chunks, num_tokens, resumed = {}, 0, 0
-    starts = range(0, tag.num_nodes, settings.chunk_size)
-    for index, start in enumerate(starts):
+    pieces = [  # (chunk file, its texts) in node order
+        (partial / f"chunk-{index:06d}.safetensors", tag.texts[start : start + settings.chunk_size])
+        for index, start in enumerate(range(0, tag.num_nodes, settings.chunk_size))
+    ]
+    for index, (chunk_file, texts) in enumerate(pieces):
         if index % distributed.world_size() != distributed.rank():
             continue
-        texts = tag.texts[start : start + settings.chunk_size]
-        chunk_file = partial / f"chunk-{index:06d}.safetensors"
         chunk = read_chunk(chunk_file, len(texts), lm.identity.hidden_size)
         if chunk is None:
             chunk, tokens = encode_texts(texts, lm, settings, device, on_progress)
@@ -147,10 +148,9 @@ def encode_tag(
     distributed.barrier()  # every chunk is on disk
 
     if distributed.rank() == 0:
-        for index, start in enumerate(starts):
-            if index not in chunks:
-                chunks[index] = read_chunk(partial / f"chunk-{index:06d}.safetensors", len(tag.texts[start : start + settings.chunk_size]), lm.identity.hidden_size)
-        features = torch.cat([chunks[index] for index in range(len(starts))])
+        features = torch.cat(
+            [chunks[index] if index in chunks else read_chunk(file, len(texts), lm.identity.hidden_size) for index, (file, texts) in enumerate(pieces)]
+        )
         sidecar_path(path).unlink(missing_ok=True)  # the old sidecar must not vouch for new tensors
         atomic_write_bytes(path, save({FEATURES_TENSOR: features}))
         # The sidecar is written last: its presence marks the tensor file as complete.
