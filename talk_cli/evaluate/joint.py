@@ -121,7 +121,7 @@ def evaluate_joint_full(
             gnn.train()
             for batch in train[torch.randperm(len(train), generator=order)].split(settings.batch_size):
                 batch = batch.to(device)
-                subset, neighbourhood = real.graph.with_features(table).neighbourhood(batch, hops)
+                subset, neighbourhood = real.graph.neighbourhood(batch, hops)  # its features are set just below
                 fresh = encode_with_grad(lm, [tag.texts[i] for i in batch.tolist()], max_length, device)
                 x = torch.cat([fresh, table[subset[len(batch) :]]])  # the batch comes first in `subset`
                 logits = gnn(neighbourhood.with_features(x))[: len(batch)]
