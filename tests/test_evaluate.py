@@ -142,6 +142,10 @@ def test_cli_refuses_another_lm_unless_allowed(demo_bundle, tiny_model_dir, tmp_
         (["--dataset", "demo", "--full", "--model-type", "transformer"], "--model-type must be one of"),
         (["--dataset", "demo", "--full", "--protocol", "both"], "--protocol must be gnn or joint"),
         (["--dataset", "demo", "--full", "--runs", "0"], "--runs, --epochs, --eval-every and --batch-size must be at least 1"),
+        (["--dataset", "demo", "--full", "--lm-lr", "-1"], "--lm-lr and --weight-decay must not be negative"),
+        (["--dataset", "demo", "--full", "--lr", "0"], "--lr must be positive"),
+        (["--dataset", "demo", "--full", "--dropout", "1"], "--dropout must be in [0, 1)"),
+        (["--dataset", "demo", "--full", "--hidden", "0"], "--hidden must be at least 1"),
     ],
 )
 def test_cli_bad_options(args, message):

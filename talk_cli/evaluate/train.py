@@ -53,6 +53,14 @@ class EvalSettings:
             raise SettingsError(f"--model-type must be one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}")
         if min(self.runs, self.epochs, self.eval_every, self.batch_size) < 1:
             raise SettingsError("--runs, --epochs, --eval-every and --batch-size must be at least 1")
+        if self.hidden < 1:
+            raise SettingsError(f"--hidden must be at least 1, got {self.hidden}")
+        if not self.lr > 0:
+            raise SettingsError(f"--lr must be positive, got {self.lr}")
+        if self.lm_lr < 0 or self.weight_decay < 0:
+            raise SettingsError("--lm-lr and --weight-decay must not be negative (--lm-lr 0 keeps the LM as it is)")
+        if not 0 <= self.dropout < 1:
+            raise SettingsError(f"--dropout must be in [0, 1), got {self.dropout}")
 
 
 @dataclass(frozen=True)
