@@ -166,8 +166,9 @@ def distill(**options) -> None:
     out = options["out"]
     check_target(out, options["force"])  # before encoding, not after it
     prepared = prepare(options, options["model"], options["pooling"], EncodeSettings(max_length=settings.max_length))
-    if distributed.rank() != 0:
-        return  # the other ranks helped encode; rank 0 distils
+    learned = METHODS[settings.method].learns
+    if distributed.rank() != 0 and not learned:
+        return  # the other ranks helped encode; rank 0 picks the coreset
     fields = "loss {task.fields[loss]}  val {task.fields[val]}  best {task.fields[best]}"
     with progress_bar("distilling", settings.steps if METHODS[settings.method].learns else 0, options["quiet"], fields) as update, stop_at_step_boundary() as stop:
 
@@ -177,7 +178,8 @@ def distill(**options) -> None:
             stop()
 
         bundle, outcome = pipeline.distill(prepared, settings, out, options["force"], options["resume"], on_step)
-    learned = METHODS[settings.method].learns
+    if distributed.rank() != 0:
+        return  # rank 0 wrote the bundle and reports
     if not options["quiet"]:
         ratio = f"ratio {settings.ratio} of {bundle.dataset.num_train} training nodes" if settings.size is None else "size given"
         selection = f"; best validation KRR accuracy {outcome.best_val_accuracy:.4f} at step {outcome.best_step}" if learned else ""

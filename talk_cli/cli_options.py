@@ -95,7 +95,7 @@ def stop_at_step_boundary():
         stderr.print("stopping after this step, with a checkpoint (Ctrl-C again: stop at once, without one)")
 
     def check() -> None:
-        if asked:
+        if distributed.any_rank(bool(asked)):  # under torchrun every rank stops at the same step
             raise StopRequested
 
     previous = signal.signal(signal.SIGINT, ask)

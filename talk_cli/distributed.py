@@ -1,11 +1,12 @@
-"""Several processes launched by `torchrun`: which one this is, and the barriers the encoder
-needs. Without torchrun (no WORLD_SIZE in the environment) there is one process and nothing here
-touches torch.distributed.
+"""Several processes launched by `torchrun`: which one this is, how the real graph's rows are
+shared out, and the few collectives the encoder and the outer loop need. Without torchrun (no
+WORLD_SIZE in the environment) there is one process and nothing here touches torch.distributed.
 
-    torchrun --nproc-per-node 2 -m talk_cli encode --dataset cora
+    torchrun --nproc-per-node 2 -m talk_cli distill --dataset cora --ratio 0.01 --out cora-1pct
 
-Encoding is split by chunk (docs/encode.md); distill and evaluate encode first, in parallel, and
-then run on rank 0 alone.
+Encoding is split by chunk (docs/encode.md); the kernel methods' outer loop shards the real graph
+by rows and the synthetic set's LM pass by chunk (docs/scale.md); coresets and evaluation run
+on rank 0 alone.
 """
 
 from __future__ import annotations
@@ -43,3 +44,47 @@ def world_size() -> int:
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
+
+
+def row_range(num_rows: int) -> tuple[int, int]:
+    """The contiguous rows [start, stop) of `num_rows` that this rank holds: equal shares, the
+    first `num_rows % N` ranks one row more."""
+    share, extra = divmod(num_rows, world_size())
+    start = rank() * share + min(rank(), extra)
+    return start, start + share + (rank() < extra)
+
+
+def sum_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` summed over every rank, in place (itself in one process)."""
+    if dist.is_initialized():
+        dist.all_reduce(tensor)
+    return tensor
+
+
+def gather_rows(local: torch.Tensor, num_rows: int) -> torch.Tensor:
+    """The whole [num_rows, ...] tensor from every rank's `row_range` rows. Each row is copied
+    from the one rank that holds it (a sum with zeros elsewhere), so the result is exact."""
+    if not dist.is_initialized():
+        return local
+    whole = local.new_zeros((num_rows, *local.shape[1:]))
+    start, stop = row_range(num_rows)
+    whole[start:stop] = local
+    return sum_over_ranks(whole)
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank when `flag` is true on any (a Ctrl-C seen by one rank stops them all at
+    the same step)."""
+    if not dist.is_initialized():
+        return flag
+    value = torch.tensor([float(flag)], device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def from_rank_0(tensor: torch.Tensor) -> torch.Tensor:
+    """Rank 0's `tensor` on every rank, in place: for choices (such as k-means seeds) whose
+    floating-point path may differ between processes with different thread counts."""
+    if dist.is_initialized():
+        dist.broadcast(tensor, src=0)
+    return tensor

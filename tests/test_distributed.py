@@ -1,5 +1,6 @@
 """`torchrun` with two gloo processes on the CPU: the encoder splits the chunks between the ranks
-and the assembled features cache equals a single process's, bit for bit."""
+and the assembled features cache equals a single process's, bit for bit; the outer loop shards
+the real graph and gives the bundle that one process gives."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from conftest import run_cli
+from talk_cli.bundle import load_bundle
 
 
 def torchrun(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -28,3 +31,30 @@ def test_two_ranks_encode_the_same_cache_as_one_process(tiny_model_dir, tmp_path
     assert torch.equal(one, two)
     assert ran.stdout.count('"shape"') == 1  # one summary, from rank 0
     assert not (tmp_path / "two.safetensors.partial").exists()
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        ["--method", "talk", "--lm-chunk", "3"],  # several LM chunks per rank
+        ["--method", "kernel-features", "--structure", "learned", "--soft-labels"],  # gradients that skip the LM
+    ],
+)
+def test_two_ranks_distil_the_same_bundle_as_one_process(tiny_model_dir, tmp_path, variant):
+    common = ["distill", "--dataset", "demo", "--model", str(tiny_model_dir), "--size", "10", "--steps", "12", "--eval-every", "3",
+              "--krr-batch", "50", "--checkpoint-every", "5", "--seq-len", "6", *variant]  # fmt: skip
+    single = run_cli(*common, "--out", tmp_path / "one", "--quiet")
+    assert single.exit_code == 0, single.output
+    ran = torchrun(*common, "--out", str(tmp_path / "two"), env={})  # the same features cache, encoded above
+    assert ran.returncode == 0, ran.stderr[-3000:]
+
+    one, two = load_bundle(tmp_path / "one"), load_bundle(tmp_path / "two")
+    assert one.distillation.settings["run"]["best_step"] == two.distillation.settings["run"]["best_step"]
+    for a, b in zip(one.distillation.curve, two.distillation.curve, strict=True):
+        assert a["step"] == b["step"] and a["val_accuracy"] == b["val_accuracy"]
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+    assert one.distillation.curve[-1]["loss"] < one.distillation.curve[0]["loss"]  # it learned something to compare
+    for name in ("token_embeddings", "features", "adjacency"):
+        assert torch.allclose(getattr(one, name), getattr(two, name), rtol=1e-4, atol=1e-6), name
+    assert torch.equal(one.labels, two.labels)
+    assert not (tmp_path / "two.checkpoint").exists()

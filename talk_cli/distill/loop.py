@@ -8,6 +8,10 @@ One outer step:
      chunk by chunk), and Adam steps.
 Every `eval_every` steps the synthetic set's KRR accuracy on the real validation nodes is
 measured and the best state kept; the run ends with the best state.
+
+Under torchrun every rank runs this loop on its rows of the real graph (`RealSide`): each
+computes the loss and validation on the nodes it holds, the ranks sum the gradients, and every
+rank applies the same update (docs/scale.md).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 
 import torch
 
+from talk_cli import distributed
 from talk_cli.data.tag import TAG
 from talk_cli.distill.inner import DenseGCN, train_lm_and_gcn
 from talk_cli.distill.methods import METHODS
@@ -28,7 +33,8 @@ from talk_cli.distill.synthetic import SyntheticGraph, class_allocation, initial
 from talk_cli.encode.encoder import EncodeSettings, encode_texts
 from talk_cli.encode.lm import LanguageModel, check_length
 from talk_cli.graph import normalized_adjacency_dense, normalized_adjacency_sparse
-from talk_cli.kernel import KERNEL_DTYPE, RealGraphSide, cross_kernel, krr_loss, krr_predict, synthetic_kernel
+from talk_cli.errors import SettingsError
+from talk_cli.kernel import KERNEL_DTYPE, RealGraphSide, RowShard, cross_kernel, krr_loss, krr_predict, synthetic_kernel
 
 
 @dataclass
@@ -70,10 +76,12 @@ class Interrupted(KeyboardInterrupt):
 
 class RealSide:
     """The real graph as the loop sees it: the kernel's side of it, and the nodes that drive the
-    loss (training) and the selection (validation)."""
+    loss (training) and the selection (validation). Under torchrun the kernel side holds this
+    rank's contiguous share of the rows; `held` says which of a set of nodes are in it."""
 
     def __init__(self, tag: TAG, features: torch.Tensor, settings: DistillSettings, device: torch.device):
         self.device, self.spec = device, settings.kernel_spec()
+        self.shard = RowShard(*distributed.row_range(tag.num_nodes), gather=distributed.gather_rows)
         self.train_nodes = torch.nonzero(tag.train_mask).flatten()
         self.val_nodes = torch.nonzero(tag.val_mask).flatten()
         self.labels = tag.labels.to(device)
@@ -81,7 +89,10 @@ class RealSide:
         self.set_features(features)
 
     def set_features(self, features: torch.Tensor) -> None:
-        self.kernel_side = RealGraphSide(self.adjacency, features.to(self.device, KERNEL_DTYPE), self.spec)
+        self.kernel_side = RealGraphSide(self.adjacency, features.to(self.device), self.spec, self.shard)
+
+    def held(self, nodes: torch.Tensor) -> torch.Tensor:
+        return nodes[(nodes >= self.shard.start) & (nodes < self.shard.stop)]
 
 
 class Distiller:
@@ -92,6 +103,11 @@ class Distiller:
         method = METHODS[settings.method]
         if not method.learns:
             raise ValueError(f"{settings.method} is a coreset: it has no outer loop")
+        if distributed.world_size() > 1 and (settings.inner_every or settings.kernel == "interleaved"):
+            raise SettingsError(
+                "under torchrun the outer loop shards the propagate-first kernel only, without the inner loop "
+                "(--inner-every 0); run the interleaved kernel or the inner loop in one process"
+            )
         self.tag, self.lm, self.settings, self.device = tag, lm, settings, device
         check_length(lm, settings.seq_len, "--seq-len")
         torch.manual_seed(settings.seed)
@@ -101,7 +117,7 @@ class Distiller:
         self.real = RealSide(tag, real_features, settings, device)
 
         self.counts = class_allocation(tag, settings)
-        self.seed_nodes = pick_seed_nodes(tag, real_features, self.counts, settings.seed)
+        self.seed_nodes = distributed.from_rank_0(pick_seed_nodes(tag, real_features, self.counts, settings.seed).to(device)).cpu()
         embeddings, mask = initial_embeddings([tag.texts[i] for i in self.seed_nodes], lm, settings.seq_len)
         representation = method.learner(
             embeddings.to(device), mask.to(device), real_features[self.seed_nodes].to(device), lm, settings.lm_chunk
@@ -119,16 +135,20 @@ class Distiller:
     def features(self) -> torch.Tensor:
         return self.synthetic.representation.features()
 
-    def predict(self, features: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        """KRR scores of real nodes `rows` from the synthetic set with these features."""
+    def predict(self, features: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
+        """KRR scores of real nodes `nodes` (which this rank must hold) from the synthetic set with
+        these features."""
         a_hat = normalized_adjacency_dense(self.synthetic.adjacency(features))
         k_ss, state = synthetic_kernel(a_hat, features, self.real.spec)
-        k_bs = cross_kernel(self.real.kernel_side, a_hat, features, state, rows=rows.to(self.device))
+        rows = (nodes - self.real.shard.start).to(self.device)
+        k_bs = cross_kernel(self.real.kernel_side, a_hat, features, state, rows=rows)
         return krr_predict(k_bs, k_ss, self.synthetic.targets.to(KERNEL_DTYPE), self.settings.ridge)
 
-    def kernel_loss(self, features: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        labels = self.real.labels[rows.to(self.device)]
-        return krr_loss(self.predict(features, rows), labels, self.tag.num_classes, self.settings.loss)
+    def kernel_loss(self, features: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+        """This rank's part of the batch's KRR loss (the parts add up to the whole batch's)."""
+        held = self.real.held(batch)
+        labels = self.real.labels[held.to(self.device)]
+        return krr_loss(self.predict(features, held), labels, self.tag.num_classes, self.settings.loss, batch_size=len(batch))
 
     def sample_batch(self) -> torch.Tensor:
         size, train = self.settings.krr_batch, self.real.train_nodes
@@ -137,9 +157,11 @@ class Distiller:
         return train[torch.randperm(len(train), generator=self.generator)[:size]]
 
     def validation_accuracy(self, features: torch.Tensor) -> float:
+        held = self.real.held(self.real.val_nodes)
         with torch.no_grad():
-            scores = self.predict(features, self.real.val_nodes)
-        return float((scores.argmax(dim=1).cpu() == self.tag.labels[self.real.val_nodes]).float().mean())
+            scores = self.predict(features, held)
+        correct = (scores.argmax(dim=1) == self.real.labels[held.to(self.device)]).sum(dtype=torch.float64).reshape(1)
+        return float(distributed.sum_over_ranks(correct)) / len(self.real.val_nodes)
 
     def remember_if_best(self, features: torch.Tensor) -> float:
         """Validation accuracy of the current synthetic set; keep a copy when it is the best so far."""
@@ -155,12 +177,14 @@ class Distiller:
         self.optimizer.zero_grad()
         loss = self.kernel_loss(leaf, self.sample_batch())
         loss.backward()
+        for parameter in [leaf, *self.synthetic.graph_parameters]:  # each rank's rows gave a part
+            distributed.sum_over_ranks(parameter.grad)
         self.synthetic.representation.inject(leaf.grad)
         self.optimizer.step()
         self.step += 1
         if self.gcn is not None and self.step % self.settings.inner_every == 0:
             self.inner_round()
-        loss_value = loss.item()
+        loss_value = distributed.sum_over_ranks(loss.detach().reshape(1)).item()
         self.history.append({"step": self.step, "loss": loss_value, "val_accuracy": val})
         return StepReport(self.step, self.settings.steps, loss_value, val, self.best["val"])
 

@@ -2,7 +2,8 @@
 object the loop drives through four calls:
 
 - `features()`: X_s [n_syn, h], without autograd;
-- `inject(grad)`: put ∂loss/∂X_s into the gradients of its parameters;
+- `inject(grad)`: put ∂loss/∂X_s into the gradients of its parameters (`grad` is the whole
+  batch's, the same on every rank under torchrun);
 - `parameters()`: what the optimiser updates;
 - `state_dict()` / `load_state_dict()`: the learned tensors, for the best copy and checkpoints.
 
@@ -13,20 +14,26 @@ from __future__ import annotations
 
 import torch
 
+from talk_cli import distributed
 from talk_cli.encode.lm import LanguageModel, encode_embeddings
 
 
 class TokenSequences:
     """TaLK: synthetic texts as learnable input-embedding sequences E, read through the frozen
     LM, X_s = pool(LM(E)). Gradients reach E by batch-wise injection: one chunk of synthetic
-    nodes' LM graph is alive at a time, so memory does not grow with n_syn."""
+    nodes' LM graph is alive at a time, so memory does not grow with n_syn.
+
+    Under torchrun each rank runs the LM on chunks rank, rank + N, ... and the ranks sum their
+    results: the LM pass is the cost that does not shrink with the real graph's sharding, and a
+    chunk's features and gradient depend on that chunk alone, so the sums equal one process's."""
 
     def __init__(self, embeddings: torch.Tensor, mask: torch.Tensor, lm: LanguageModel, chunk: int):
         lm.require_inputs_embeds("talk")
         self.embeddings = torch.nn.Parameter(embeddings)
         self.mask = mask
         self.lm = lm
-        self.chunks = [slice(start, start + chunk) for start in range(0, embeddings.shape[0], chunk)]
+        every_chunk = [slice(start, start + chunk) for start in range(0, embeddings.shape[0], chunk)]
+        self.chunks = every_chunk[distributed.rank() :: distributed.world_size()]  # this rank's
 
     @property
     def token_embeddings(self) -> torch.Tensor:
@@ -36,13 +43,19 @@ class TokenSequences:
         return [self.embeddings]
 
     def features(self) -> torch.Tensor:
+        out = torch.zeros(self.embeddings.shape[0], self.lm.identity.hidden_size, device=self.embeddings.device)
         with torch.no_grad():
-            return torch.cat([encode_embeddings(self.lm, self.embeddings[part], self.mask[part]) for part in self.chunks])
+            for part in self.chunks:
+                out[part] = encode_embeddings(self.lm, self.embeddings[part], self.mask[part]).float()
+        return distributed.sum_over_ranks(out)
 
     def inject(self, grad: torch.Tensor) -> None:
         for part in self.chunks:
             out = encode_embeddings(self.lm, self.embeddings[part], self.mask[part])
             out.backward(grad[part].to(out.dtype))
+        if self.embeddings.grad is None:  # this rank holds no chunk
+            self.embeddings.grad = torch.zeros_like(self.embeddings)
+        distributed.sum_over_ranks(self.embeddings.grad)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"embeddings": self.embeddings.detach().clone()}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from talk_cli import distributed
 from talk_cli.bundle import Bundle, DatasetInfo, DistillationInfo, LMInfo, write_bundle
 from talk_cli.bundle.bundle import check_target
 from talk_cli.data.tag import TAG
@@ -145,15 +146,21 @@ def run_distillation(
         distiller = Distiller(tag, lm, real_features, settings, device)
         if resume:
             distiller.load_state_dict(load_checkpoint(out, identity))
+
+        def checkpoint(distiller: Distiller) -> None:
+            if distributed.rank() == 0:  # every rank holds the same state
+                save_checkpoint(out, distiller.state_dict(), identity)
+
         try:
-            outcome = distill(distiller, on_step, on_checkpoint=lambda d: save_checkpoint(out, d.state_dict(), identity))
+            outcome = distill(distiller, on_step, on_checkpoint=checkpoint)
         except StopRequested:
-            save_checkpoint(out, distiller.state_dict(), identity)
+            checkpoint(distiller)
             raise Interrupted(
                 f"stopped after step {distiller.step} of {settings.steps}; checkpoint at {checkpoint_dir(out)}: "
                 "run the same command with --resume to continue from it"
             ) from None
     bundle = make_bundle(tag, lm, settings, outcome)
-    write_bundle(bundle, out, force=force)
-    remove_checkpoint(out)
+    if distributed.rank() == 0:
+        write_bundle(bundle, out, force=force)
+        remove_checkpoint(out)
     return bundle, outcome

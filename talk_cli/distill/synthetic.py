@@ -125,10 +125,13 @@ class SyntheticGraph:
             start = knn_adjacency(representation.features().double(), settings.knn)
             self.adjacency_logits = torch.nn.Parameter((4 * start - 2).float())  # kNN edges start at sigmoid(2)
         groups = [{"params": representation.parameters(), "lr": settings.lr}]
+        self.graph_parameters = []  # learned structure and labels: the loss reaches them directly
         if self.adjacency_logits is not None:
             groups.append({"params": [self.adjacency_logits], "lr": settings.lr_adjacency})
+            self.graph_parameters.append(self.adjacency_logits)
         if settings.soft_labels:
             groups.append({"params": [self.targets], "lr": settings.lr_labels})
+            self.graph_parameters.append(self.targets)
         self.param_groups = groups
 
     def adjacency(self, features: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ from talk_cli.kernel.sntk import (
     VARIANTS,
     KernelSpec,
     RealGraphSide,
+    RowShard,
     cross_kernel,
     synthetic_kernel,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "VARIANTS",
     "KernelSpec",
     "RealGraphSide",
+    "RowShard",
     "cross_kernel",
     "krr_loss",
     "krr_predict",

@@ -16,8 +16,11 @@ def krr_predict(k_bs: torch.Tensor, k_ss: torch.Tensor, y_s: torch.Tensor, ridge
     return k_bs @ torch.linalg.solve(regularised, y_s)
 
 
-def krr_loss(prediction: torch.Tensor, labels: torch.Tensor, num_classes: int, kind: str = "mse") -> torch.Tensor:
-    """MSE against one-hot targets, or cross-entropy of the KRR scores."""
+def krr_loss(prediction: torch.Tensor, labels: torch.Tensor, num_classes: int, kind: str = "mse", batch_size: int | None = None) -> torch.Tensor:
+    """MSE against one-hot targets, or cross-entropy of the KRR scores, averaged over a batch of
+    `batch_size` rows (default: these rows). When the rows are one process's share of the batch,
+    the processes' losses add up to the whole batch's."""
+    rows = prediction.shape[0] if batch_size is None else batch_size
     if kind == "mse":
-        return F.mse_loss(prediction, F.one_hot(labels, num_classes).to(prediction.dtype))
-    return F.cross_entropy(prediction, labels)
+        return F.mse_loss(prediction, F.one_hot(labels, num_classes).to(prediction.dtype), reduction="sum") / (rows * num_classes)
+    return F.cross_entropy(prediction, labels, reduction="sum") / rows

@@ -19,12 +19,15 @@ Two variants:
   and the real side is a fixed [n, h] matrix computed once.
 
 The real graph's Â is a sparse CSR tensor; products with it cost O(|E| · n_syn). Nothing
-here forms a dense n × n matrix of the real graph.
+here forms a dense n × n matrix of the real graph. For propagate-first, the real side can be a
+share of the rows (`RowShard`): several processes each hold their rows of Â^K X and compute
+their rows of Θ_RS (docs/scale.md).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -78,17 +81,68 @@ def propagate(adjacency: torch.Tensor, features: torch.Tensor, hops: int) -> tor
     return features
 
 
-class RealGraphSide:
-    """Everything about the real graph that the kernel needs, computed once per feature matrix."""
+@dataclass(frozen=True)
+class RowShard:
+    """Rows [start, stop) of the real graph held by this process, and `gather`, which assembles
+    a whole [n, w] block from every process's rows of it (the identity when one process holds all)."""
 
-    def __init__(self, adjacency: torch.Tensor, features: torch.Tensor, spec: KernelSpec):
+    start: int
+    stop: int
+    gather: Callable[[torch.Tensor, int], torch.Tensor] = lambda local, num_rows: local
+
+    @classmethod
+    def whole(cls, num_rows: int) -> RowShard:
+        return cls(0, num_rows)
+
+
+def csr_rows(matrix: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Rows [start, stop) of a sparse CSR matrix, as a [stop - start, n] CSR matrix (no copy of
+    the other rows)."""
+    crow, col, values = matrix.crow_indices(), matrix.col_indices(), matrix.values()
+    first, last = int(crow[start]), int(crow[stop])
+    return torch.sparse_csr_tensor(
+        crow[start : stop + 1] - first, col[first:last], values[first:last], (stop - start, matrix.shape[1]), check_invariants=False
+    )
+
+
+PROPAGATION_BLOCK = 32  # feature columns propagated at a time: bounds the whole-graph [n, w] buffers
+
+
+def propagate_rows(adjacency: torch.Tensor, features: torch.Tensor, hops: int, shard: RowShard) -> torch.Tensor:
+    """The shard's rows of Â^K X in KERNEL_DTYPE, a block of feature columns at a time: each hop
+    multiplies the shard's rows of Â by the whole block, which `gather` then assembles from every
+    process for the next hop. Only [n, PROPAGATION_BLOCK] of the whole graph is ever in KERNEL_DTYPE."""
+    n = adjacency.shape[0]
+    rows = csr_rows(adjacency, shard.start, shard.stop)
+    out = torch.empty(shard.stop - shard.start, features.shape[1], dtype=KERNEL_DTYPE, device=features.device)
+    for first in range(0, features.shape[1], PROPAGATION_BLOCK):
+        columns = slice(first, first + PROPAGATION_BLOCK)
+        block = features[:, columns].to(KERNEL_DTYPE)
+        local = block[shard.start : shard.stop]
+        for hop in range(hops):
+            local = rows @ block
+            if hop < hops - 1:
+                block = shard.gather(local, n)
+        out[:, columns] = local
+    return out
+
+
+class RealGraphSide:
+    """Everything about the real graph that the kernel needs, computed once per feature matrix.
+    Propagate-first keeps only the shard's rows; `cross_kernel`'s `rows` then count from the
+    shard's first row. The interleaved kernel needs every row."""
+
+    def __init__(self, adjacency: torch.Tensor, features: torch.Tensor, spec: KernelSpec, shard: RowShard | None = None):
         self.adjacency = adjacency
-        self.features = features
         self.spec = spec
+        self.shard = shard or RowShard.whole(adjacency.shape[0])
         if spec.variant == "propagate-first":
-            self.propagated = propagate(adjacency, features, spec.hops)
+            self.propagated = propagate_rows(adjacency, features, spec.hops, self.shard)
         else:
-            self.norms = interleaved_real_norms(adjacency, features, spec)
+            if (self.shard.start, self.shard.stop) != (0, adjacency.shape[0]):
+                raise ValueError("the interleaved kernel's real side is not sharded: it needs every row")
+            self.features = features.to(KERNEL_DTYPE)
+            self.norms = interleaved_real_norms(adjacency, self.features, spec)
 
 
 def interleaved_real_norms(adjacency: torch.Tensor, features: torch.Tensor, spec: KernelSpec) -> list[torch.Tensor]:
