@@ -156,6 +156,7 @@ def distill(**options) -> None:
     from talk_cli import pipeline
     from talk_cli.bundle.bundle import check_target
     from talk_cli.distill import METHODS
+    from talk_cli.distill.loop import check_shardable
 
     settings, recipe = distill_settings(options)
     if options["print_settings"]:
@@ -165,6 +166,7 @@ def distill(**options) -> None:
         raise SettingsError("give --out, the bundle directory to write")
     out = options["out"]
     check_target(out, options["force"])  # before encoding, not after it
+    check_shardable(settings)
     prepared = prepare(options, options["model"], options["pooling"], EncodeSettings(max_length=settings.max_length))
     learned = METHODS[settings.method].learns
     if distributed.rank() != 0 and not learned:

@@ -4,9 +4,12 @@ the real graph and gives the bundle that one process gives."""
 
 from __future__ import annotations
 
+import json
+import re
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -58,3 +61,29 @@ def test_two_ranks_distil_the_same_bundle_as_one_process(tiny_model_dir, tmp_pat
         assert torch.allclose(getattr(one, name), getattr(two, name), rtol=1e-4, atol=1e-6), name
     assert torch.equal(one.labels, two.labels)
     assert not (tmp_path / "two.checkpoint").exists()
+
+
+def test_a_killed_rank_leaves_chunks_that_a_rerun_resumes(tiny_model_dir, tmp_path):
+    args = ["encode", "--dataset", "demo", "--model", str(tiny_model_dir), "--chunk-size", "16", "--json"]
+    dying = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(Path(__file__).with_name("rank_that_dies.py"))]
+    killed = subprocess.run([*dying, *args, "--out", str(tmp_path / "two.safetensors")], capture_output=True, text=True, timeout=600)
+    assert killed.returncode != 0
+    assert not (tmp_path / "two.safetensors").exists()
+    left = sorted((tmp_path / "two.safetensors.partial").glob("chunk-*.safetensors"))
+    assert any(f.name == "chunk-000001.safetensors" for f in left)  # rank 1's first chunk survived
+
+    resumed = torchrun(*args, "--out", str(tmp_path / "two.safetensors"), env={})
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads(resumed.stdout)["resumed_chunks"] >= 2  # rank 1's first chunk and whatever rank 0 finished
+    single = run_cli(*args, "--out", tmp_path / "one.safetensors", "--quiet")
+    assert single.exit_code == 0, single.output
+    one, two = (load_file(str(tmp_path / f"{n}.safetensors"))["features"] for n in ("one", "two"))
+    assert torch.equal(one, two)
+
+
+def test_the_interleaved_kernel_is_refused_under_torchrun(tiny_model_dir, tmp_path):
+    ran = torchrun("distill", "--dataset", "demo", "--model", str(tiny_model_dir), "--kernel", "interleaved", "--out", str(tmp_path / "b"), env={})
+    assert ran.returncode != 0
+    assert "run the interleaved kernel or the inner loop in one process" in ran.stderr
+    assert re.search(r"exitcode\s*:\s*2", ran.stderr)  # each rank exits 2; the traceback is torchrun's report of that
+    assert "encoding" not in ran.stderr  # refused before any work

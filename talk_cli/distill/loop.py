@@ -95,6 +95,15 @@ class RealSide:
         return nodes[(nodes >= self.shard.start) & (nodes < self.shard.stop)]
 
 
+def check_shardable(settings: DistillSettings) -> None:
+    """Under torchrun, refuse what the sharded loop does not do (before anything is encoded)."""
+    if distributed.launched() and METHODS[settings.method].learns and (settings.inner_every or settings.kernel == "interleaved"):
+        raise SettingsError(
+            "under torchrun the outer loop shards the propagate-first kernel only, without the inner loop "
+            "(--inner-every 0); run the interleaved kernel or the inner loop in one process"
+        )
+
+
 class Distiller:
     """One kernel-method run: the synthetic graph, the real side, Adam, the batch sampler, the
     best state so far and, when the inner loop is on, its GCN. Complete once constructed."""
@@ -103,11 +112,7 @@ class Distiller:
         method = METHODS[settings.method]
         if not method.learns:
             raise ValueError(f"{settings.method} is a coreset: it has no outer loop")
-        if distributed.world_size() > 1 and (settings.inner_every or settings.kernel == "interleaved"):
-            raise SettingsError(
-                "under torchrun the outer loop shards the propagate-first kernel only, without the inner loop "
-                "(--inner-every 0); run the interleaved kernel or the inner loop in one process"
-            )
+        check_shardable(settings)
         self.tag, self.lm, self.settings, self.device = tag, lm, settings, device
         check_length(lm, settings.seq_len, "--seq-len")
         torch.manual_seed(settings.seed)
