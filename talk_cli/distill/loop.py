@@ -37,6 +37,9 @@ from talk_cli.errors import SettingsError
 from talk_cli.kernel import KERNEL_DTYPE, RealGraphSide, RowShard, cross_kernel, krr_loss, krr_predict, synthetic_kernel
 
 
+VALIDATION_BLOCK = 8192  # validation nodes scored at a time
+
+
 @dataclass
 class StepReport:
     step: int
@@ -162,10 +165,14 @@ class Distiller:
         return train[torch.randperm(len(train), generator=self.generator)[:size]]
 
     def validation_accuracy(self, features: torch.Tensor) -> float:
+        """KRR accuracy on the real validation nodes, in blocks of rows: the cross kernel's
+        intermediates on every validation node at once would cost gigabytes on a large graph."""
         held = self.real.held(self.real.val_nodes)
+        correct = torch.zeros(1, dtype=torch.float64, device=self.device)
         with torch.no_grad():
-            scores = self.predict(features, held)
-        correct = (scores.argmax(dim=1) == self.real.labels[held.to(self.device)]).sum(dtype=torch.float64).reshape(1)
+            for block in held.split(VALIDATION_BLOCK):
+                scores = self.predict(features, block)
+                correct += (scores.argmax(dim=1) == self.real.labels[block.to(self.device)]).sum()
         return float(distributed.sum_over_ranks(correct)) / len(self.real.val_nodes)
 
     def remember_if_best(self, features: torch.Tensor) -> float:

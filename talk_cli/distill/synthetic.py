@@ -55,13 +55,21 @@ def allocate(train_counts: list[int], total: int) -> list[int]:
     return counts
 
 
+KMEANS_MEMBERS = 10_000  # k-means of a larger class runs on this many of its members, drawn at random
+
+
 def pick_seed_nodes(tag: TAG, features: torch.Tensor, counts: list[int], seed: int) -> torch.Tensor:
-    """For each class, the training nodes nearest to k-means centres of the class (k = its count)."""
+    """For each class, the training nodes nearest to k-means centres of the class (k = its count).
+    A class with more than KMEANS_MEMBERS training nodes is clustered on a random sample of them:
+    on a million-node graph, k-means over every member would outlast the distillation."""
+    generator = torch.Generator().manual_seed(seed)
     chosen = []
     for cls, k in enumerate(counts):
         if k == 0:
             continue
         members = torch.nonzero(tag.train_mask & (tag.labels == cls)).flatten()
+        if len(members) > max(KMEANS_MEMBERS, k):
+            members = members[torch.randperm(len(members), generator=generator)[: max(KMEANS_MEMBERS, k)]].sort().values
         points = features[members].double().numpy()
         centres = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(points).cluster_centers_
         distances = torch.cdist(torch.from_numpy(centres), torch.from_numpy(points))
