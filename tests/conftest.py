@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from talk_cli.cli import app
@@ -33,7 +37,6 @@ def isolated_cache(tmp_path_factory, monkeypatch) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A randomly initialised 2-layer BERT with a 60-word vocabulary, saved like a hub model."""
-    import torch
     from transformers import BertConfig, BertModel, BertTokenizer
 
     folder = tmp_path_factory.mktemp("tiny-bert")
@@ -88,10 +91,26 @@ def run_cli(*args: str):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
+def torchrun(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`talk` under torchrun with two gloo processes on this CPU (this environment, plus `env`)."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "talk_cli", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600)
+
+
+def assert_same_distillation(one, two) -> None:
+    """Two bundles of the same kernel-method run: the same selected step and validation curve,
+    losses and tensors within float tolerance (summing over ranks changes the order of additions)."""
+    assert one.distillation.settings["run"]["best_step"] == two.distillation.settings["run"]["best_step"]
+    for a, b in zip(one.distillation.curve, two.distillation.curve, strict=True):
+        assert a["step"] == b["step"] and a["val_accuracy"] == b["val_accuracy"]
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+    for name in ("token_embeddings", "features", "adjacency"):
+        assert torch.allclose(getattr(one, name), getattr(two, name), rtol=1e-4, atol=1e-6), name
+    assert torch.equal(one.labels, two.labels)
+
+
 def make_bundle(n: int = 6, seq_len: int = 4, hidden: int = 16, num_classes: int = 3, soft: bool = False, seed: int = 0):
     """A valid random bundle (as `talk distill` would write), for reader/writer/inspect tests."""
-    import torch
-
     from talk_cli.bundle import Bundle, DatasetInfo, DistillationInfo, LMInfo
 
     g = torch.Generator().manual_seed(seed)

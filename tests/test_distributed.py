@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,13 +14,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import run_cli
 from talk_cli.bundle import load_bundle
 
-
-def torchrun(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "talk_cli", *args]
-    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, **env}, timeout=600)
+from conftest import assert_same_distillation, run_cli, torchrun
 
 
 def test_two_ranks_encode_the_same_cache_as_one_process(tiny_model_dir, tmp_path):
@@ -48,18 +43,12 @@ def test_two_ranks_distil_the_same_bundle_as_one_process(tiny_model_dir, tmp_pat
               "--krr-batch", "50", "--checkpoint-every", "5", "--seq-len", "6", *variant]  # fmt: skip
     single = run_cli(*common, "--out", tmp_path / "one", "--quiet")
     assert single.exit_code == 0, single.output
-    ran = torchrun(*common, "--out", str(tmp_path / "two"), env={})  # the same features cache, encoded above
+    ran = torchrun(*common, "--out", str(tmp_path / "two"))  # the same features cache, encoded above
     assert ran.returncode == 0, ran.stderr[-3000:]
 
     one, two = load_bundle(tmp_path / "one"), load_bundle(tmp_path / "two")
-    assert one.distillation.settings["run"]["best_step"] == two.distillation.settings["run"]["best_step"]
-    for a, b in zip(one.distillation.curve, two.distillation.curve, strict=True):
-        assert a["step"] == b["step"] and a["val_accuracy"] == b["val_accuracy"]
-        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
     assert one.distillation.curve[-1]["loss"] < one.distillation.curve[0]["loss"]  # it learned something to compare
-    for name in ("token_embeddings", "features", "adjacency"):
-        assert torch.allclose(getattr(one, name), getattr(two, name), rtol=1e-4, atol=1e-6), name
-    assert torch.equal(one.labels, two.labels)
+    assert_same_distillation(one, two)
     assert not (tmp_path / "two.checkpoint").exists()
 
 
@@ -72,7 +61,7 @@ def test_a_killed_rank_leaves_chunks_that_a_rerun_resumes(tiny_model_dir, tmp_pa
     left = sorted((tmp_path / "two.safetensors.partial").glob("chunk-*.safetensors"))
     assert any(f.name == "chunk-000001.safetensors" for f in left)  # rank 1's first chunk survived
 
-    resumed = torchrun(*args, "--out", str(tmp_path / "two.safetensors"), env={})
+    resumed = torchrun(*args, "--out", str(tmp_path / "two.safetensors"))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert json.loads(resumed.stdout)["resumed_chunks"] >= 2  # rank 1's first chunk and whatever rank 0 finished
     single = run_cli(*args, "--out", tmp_path / "one.safetensors", "--quiet")
@@ -82,7 +71,7 @@ def test_a_killed_rank_leaves_chunks_that_a_rerun_resumes(tiny_model_dir, tmp_pa
 
 
 def test_the_interleaved_kernel_is_refused_under_torchrun(tiny_model_dir, tmp_path):
-    ran = torchrun("distill", "--dataset", "demo", "--model", str(tiny_model_dir), "--kernel", "interleaved", "--out", str(tmp_path / "b"), env={})
+    ran = torchrun("distill", "--dataset", "demo", "--model", str(tiny_model_dir), "--kernel", "interleaved", "--out", str(tmp_path / "b"))
     assert ran.returncode != 0
     assert "run the interleaved kernel or the inner loop in one process" in ran.stderr
     assert re.search(r"exitcode\s*:\s*2", ran.stderr)  # each rank exits 2; the traceback is torchrun's report of that

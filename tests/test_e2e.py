@@ -12,7 +12,9 @@ from sklearn.linear_model import LogisticRegression
 
 from talk_cli.data import load_tag
 
-from conftest import REPO, SHARED_DATASETS, run_cli
+from talk_cli.bundle import load_bundle
+
+from conftest import REPO, SHARED_DATASETS, assert_same_distillation, run_cli, torchrun
 
 pytestmark = [
     pytest.mark.e2e,
@@ -71,6 +73,16 @@ def test_distilling_cora_at_one_percent(tmp_path):
     assert inspected.exit_code == 0, inspected.output
     decoded = json.loads(inspected.stdout)["decoded"]
     assert len(decoded) == 16 and all(row["tokens"] for row in decoded)
+
+
+def test_two_ranks_distil_cora_into_the_same_bundle_as_one_process(tmp_path):
+    """The real graph's rows split between two gloo processes (and the cold cache encoded by both)."""
+    common = ["distill", "--dataset", "cora", "--data-root", SHARED_DATASETS, "--ratio", "0.01", "--steps", "12", "--eval-every", "4"]
+    ran = torchrun(*common, "--out", tmp_path / "two")
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    single = run_cli(*common, "--out", tmp_path / "one", "--quiet")
+    assert single.exit_code == 0, single.output
+    assert_same_distillation(load_bundle(tmp_path / "one"), load_bundle(tmp_path / "two"))
 
 
 def test_coreset_of_every_training_node_comes_close_to_the_full_reference(tmp_path):
