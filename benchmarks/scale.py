@@ -14,6 +14,12 @@ of the graph's texts (1024, 64 tokens at most).
 
 Each (n, processes) pair runs in fresh child processes (torchrun for 2), so peak RSS is per
 process; the 1- and 2-process bundles are compared (same selected step, largest difference).
+
+    python benchmarks/scale.py --datasets cora arxiv_2023 --write docs/performance.md
+
+runs `talk distill --ratio 0.01` (the shipped recipe) on real datasets in 1 and 2 processes
+instead, and compares the bundles the same way. Warm the features cache first (`talk encode`
+with the recipe's --max-length), or the first run's time includes encoding.
 """
 
 from __future__ import annotations
@@ -143,6 +149,38 @@ def compare(one: Path, two: Path) -> str:
     return f"{'same' if same_step else 'DIFFERENT'} step, largest ΔE {difference:.1e}"
 
 
+def distill_dataset(dataset: str, procs: int, out: Path) -> float:
+    """Seconds of `talk distill --dataset D --ratio 0.01` in `procs` processes (features cached)."""
+    talk = ["-m", "talk_cli", "distill", "--dataset", dataset, "--ratio", "0.01", "--out", str(out), "--force", "--quiet"]
+    launcher = [] if procs == 1 else ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(procs)]
+    started = time.perf_counter()
+    subprocess.run([sys.executable, *launcher, *talk], check=True)
+    return time.perf_counter() - started
+
+
+def dataset_rows(datasets: list[str]) -> str:
+    lines = [
+        "| dataset | 1 process s | 2 processes s | 2 vs 1 process bundle |",
+        "|---|---:|---:|---|",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        for dataset in datasets:
+            one, two = Path(tmp) / f"{dataset}-1", Path(tmp) / f"{dataset}-2"
+            seconds = [distill_dataset(dataset, 1, one), distill_dataset(dataset, 2, two)]
+            lines.append(f"| {dataset} | {seconds[0]:.1f} | {seconds[1]:.1f} | {compare(one, two)} |")
+            print(lines[-1], file=sys.stderr)
+    return "\n".join(
+        [
+            "Command: `python benchmarks/scale.py --datasets cora arxiv_2023 --write docs/performance.md`  ",
+            f"Machine: {machine_line()}; 2 processes run under torchrun with 1 thread each  ",
+            "Wall seconds of the whole `talk distill --ratio 0.01` command (shipped recipe, features cached; "
+            "process start and model loading included).",
+            "",
+            *lines,
+        ]
+    )
+
+
 def slope(xs: list[float], ys: list[float]) -> float:
     """Least-squares slope of log y against log x."""
     lx, ly = torch.tensor(xs).log(), torch.tensor(ys).log()
@@ -174,6 +212,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--procs", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--datasets", nargs="+", help="real datasets to distil in 1 and 2 processes instead")
     parser.add_argument("--write", type=Path, help="update the scale section of this markdown file (and its plot)")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # child mode: one rank of one run
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -184,6 +223,12 @@ def main() -> None:
         report = worker(args.worker, args.out)
         with open(args.out / "reports.jsonl", "a") as file:  # one short line per rank: appends do not interleave
             file.write(json.dumps({**report, "rank": distributed.rank()}) + "\n")
+        return
+    if args.datasets:
+        markdown = dataset_rows(args.datasets)
+        print(markdown)
+        if args.write:
+            write_section(args.write, "scale-datasets", markdown)
         return
 
     rows = []
