@@ -22,7 +22,7 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_line, write_section  # noqa: E402
+from common import run_header, write_section  # noqa: E402
 
 from talk_cli import pipeline  # noqa: E402
 from talk_cli.distill import DistillSettings, Distiller, distill, make_bundle  # noqa: E402
@@ -53,8 +53,7 @@ VARIANTS: list[tuple[str, dict]] = [
 def markdown(command: str, base: DistillSettings, gcn_runs: int, rows: list[tuple]) -> str:
     shown = ("structure", "kernel", "hops", "layers", "loss", "soft_labels", "seq_len", "lr", "ridge", "inner_every", "krr_batch", "max_length")
     table = [
-        f"Command: `{command}`  ",
-        f"Machine: {machine_line()}  ",
+        *run_header(command),
         f"Base settings: `{ {k: v for k, v in base.as_dict().items() if k in shown} }`",
         "",
         f"| variant | val KRR acc | test KRR acc (info) | GCN val acc ({gcn_runs} runs) | GCN test acc (info) | best step | distil s |",

@@ -51,6 +51,11 @@ def machine_line() -> str:
     )
 
 
+def run_header(command: str, machine_note: str = "") -> list[str]:
+    """The two lines above every table in docs/: the command that wrote it and the machine it ran on."""
+    return [f"Command: `{command}`  ", f"Machine: {machine_line()}{machine_note}  "]
+
+
 def write_section(doc: Path, name: str, body: str) -> None:
     """Replace the text between `<!-- name:begin -->` and `<!-- name:end -->` in `doc` (appended if absent)."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_line, median_seconds, write_section  # noqa: E402
+from common import median_seconds, run_header, write_section  # noqa: E402
 
 
 def peak_rss_mib() -> float:
@@ -148,7 +148,7 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    header = [f"Command: `python benchmarks/distill.py {' '.join(sys.argv[1:])}`  ", f"Machine: {machine_line()}", ""]
+    header = [*run_header(f"python benchmarks/distill.py {' '.join(sys.argv[1:])}"), ""]
     sections: dict[str, list[str]] = {}
     for dataset in args.datasets:
         lines = sections[f"distill-{dataset}"] = [f"### Distilling {dataset} with its shipped recipe", "", *header]

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_line, matmul_peak_gflops, write_section  # noqa: E402
+from common import matmul_peak_gflops, run_header, write_section  # noqa: E402
 
 COMMAND = "python benchmarks/encode.py --write docs/performance.md"
 
@@ -74,8 +74,7 @@ def main() -> None:
         rows.append(json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout))
         print(rows[-1], file=sys.stderr)
     table = [
-        f"Command: `{COMMAND}`  ",
-        f"Machine: {machine_line()}  ",
+        *run_header(COMMAND),
         f"fp32 GEMM peak measured in this run: {peak:.1f} GFLOP/s",
         "",
         "| max length | texts | seconds | texts/s | tokens/s | achieved GFLOP/s | % of peak | peak RSS (MiB) |",

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_line, matmul_peak_gflops, write_section
+from common import matmul_peak_gflops, run_header, write_section
 from encode import encoder_flops
 
 COMMAND = "python benchmarks/encode_knobs.py --write docs/performance.md"
@@ -67,8 +67,7 @@ def main() -> None:
         print(rows[-1], file=sys.stderr)
 
     lines = [
-        f"Command: `{COMMAND}`  ",
-        f"Machine: {machine_line()}  ",
+        *run_header(COMMAND),
         f"{len(texts)} Cora texts at 128 tokens at most; fp32 GEMM peak measured in this run: {peak:.1f} GFLOP/s",
         "",
         "| variant | achieved GFLOP/s | % of peak | largest feature difference from the default |",

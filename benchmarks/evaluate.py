@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch_geometric.nn import GCNConv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_line, median_seconds, write_section  # noqa: E402
+from common import median_seconds, run_header, write_section  # noqa: E402
 
 
 class EdgeListGCN(torch.nn.Module):
@@ -89,8 +89,7 @@ def main() -> None:
     lines = [
         f"### Full-graph evaluation step ({args.dataset}: {tag.num_nodes:,} nodes, {tag.edge_index.shape[1]:,} directed edges)",
         "",
-        f"Command: `python benchmarks/evaluate.py --dataset {args.dataset} --write docs/performance.md`  ",
-        f"Machine: {machine_line()}",
+        *run_header(f"python benchmarks/evaluate.py --dataset {args.dataset} --write docs/performance.md"),
         "",
         f"Median seconds over {args.repeats} repeats. Preparing the graph (normalised adjacency and edge pattern "
         f"as CSR) took {prepare_seconds:.2f} s once. Evaluating a bundle costs one evaluation forward on the real "

@@ -23,7 +23,7 @@ from pathlib import Path
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_line, write_section  # noqa: E402
+from common import run_header, write_section  # noqa: E402
 
 METHODS = ("talk", "kernel-features", "herding", "kcenter", "random")
 PREAMBLE = """# Results
@@ -102,7 +102,7 @@ def main() -> None:
         return
     root = ["--data-root", str(args.data_root)] if args.data_root else []
     command = "python benchmarks/results.py " + " ".join(sys.argv[1:])
-    header = [f"Command: `{command}`  ", f"Machine: {machine_line()}", ""]
+    header = [*run_header(command), ""]
     sections: dict[str, list[str]] = {}
     references = {}
     for index, dataset in enumerate(args.datasets):

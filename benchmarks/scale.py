@@ -37,9 +37,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_line, write_section  # noqa: E402
+from common import run_header, write_section  # noqa: E402
 
 COMMAND = "python benchmarks/scale.py --nodes 10000 100000 1000000 --procs 1 2 --write docs/performance.md"
+DATASETS_COMMAND = "python benchmarks/scale.py --datasets cora arxiv_2023 --write docs/performance.md"
+TORCHRUN_NOTE = "; 2 processes run under torchrun with 1 thread each"
 HIDDEN = 384  # MiniLM's width
 RATIO = 0.001
 SAMPLE_TEXTS = 1024
@@ -129,14 +131,15 @@ def worker(num_nodes: int, out_dir: Path) -> dict:
     }
 
 
+def launch(procs: int, *program: str) -> None:
+    """Run `python PROGRAM...` in one fresh process, or in `procs` under torchrun."""
+    launcher = [] if procs == 1 else ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(procs)]
+    subprocess.run([sys.executable, *launcher, *program], check=True)
+
+
 def run(num_nodes: int, procs: int, out_dir: Path) -> list[dict]:
     """Run the workers for one (n, processes) pair in fresh processes; one report per rank."""
-    me = [__file__, "--worker", str(num_nodes), "--out", str(out_dir)]
-    if procs == 1:
-        command = [sys.executable, *me]
-    else:
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(procs), *me]
-    subprocess.run(command, check=True)
+    launch(procs, __file__, "--worker", str(num_nodes), "--out", str(out_dir))
     return [json.loads(line) for line in (out_dir / "reports.jsonl").read_text().splitlines()]
 
 
@@ -151,10 +154,8 @@ def compare(one: Path, two: Path) -> str:
 
 def distill_dataset(dataset: str, procs: int, out: Path) -> float:
     """Seconds of `talk distill --dataset D --ratio 0.01` in `procs` processes (features cached)."""
-    talk = ["-m", "talk_cli", "distill", "--dataset", dataset, "--ratio", "0.01", "--out", str(out), "--force", "--quiet"]
-    launcher = [] if procs == 1 else ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(procs)]
     started = time.perf_counter()
-    subprocess.run([sys.executable, *launcher, *talk], check=True)
+    launch(procs, "-m", "talk_cli", "distill", "--dataset", dataset, "--ratio", "0.01", "--out", str(out), "--force", "--quiet")
     return time.perf_counter() - started
 
 
@@ -171,8 +172,7 @@ def dataset_rows(datasets: list[str]) -> str:
             print(lines[-1], file=sys.stderr)
     return "\n".join(
         [
-            "Command: `python benchmarks/scale.py --datasets cora arxiv_2023 --write docs/performance.md`  ",
-            f"Machine: {machine_line()}; 2 processes run under torchrun with 1 thread each  ",
+            *run_header(DATASETS_COMMAND, TORCHRUN_NOTE),
             "Wall seconds of the whole `talk distill --ratio 0.01` command (shipped recipe, features cached; "
             "process start and model loading included).",
             "",
@@ -245,8 +245,7 @@ def main() -> None:
                 print(json.dumps(row), file=sys.stderr)
 
     lines = [
-        f"Command: `{COMMAND}`  ",
-        f"Machine: {machine_line()}; 2 processes run under torchrun with 1 thread each  ",
+        *run_header(COMMAND, TORCHRUN_NOTE),
         f"Settings: the defaults at ratio {RATIO}; stand-in features (see the script's docstring); the real MiniLM in the loop.",
         "",
         "| nodes | edges | processes | synthetic | encode texts/s | distil s (whole run) | setup s | s per outer step (median) "

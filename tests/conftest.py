@@ -91,9 +91,10 @@ def run_cli(*args: str):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
-def torchrun(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """`talk` under torchrun with two gloo processes on this CPU (this environment, plus `env`)."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "talk_cli", *map(str, args)]
+def torchrun(*args: str, env: dict[str, str] | None = None, program: tuple[str, ...] = ("-m", "talk_cli")) -> subprocess.CompletedProcess:
+    """`talk` (or another `program`) under torchrun with two gloo processes on this CPU (this
+    environment, plus `env`)."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *program, *map(str, args)]
     return subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600)
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -54,8 +52,7 @@ def test_two_ranks_distil_the_same_bundle_as_one_process(tiny_model_dir, tmp_pat
 
 def test_a_killed_rank_leaves_chunks_that_a_rerun_resumes(tiny_model_dir, tmp_path):
     args = ["encode", "--dataset", "demo", "--model", str(tiny_model_dir), "--chunk-size", "16", "--json"]
-    dying = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(Path(__file__).with_name("rank_that_dies.py"))]
-    killed = subprocess.run([*dying, *args, "--out", str(tmp_path / "two.safetensors")], capture_output=True, text=True, timeout=600)
+    killed = torchrun(*args, "--out", tmp_path / "two.safetensors", program=(str(Path(__file__).with_name("rank_that_dies.py")),))
     assert killed.returncode != 0
     assert not (tmp_path / "two.safetensors").exists()
     left = sorted((tmp_path / "two.safetensors.partial").glob("chunk-*.safetensors"))
