@@ -47,11 +47,12 @@ VARIANTS: list[tuple[str, dict]] = [
     ("lr=0.03", {"lr": 0.03}),
     ("steps=200", {"steps": 200}),
     ("inner_every=25", {"inner_every": 25}),
+    ("invert_steps=100", {"invert_steps": 100}),
 ]
 
 
 def markdown(command: str, base: DistillSettings, gcn_runs: int, rows: list[tuple]) -> str:
-    shown = ("structure", "kernel", "hops", "layers", "loss", "soft_labels", "seq_len", "lr", "ridge", "inner_every", "krr_batch", "max_length")
+    shown = ("structure", "kernel", "hops", "layers", "loss", "soft_labels", "seq_len", "lr", "ridge", "inner_every", "invert_steps", "krr_batch", "max_length")
     table = [
         *run_header(command),
         f"Base settings: `{ {k: v for k, v in base.as_dict().items() if k in shown} }`",
@@ -73,6 +74,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="run only these variant names")
     parser.add_argument("--gcn-runs", type=int, default=3, help="GCN runs per row (the gnn protocol of talk evaluate)")
     parser.add_argument("--write", type=Path, help="update the ablation section of this markdown file (after every row)")
+    parser.add_argument("--section", help="name of that section (default: ablation-DATASET-RATIO)")
     args = parser.parse_args()
 
     changes = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
@@ -99,7 +101,7 @@ def main() -> None:
         rows.append((name, outcome.best_val_accuracy, test, gcn["val_accuracy_mean"], gcn["test_accuracy_mean"], outcome.best_step, seconds))
         print(f"{name:24s} {rows[-1][1:]}", flush=True)
         if args.write:  # a long ablation keeps what it has measured if it is stopped
-            write_section(args.write, f"ablation-{args.dataset}-{args.ratio}", markdown(command, base, args.gcn_runs, rows))
+            write_section(args.write, args.section or f"ablation-{args.dataset}-{args.ratio}", markdown(command, base, args.gcn_runs, rows))
         lm = load_language_model()  # fresh pretrained weights for the next row (the inner loop trains them)
     print(markdown(command, base, args.gcn_runs, rows))
 

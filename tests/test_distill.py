@@ -327,3 +327,24 @@ def test_a_run_whose_best_step_is_zero_says_so(tmp_path, tiny_model_dir):
                      "--lr", "1e-30", "--out", tmp_path / "b")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "best at step 0" in result.stderr and "try a smaller --lr" in result.stderr
+
+
+def test_inversion_fits_token_embeddings_to_target_features(demo, tiny_lm, demo_features):
+    tokens = Distiller(demo, tiny_lm, demo_features, settings(), CPU).synthetic.representation
+    start = tokens.features()
+    target = start + torch.randn(start.shape, generator=torch.Generator().manual_seed(0)) * start.std()
+    tokens.fit(target, steps=40, lr=0.05)
+    assert (tokens.features() - target).norm() < 0.5 * (start - target).norm()
+
+
+def test_warm_start_starts_the_token_loop_from_the_free_features_solution(demo, tiny_lm, demo_features, tmp_path):
+    plan = settings(invert_steps=30, lr=0.05, structure="learned", soft_labels=True)
+    free, _ = run_distillation(demo, tiny_lm, demo_features, settings(method="kernel-features", lr=0.05, structure="learned", soft_labels=True), CPU, tmp_path / "free")
+    bundle, outcome = run_distillation(demo, tiny_lm, demo_features, plan, CPU, tmp_path / "b")
+    report = bundle.distillation.settings["run"]["warm_start"]
+    assert report["free_val_krr_accuracy"] == round(free.distillation.settings["run"]["val_krr_accuracy"], 6)
+    assert report["inversion_cosine"] > 0.9  # the LM reproduced the free vectors through the tokens
+    assert outcome.best_val_accuracy >= report["inverted_val_krr_accuracy"]  # the token loop starts there
+    cold, _ = run_distillation(demo, tiny_lm, demo_features, settings(lr=0.05, structure="learned", soft_labels=True), CPU, tmp_path / "c")
+    assert "warm_start" not in cold.distillation.settings["run"]
+    assert not torch.equal(bundle.token_embeddings, cold.token_embeddings)

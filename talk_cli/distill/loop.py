@@ -17,6 +17,7 @@ rank applies the same update (docs/scale.md).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class DistillOutcome:
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     resumed_from_step: int = 0
+    warm_start: dict[str, Any] | None = None  # what the feature-to-token inversion reached
 
 
 class StopRequested(Exception):
@@ -111,7 +113,17 @@ class Distiller:
     """One kernel-method run: the synthetic graph, the real side, Adam, the batch sampler, the
     best state so far and, when the inner loop is on, its GCN. Complete once constructed."""
 
-    def __init__(self, tag: TAG, lm: LanguageModel, real_features: torch.Tensor, settings: DistillSettings, device: torch.device):
+    def __init__(
+        self,
+        tag: TAG,
+        lm: LanguageModel,
+        real_features: torch.Tensor,
+        settings: DistillSettings,
+        device: torch.device,
+        real: RealSide | None = None,
+        seed_nodes: torch.Tensor | None = None,
+    ):
+        """`real` and `seed_nodes` let a warm-start run share its parent's real side and seeds."""
         method = METHODS[settings.method]
         if not method.learns:
             raise ValueError(f"{settings.method} is a coreset: it has no outer loop")
@@ -122,10 +134,13 @@ class Distiller:
         self.generator = torch.Generator().manual_seed(settings.seed)
         lm.model.to(device=device, dtype=torch.float32).eval()
         lm.model.requires_grad_(False)  # the outer loop learns the synthetic set, not the LM
-        self.real = RealSide(tag, real_features, settings, device)
+        self.real = real or RealSide(tag, real_features, settings, device)
 
         self.counts = class_allocation(tag, settings)
-        self.seed_nodes = distributed.from_rank_0(pick_seed_nodes(tag, real_features, self.counts, settings.seed).to(device)).cpu()
+        if seed_nodes is None:
+            seed_nodes = distributed.from_rank_0(pick_seed_nodes(tag, real_features, self.counts, settings.seed).to(device)).cpu()
+        self.seed_nodes = seed_nodes
+        self.real_features = real_features
         embeddings, mask = initial_embeddings([tag.texts[i] for i in self.seed_nodes], lm, settings.seq_len)
         representation = method.learner(
             embeddings.to(device), mask.to(device), real_features[self.seed_nodes].to(device), lm, settings.lm_chunk
@@ -137,11 +152,37 @@ class Distiller:
         self.pretrained = (copy.deepcopy(lm.model.state_dict()), real_features) if settings.inner_every else None
 
         self.step = 0
+        self.warm_start_report: dict[str, Any] | None = None  # set by warm_start()
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {"step": 0, "val": -1.0, "state": self.synthetic.state_dict()}
 
     def features(self) -> torch.Tensor:
         return self.synthetic.representation.features()
+
+    def warm_start(self) -> None:
+        """Feature-to-token inversion (`invert_steps` > 0, talk): run the same kernel loop on free
+        feature vectors from the same seeds (no LM in it, so it is cheap), then fit the token
+        embeddings so that pool(LM(E)) matches the vectors it selected, and take its learned
+        labels and structure. The KRR loop on E then starts where free features ended instead
+        of at the seed texts: gradients through the LM move E slowly and unevenly, while the
+        LM can express the free solution almost exactly (docs/method.md)."""
+        started = time.perf_counter()
+        free = Distiller(
+            self.tag, self.lm, self.real_features, dataclasses.replace(self.settings, method="kernel-features", invert_steps=0, inner_every=0),
+            self.device, real=self.real, seed_nodes=self.seed_nodes,
+        )
+        target = distill(free)
+        state = {k: v for k, v in free.synthetic.state_dict().items() if not k.startswith("features.")}
+        self.synthetic.load_state_dict({**self.synthetic.state_dict(), **state})
+        self.synthetic.representation.fit(target.features.to(self.device), self.settings.invert_steps, self.settings.lr)
+        features = self.features()
+        self.warm_start_report = {
+            "free_val_krr_accuracy": round(target.best_val_accuracy, 6),
+            "free_best_step": target.best_step,
+            "inverted_val_krr_accuracy": round(self.validation_accuracy(features.to(KERNEL_DTYPE)), 6),
+            "inversion_cosine": round(float(torch.nn.functional.cosine_similarity(features, target.features.to(self.device)).mean()), 6),
+            "seconds": round(time.perf_counter() - started, 3),
+        }
 
     def predict(self, features: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
         """KRR scores of real nodes `nodes` (which this rank must hold) from the synthetic set with
@@ -226,6 +267,7 @@ class Distiller:
             "best": self.best,
             "optimizer": self.optimizer.state_dict(),
             "sampler": self.generator.get_state(),
+            "warm_start": self.warm_start_report,
         }
         if self.gcn is not None:
             state |= {"lm": self.lm.model.state_dict(), "gcn": self.gcn.state_dict()}
@@ -236,6 +278,7 @@ class Distiller:
         self.best = state["best"]
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["sampler"])
+        self.warm_start_report = state["warm_start"]
         if self.gcn is not None:
             self.lm.model.load_state_dict(state["lm"])
             self.gcn.load_state_dict(state["gcn"])
@@ -263,6 +306,7 @@ class Distiller:
             best_step=self.best["step"],
             best_val_accuracy=self.best["val"],
             history=self.history,
+            warm_start=self.warm_start_report,
         )
 
 
@@ -274,6 +318,8 @@ def distill(
     """Run the outer loop to `settings.steps`, from wherever `distiller` stands (resume)."""
     started = time.perf_counter()
     resumed_from = distiller.step
+    if distiller.step == 0 and distiller.settings.invert_steps and METHODS[distiller.settings.method].reads_texts:
+        distiller.warm_start()
     steps, every = distiller.settings.steps, distiller.settings.checkpoint_every
     while distiller.step < steps:
         report = distiller.outer_step()

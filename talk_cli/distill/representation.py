@@ -12,6 +12,8 @@ Both also carry the token-embedding sequences a bundle stores (`token_embeddings
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from talk_cli import distributed
@@ -50,9 +52,23 @@ class TokenSequences:
         return distributed.sum_over_ranks(out)
 
     def inject(self, grad: torch.Tensor) -> None:
+        self.backward_by_chunk(lambda part, out: out.backward(grad[part].to(out.dtype)))
+
+    def fit(self, target: torch.Tensor, steps: int, lr: float) -> None:
+        """Feature-to-token inversion: `steps` Adam steps on E that bring pool(LM(E)) towards
+        `target` [n_syn, h] in squared error. One LM pass per step, chunk by chunk as in the
+        outer loop, so memory stays flat and ranks share the work."""
+        optimizer = torch.optim.Adam([self.embeddings], lr=lr)
+        for _ in range(steps):
+            optimizer.zero_grad()
+            self.backward_by_chunk(lambda part, out: (out.float() - target[part]).pow(2).sum().backward())
+            optimizer.step()
+
+    def backward_by_chunk(self, backward: Callable[[slice, torch.Tensor], None]) -> None:
+        """Run the LM on this rank's chunks with autograd, let `backward(chunk, pooled)`
+        accumulate E's gradient, and sum the gradient over ranks."""
         for part in self.chunks:
-            out = encode_embeddings(self.lm, self.embeddings[part], self.mask[part])
-            out.backward(grad[part].to(out.dtype))
+            backward(part, encode_embeddings(self.lm, self.embeddings[part], self.mask[part]))
         if self.embeddings.grad is None:  # this rank holds no chunk
             self.embeddings.grad = torch.zeros_like(self.embeddings)
         distributed.sum_over_ranks(self.embeddings.grad)

@@ -81,6 +81,8 @@ def make_bundle(tag: TAG, lm: LanguageModel, settings: DistillSettings, outcome:
             "resumed_from_step": outcome.resumed_from_step,
             "seed_nodes": outcome.seed_nodes.tolist(),
         }
+        if outcome.warm_start is not None:
+            hyperparameters["run"]["warm_start"] = outcome.warm_start
     else:  # a coreset: only these settings mean anything
         hyperparameters = {"size": settings.size, "max_length": settings.max_length, "nodes": outcome.seed_nodes.tolist()}
     source = Provenance.of(tag, lm.identity, settings.max_length)

@@ -45,6 +45,11 @@ class DistillSettings:
     inner_every: int = setting(0, "Inner LM+GNN loop every R outer steps (0: off).")
     inner_steps: int = setting(5, "Steps of each inner round.")
     inner_lr: float = setting(1e-5, "LM learning rate of the inner loop.")
+    invert_steps: int = setting(
+        0,
+        "talk: learn free feature vectors with the kernel loop first, then fit the token embeddings to them "
+        "for this many steps before the KRR loop on the tokens (0: start from the seed texts).",
+    )
     eval_every: int = setting(10, "Validation (KRR accuracy) every this many steps.")
     lm_chunk: int = setting(16, "Synthetic nodes per gradient-injection chunk (bounds memory).")
     max_length: int = setting(DEFAULT_MAX_LENGTH, "Tokens per real text (the features cache).")
@@ -64,8 +69,8 @@ class DistillSettings:
         for name in ("lr", "lr_adjacency", "lr_labels", "inner_lr", "ridge"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.inner_every < 0 or self.inner_steps < 0 or self.krr_batch < 0:
-            raise SettingsError("inner_every, inner_steps and krr_batch must be non-negative")
+        if min(self.inner_every, self.inner_steps, self.krr_batch, self.invert_steps) < 0:
+            raise SettingsError("inner_every, inner_steps, krr_batch and invert_steps must be non-negative")
         if self.method not in METHODS:
             raise SettingsError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.inner_every and not METHODS[self.method].reads_texts:
