@@ -48,11 +48,15 @@ VARIANTS: list[tuple[str, dict]] = [
     ("steps=200", {"steps": 200}),
     ("inner_every=25", {"inner_every": 25}),
     ("invert_steps=100", {"invert_steps": 100}),
+    ("select=gcn", {"select": "gcn"}),
+    ("invert_steps=100,select=gcn", {"invert_steps": 100, "select": "gcn"}),
+    ("method=kernel-features", {"method": "kernel-features"}),
+    ("method=kernel-features,select=gcn", {"method": "kernel-features", "select": "gcn"}),
 ]
 
 
 def markdown(command: str, base: DistillSettings, gcn_runs: int, rows: list[tuple]) -> str:
-    shown = ("structure", "kernel", "hops", "layers", "loss", "soft_labels", "seq_len", "lr", "ridge", "inner_every", "invert_steps", "krr_batch", "max_length")
+    shown = ("structure", "kernel", "hops", "layers", "loss", "soft_labels", "seq_len", "lr", "ridge", "inner_every", "invert_steps", "select", "krr_batch", "max_length")
     table = [
         *run_header(command),
         f"Base settings: `{ {k: v for k, v in base.as_dict().items() if k in shown} }`",

@@ -348,3 +348,22 @@ def test_warm_start_starts_the_token_loop_from_the_free_features_solution(demo, 
     cold, _ = run_distillation(demo, tiny_lm, demo_features, settings(lr=0.05, structure="learned", soft_labels=True), CPU, tmp_path / "c")
     assert "warm_start" not in cold.distillation.settings["run"]
     assert not torch.equal(bundle.token_embeddings, cold.token_embeddings)
+
+
+def test_gcn_selection_scores_the_set_as_evaluate_trains_it_and_never_reads_test_labels(demo, tiny_lm, demo_features, tmp_path):
+    import dataclasses
+
+    from talk_cli.evaluate import EvalSettings, evaluate_bundle
+
+    plan = settings(select="gcn", structure="learned", soft_labels=True, lr=0.05)
+    bundle, outcome = run_distillation(demo, tiny_lm, demo_features, plan, CPU, tmp_path / "b")
+    again = evaluate_bundle(bundle, demo, demo_features, EvalSettings(runs=1, eval_every=10, seed=plan.seed), CPU).as_dict()
+    assert again["val_accuracy_mean"] == outcome.best_val_accuracy  # the stored set is the one that was judged
+
+    test = torch.nonzero(demo.test_mask).flatten()
+    swapped = demo.labels.clone()
+    swapped[test] = (swapped[test] + 1) % demo.num_classes  # every test label wrong
+    other = dataclasses.replace(demo, labels=swapped)
+    _, blind = run_distillation(other, tiny_lm, demo_features, plan, CPU, tmp_path / "c")
+    assert blind.best_step == outcome.best_step
+    assert [h["val_accuracy"] for h in blind.history] == [h["val_accuracy"] for h in outcome.history]

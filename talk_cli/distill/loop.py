@@ -35,10 +35,15 @@ from talk_cli.encode.encoder import EncodeSettings, encode_texts
 from talk_cli.encode.lm import LanguageModel, check_length
 from talk_cli.graph import normalized_adjacency_dense, normalized_adjacency_sparse
 from talk_cli.errors import SettingsError
+from talk_cli.evaluate.gnn import synthetic_training, training_targets
+from talk_cli.evaluate.train import EvalSettings, RealNodes, validation_run
 from talk_cli.kernel import KERNEL_DTYPE, RealGraphSide, RowShard, cross_kernel, krr_loss, krr_predict, synthetic_kernel
 
 
 VALIDATION_BLOCK = 8192  # validation nodes scored at a time
+# `select: gcn`: one seeded GCN run of the gnn protocol's model per validation, checked on the
+# real validation nodes every 10 of its epochs (each check is a pass over the whole real graph).
+GCN_SELECTION = EvalSettings(runs=1, eval_every=10)
 
 
 @dataclass
@@ -135,6 +140,7 @@ class Distiller:
         lm.model.to(device=device, dtype=torch.float32).eval()
         lm.model.requires_grad_(False)  # the outer loop learns the synthetic set, not the LM
         self.real = real or RealSide(tag, real_features, settings, device)
+        self.real_nodes = RealNodes.of(tag, real_features, device) if settings.select == "gcn" else None
 
         self.counts = class_allocation(tag, settings)
         if seed_nodes is None:
@@ -206,6 +212,20 @@ class Distiller:
         return train[torch.randperm(len(train), generator=self.generator)[:size]]
 
     def validation_accuracy(self, features: torch.Tensor) -> float:
+        return self.gcn_accuracy(features) if self.real_nodes is not None else self.krr_accuracy(features)
+
+    def gcn_accuracy(self, features: torch.Tensor) -> float:
+        """Validation accuracy of a GCN trained on the synthetic set as `talk evaluate` will train
+        it. Every rank holds the whole real graph for it; rank 0's score is the one used."""
+        synthetic = self.synthetic
+        soft = synthetic.targets.detach() if synthetic.soft_labels else None
+        training = synthetic_training(
+            features.float(), synthetic.adjacency(features).float().detach(), training_targets(synthetic.labels, soft)
+        )
+        score = validation_run(training, self.real_nodes, GCN_SELECTION, seed=self.settings.seed)
+        return float(distributed.from_rank_0(torch.tensor([score], dtype=torch.float64, device=self.device)))
+
+    def krr_accuracy(self, features: torch.Tensor) -> float:
         """KRR accuracy on the real validation nodes, in blocks of rows: the cross kernel's
         intermediates on every validation node at once would cost gigabytes on a large graph."""
         held = self.real.held(self.real.val_nodes)

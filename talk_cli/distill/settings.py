@@ -18,6 +18,7 @@ from talk_cli.kernel import LOSSES, VARIANTS, KernelSpec
 from talk_cli.options import setting
 
 STRUCTURES = ("identity", "knn", "learned")
+SELECTIONS = ("krr", "gcn")
 RECIPES = resources.files("talk_cli") / "recipes"  # package data: installed with the wheel
 
 
@@ -50,7 +51,12 @@ class DistillSettings:
         "talk: learn free feature vectors with the kernel loop first, then fit the token embeddings to them "
         "for this many steps before the KRR loop on the tokens (0: start from the seed texts).",
     )
-    eval_every: int = setting(10, "Validation (KRR accuracy) every this many steps.")
+    eval_every: int = setting(10, "Validation every this many steps.")
+    select: str = setting(
+        "krr",
+        "What scores a step on the real validation nodes: krr (the kernel's prediction) or gcn (a GCN, the gnn "
+        "protocol's model, trained on the synthetic set).",
+    )
     lm_chunk: int = setting(16, "Synthetic nodes per gradient-injection chunk (bounds memory).")
     max_length: int = setting(DEFAULT_MAX_LENGTH, "Tokens per real text (the features cache).")
     checkpoint_every: int = setting(25, "Write a checkpoint every this many steps (for --resume).")
@@ -77,6 +83,8 @@ class DistillSettings:
             raise SettingsError(f"the {self.method} method has no LM in its loop: inner_every must be 0")
         if self.structure not in STRUCTURES:
             raise SettingsError(f"structure must be one of {', '.join(STRUCTURES)}, got {self.structure!r}")
+        if self.select not in SELECTIONS:
+            raise SettingsError(f"select must be one of {', '.join(SELECTIONS)}, got {self.select!r}")
         if self.loss not in LOSSES:
             raise SettingsError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.kernel not in VARIANTS:

@@ -12,21 +12,32 @@ from talk_cli.graph import Graph
 
 
 def bundle_targets(bundle: Bundle) -> torch.Tensor:
+    return training_targets(bundle.labels, bundle.soft_labels)
+
+
+def training_targets(labels: torch.Tensor, soft_labels: torch.Tensor | None) -> torch.Tensor:
     """Class ids, or for soft labels a distribution: the learned KRR targets clamped at 0 and
     normalised per row (one-hot where a row has no positive mass)."""
-    if bundle.soft_labels is None:
-        return bundle.labels
-    positive = bundle.soft_labels.clamp(min=0)
-    one_hot = torch.nn.functional.one_hot(bundle.labels, positive.shape[1]).float()
+    if soft_labels is None:
+        return labels
+    positive = soft_labels.clamp(min=0)
+    one_hot = torch.nn.functional.one_hot(labels, positive.shape[1]).to(positive.dtype)
     mass = positive.sum(dim=1, keepdim=True)
     return torch.where(mass > 0, positive / mass.clamp(min=1e-12), one_hot)
 
 
+def synthetic_training(features: torch.Tensor, adjacency: torch.Tensor, targets: torch.Tensor) -> Training:
+    """A synthetic graph (dense weighted adjacency) with every node a training row."""
+    from torch_geometric.utils import dense_to_sparse
+
+    edge_index, edge_weight = dense_to_sparse(adjacency)
+    graph = Graph.from_edges(features, edge_index, edge_weight.to(features.dtype))
+    return Training(graph, torch.arange(features.shape[0], device=features.device), targets)
+
+
 def bundle_training(bundle: Bundle, x: torch.Tensor, device: torch.device) -> Training:
     """The bundle's synthetic graph with node features `x`, every node a training row."""
-    edge_index, edge_weight = bundle.edges()
-    graph = Graph.from_edges(x.to(device), edge_index.to(device), edge_weight.to(device))
-    return Training(graph, torch.arange(bundle.num_synthetic, device=device), bundle_targets(bundle).to(device))
+    return synthetic_training(x.to(device), bundle.adjacency.to(device), bundle_targets(bundle).to(device))
 
 
 def evaluate_bundle(bundle: Bundle, tag: TAG, features: torch.Tensor, settings: EvalSettings, device: torch.device, on_epoch=None) -> Summary:

@@ -143,26 +143,47 @@ def classification_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Te
     return F.cross_entropy(logits, targets)
 
 
-def selected_run(
+def validated_training(
     train_epoch: Callable[[], None], predict: Callable[[], torch.Tensor], real: RealNodes, settings: EvalSettings, on_epoch=None
-) -> RunResult:
-    """Train for `settings.epochs`, validating every `eval_every` epochs and after the last; the
-    test predictions of the epoch with the best validation accuracy are scored."""
-    started = time.perf_counter()
-    best = (-1.0, 0, None)  # val accuracy, epoch, test predictions
+) -> tuple[float, int, torch.Tensor]:
+    """Train for `settings.epochs`, validating every `eval_every` epochs and after the last.
+    Returns the best validation accuracy, its epoch and that epoch's predictions of every real
+    node; no test label is read here."""
+    best = (-1.0, 0, torch.empty(0))
     for epoch in range(1, settings.epochs + 1):
         train_epoch()
         if epoch % settings.eval_every == 0 or epoch == settings.epochs:
             predicted = predict()
             val = accuracy(predicted, real.labels, real.val_rows)
             if val > best[0]:
-                best = (val, epoch, predicted[real.test_rows])
+                best = (val, epoch, predicted)
         if on_epoch:
             on_epoch(1)
-    return scored_run(best[2], real, best[0], best[1], time.perf_counter() - started)
+    return best
+
+
+def selected_run(
+    train_epoch: Callable[[], None], predict: Callable[[], torch.Tensor], real: RealNodes, settings: EvalSettings, on_epoch=None
+) -> RunResult:
+    """`validated_training`, then the test predictions of the selected epoch are scored."""
+    started = time.perf_counter()
+    val, epoch, predicted = validated_training(train_epoch, predict, real, settings, on_epoch)
+    return scored_run(predicted[real.test_rows], real, val, epoch, time.perf_counter() - started)
+
+
+def validation_run(training: Training, real: RealNodes, settings: EvalSettings, seed: int) -> float:
+    """The best real-validation accuracy of one training run (how `talk distill --select gnn`
+    judges a synthetic set); test nodes are not looked at."""
+    return validated_training(*trainer(training, real, settings, seed), real, settings)[0]
 
 
 def train_once(training: Training, real: RealNodes, settings: EvalSettings, seed: int, on_epoch=None) -> RunResult:
+    return selected_run(*trainer(training, real, settings, seed), real, settings, on_epoch)
+
+
+def trainer(training: Training, real: RealNodes, settings: EvalSettings, seed: int) -> tuple[Callable[[], None], Callable[[], torch.Tensor]]:
+    """A freshly initialised model (seeded): its one-epoch training step and its prediction of
+    every real node."""
     torch.manual_seed(seed)
     targets = training.targets
     num_classes = max(int(real.labels.max()) + 1, targets.shape[1] if targets.is_floating_point() else 0)
@@ -181,7 +202,7 @@ def train_once(training: Training, real: RealNodes, settings: EvalSettings, seed
         with torch.no_grad():
             return model(real.graph).argmax(dim=1)
 
-    return selected_run(train_epoch, predict, real, settings, on_epoch)
+    return train_epoch, predict
 
 
 def train_runs(training: Training, real: RealNodes, settings: EvalSettings, on_epoch=None) -> Summary:
