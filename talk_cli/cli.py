@@ -184,7 +184,7 @@ def distill(**options) -> None:
         return  # rank 0 wrote the bundle and reports
     if not options["quiet"]:
         ratio = f"ratio {settings.ratio} of {bundle.dataset.num_train} training nodes" if settings.size is None else "size given"
-        selection = f"; best validation KRR accuracy {outcome.best_val_accuracy:.4f} at step {outcome.best_step}" if learned else ""
+        selection = f"; best validation {settings.select.upper()} accuracy {outcome.best_val_accuracy:.4f} at step {outcome.best_step}" if learned else ""
         resumed = f"; resumed from step {outcome.resumed_from_step}" if outcome.resumed_from_step else ""
         stderr.print(f"{settings.method}: {prepared.tag.name} -> {bundle.num_synthetic} synthetic nodes ({ratio}) in {outcome.seconds:.1f} s{selection}{resumed}")
         if learned and outcome.best_step == 0 and settings.steps > 0:
@@ -199,7 +199,7 @@ def distill(**options) -> None:
                 "bundle": str(out), "num_synthetic": bundle.num_synthetic,
                 "class_counts": dict(zip(bundle.dataset.label_names, bundle.labels.bincount(minlength=prepared.tag.num_classes).tolist())),
                 "method": settings.method, "best_step": outcome.best_step if learned else None,
-                "val_krr_accuracy": outcome.best_val_accuracy if learned else None,
+                "val_accuracy": outcome.best_val_accuracy if learned else None, "selected_by": settings.select if learned else None,
                 "distill_seconds": round(outcome.seconds, 3), "encode_seconds": round(prepared.encoded.seconds, 3),
                 "features_reused": prepared.encoded.reused, "resumed_from_step": outcome.resumed_from_step,
                 "recipe": str(recipe) if recipe else None, "settings": settings.as_dict(), "device": str(prepared.device),

@@ -69,7 +69,8 @@ def draw_curve(ax, bundle: Bundle) -> None:
     ax.set_ylabel("training KRR loss (mean since previous point)", color="tab:red", fontsize=8)
     accuracy = ax.twinx()
     accuracy.plot(steps, [point["val_accuracy"] for point in curve], color="tab:blue", marker=".")
-    accuracy.set_ylabel("validation KRR accuracy", color="tab:blue", fontsize=8)
+    scorer = bundle.distillation.settings.get("select", "krr").upper()  # bundles before `select` were scored by KRR
+    accuracy.set_ylabel(f"validation {scorer} accuracy", color="tab:blue", fontsize=8)
     best = bundle.distillation.settings.get("run", {}).get("best_step")
     if best is not None:
         accuracy.axvline(best, color="grey", linestyle="--", linewidth=1)

@@ -6,8 +6,9 @@ One outer step:
      graph-aware kernel, differentiated with respect to X_s (and A_s, Y_s when learned);
   3. the representation injects ∂loss/∂X_s into its parameters (for TaLK: through the LM,
      chunk by chunk), and Adam steps.
-Every `eval_every` steps the synthetic set's KRR accuracy on the real validation nodes is
-measured and the best state kept; the run ends with the best state.
+Every `eval_every` steps the synthetic set's accuracy on the real validation nodes (by KRR, or
+by a GCN trained on it: `select`) is measured and the best state kept; the run ends with the
+best state.
 
 Under torchrun every rank runs this loop on its rows of the real graph (`RealSide`): each
 computes the loss and validation on the nodes it holds, the ranks sum the gradients, and every
@@ -183,9 +184,9 @@ class Distiller:
         self.synthetic.representation.fit(target.features.to(self.device), self.settings.invert_steps, self.settings.lr)
         features = self.features()
         self.warm_start_report = {
-            "free_val_krr_accuracy": round(target.best_val_accuracy, 6),
+            "free_val_accuracy": round(target.best_val_accuracy, 6),
             "free_best_step": target.best_step,
-            "inverted_val_krr_accuracy": round(self.validation_accuracy(features.to(KERNEL_DTYPE)), 6),
+            "inverted_val_accuracy": round(self.validation_accuracy(features.to(KERNEL_DTYPE)), 6),
             "inversion_cosine": round(float(torch.nn.functional.cosine_similarity(features, target.features.to(self.device)).mean()), 6),
             "seconds": round(time.perf_counter() - started, 3),
         }

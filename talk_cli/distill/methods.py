@@ -27,7 +27,7 @@ class Method:
 
     @property
     def learns(self) -> bool:
-        """A learned synthetic set, selected by validation KRR accuracy; else a coreset picked in one go."""
+        """A learned synthetic set, selected by validation accuracy; else a coreset picked in one go."""
         return self.learner is not None
 
 

@@ -76,7 +76,7 @@ def make_bundle(tag: TAG, lm: LanguageModel, settings: DistillSettings, outcome:
         hyperparameters = {k: v for k, v in settings.as_dict().items() if k not in ("method", "ratio", "seed")}
         hyperparameters["run"] = {
             "best_step": outcome.best_step,
-            "val_krr_accuracy": round(outcome.best_val_accuracy, 6),
+            "val_accuracy": round(outcome.best_val_accuracy, 6),  # scored as `select` says
             "seconds": round(outcome.seconds, 3),
             "resumed_from_step": outcome.resumed_from_step,
             "seed_nodes": outcome.seed_nodes.tolist(),
