@@ -149,7 +149,13 @@ def compare(one: Path, two: Path) -> str:
     a, b = load_bundle(one), load_bundle(two)
     same_step = a.distillation.settings["run"]["best_step"] == b.distillation.settings["run"]["best_step"]
     difference = float((a.token_embeddings - b.token_embeddings).abs().max())
-    return f"{'same' if same_step else 'DIFFERENT'} step, largest ΔE {difference:.1e}"
+    curves = list(zip(a.distillation.curve, b.distillation.curve))
+    loss = max(abs(x["loss"] - y["loss"]) / abs(x["loss"]) for x, y in curves)
+    val = max(abs(x["val_accuracy"] - y["val_accuracy"]) for x, y in curves)
+    return (
+        f"{'same' if same_step else 'DIFFERENT'} step; along the curve: losses within {loss:.1e} relative, "
+        f"validation accuracy within {val:.4f}; largest ΔE {difference:.1e}"
+    )
 
 
 def distill_dataset(dataset: str, procs: int, out: Path) -> float:
