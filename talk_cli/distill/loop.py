@@ -171,8 +171,9 @@ class Distiller:
         feature vectors from the same seeds (no LM in it, so it is cheap), then fit the token
         embeddings so that pool(LM(E)) matches the vectors it selected, and take its learned
         labels and structure. The KRR loop on E then starts where free features ended instead
-        of at the seed texts: gradients through the LM move E slowly and unevenly, while the
-        LM can express the free solution almost exactly (docs/method.md)."""
+        of at the seed texts: gradients through the LM move E slowly and unevenly, while free
+        input embeddings let the LM reproduce much of the free solution (the report says how
+        closely: `inversion_cosine`; docs/method.md)."""
         started = time.perf_counter()
         free = Distiller(
             self.tag, self.lm, self.real_features, dataclasses.replace(self.settings, method="kernel-features", invert_steps=0, inner_every=0),

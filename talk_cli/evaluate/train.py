@@ -172,7 +172,7 @@ def selected_run(
 
 
 def validation_run(training: Training, real: RealNodes, settings: EvalSettings, seed: int) -> float:
-    """The best real-validation accuracy of one training run (how `talk distill --select gnn`
+    """The best real-validation accuracy of one training run (how `talk distill --select gcn`
     judges a synthetic set); test nodes are not looked at."""
     return validated_training(*trainer(training, real, settings, seed), real, settings)[0]
 
