@@ -88,7 +88,12 @@ class Interrupted(KeyboardInterrupt):
 class RealSide:
     """The real graph as the loop sees it: the kernel's side of it, and the nodes that drive the
     loss (training) and the selection (validation). Under torchrun the kernel side holds this
-    rank's contiguous share of the rows; `held` says which of a set of nodes are in it."""
+    rank's contiguous share of the rows; `held` says which of a set of nodes are in it.
+
+    With `select: gcn`, rank 0 also holds the whole real graph with the features the bundle
+    will be evaluated with (`gcn_graph`): the GCN that judges a synthetic set runs there alone.
+    It keeps those features when the inner loop refreshes the kernel's, because `talk evaluate`
+    reads bundles with the pretrained LM."""
 
     def __init__(self, tag: TAG, features: torch.Tensor, settings: DistillSettings, device: torch.device):
         self.device, self.spec = device, settings.kernel_spec()
@@ -97,6 +102,7 @@ class RealSide:
         self.val_nodes = torch.nonzero(tag.val_mask).flatten()
         self.labels = tag.labels.to(device)
         self.adjacency = normalized_adjacency_sparse(tag.edge_index, tag.num_nodes, KERNEL_DTYPE).to(device)
+        self.gcn_graph = RealNodes.of(tag, features, device) if settings.select == "gcn" and distributed.rank() == 0 else None
         self.set_features(features)
 
     def set_features(self, features: torch.Tensor) -> None:
@@ -141,7 +147,6 @@ class Distiller:
         lm.model.to(device=device, dtype=torch.float32).eval()
         lm.model.requires_grad_(False)  # the outer loop learns the synthetic set, not the LM
         self.real = real or RealSide(tag, real_features, settings, device)
-        self.real_nodes = RealNodes.of(tag, real_features, device) if settings.select == "gcn" else None
 
         self.counts = class_allocation(tag, settings)
         if seed_nodes is None:
@@ -214,18 +219,20 @@ class Distiller:
         return train[torch.randperm(len(train), generator=self.generator)[:size]]
 
     def validation_accuracy(self, features: torch.Tensor) -> float:
-        return self.gcn_accuracy(features) if self.real_nodes is not None else self.krr_accuracy(features)
+        return self.gcn_accuracy(features) if self.settings.select == "gcn" else self.krr_accuracy(features)
 
     def gcn_accuracy(self, features: torch.Tensor) -> float:
         """Validation accuracy of a GCN trained on the synthetic set as `talk evaluate` will train
-        it. Every rank holds the whole real graph for it; rank 0's score is the one used."""
-        synthetic = self.synthetic
-        soft = synthetic.targets.detach() if synthetic.soft_labels else None
-        training = synthetic_training(
-            features.float(), synthetic.adjacency(features).float().detach(), training_targets(synthetic.labels, soft)
-        )
-        score = validation_run(training, self.real_nodes, GCN_SELECTION, seed=self.settings.seed)
-        return float(distributed.from_rank_0(torch.tensor([score], dtype=torch.float64, device=self.device)))
+        it. Rank 0 trains it and sends the score to the other ranks, which wait."""
+        score = torch.zeros(1, dtype=torch.float64, device=self.device)
+        if self.real.gcn_graph is not None:
+            synthetic = self.synthetic
+            soft = synthetic.targets.detach() if synthetic.soft_labels else None
+            training = synthetic_training(
+                features.float(), synthetic.adjacency(features).float().detach(), training_targets(synthetic.labels, soft)
+            )
+            score[0] = validation_run(training, self.real.gcn_graph, GCN_SELECTION, seed=self.settings.seed)
+        return float(distributed.from_rank_0(score))
 
     def krr_accuracy(self, features: torch.Tensor) -> float:
         """KRR accuracy on the real validation nodes, in blocks of rows: the cross kernel's
