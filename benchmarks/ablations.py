@@ -8,7 +8,9 @@ validation KRR accuracy of the selected synthetic set (selection never looks at 
 with `select=gcn` chose their step by a GCN's validation accuracy, which favours their GCN column);
 the test KRR accuracy is printed for information only. Each row's bundle is also evaluated
 with the gnn protocol of `talk evaluate` (GCN, a few runs): its validation accuracy is a
-second decision signal and its test accuracy is again for information only.
+second decision signal and its test accuracy is again for information only. With --joint-runs,
+also with the joint protocol (LM + GCN fine-tuned on the bundle): the signal that decides the
+inner loop's settings, since the inner loop exists to serve LM training.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from common import run_header, write_section  # noqa: E402
 from talk_cli import pipeline  # noqa: E402
 from talk_cli.distill import DistillSettings, Distiller, distill, make_bundle  # noqa: E402
 from talk_cli.encode import EncodeSettings, load_language_model  # noqa: E402
-from talk_cli.evaluate import EvalSettings, evaluate_bundle  # noqa: E402
+from talk_cli.evaluate import EvalSettings, evaluate_bundle, evaluate_joint, training_defaults  # noqa: E402
 
 VARIANTS: list[tuple[str, dict]] = [
     ("base", {}),
@@ -48,6 +50,10 @@ VARIANTS: list[tuple[str, dict]] = [
     ("lr=0.03", {"lr": 0.03}),
     ("steps=200", {"steps": 200}),
     ("inner_every=25", {"inner_every": 25}),
+    ("inner_every=10", {"inner_every": 10}),
+    ("inner_every=10,inner_lr=1e-4", {"inner_every": 10, "inner_lr": 1e-4}),
+    ("inner_every=10,inner_steps=20", {"inner_every": 10, "inner_steps": 20}),
+    ("inner_every=10,inner_refresh=0", {"inner_every": 10, "inner_refresh": 0}),
     ("invert_steps=100", {"invert_steps": 100}),
     ("select=gcn", {"select": "gcn"}),
     ("invert_steps=100,select=gcn", {"invert_steps": 100, "select": "gcn"}),
@@ -56,16 +62,24 @@ VARIANTS: list[tuple[str, dict]] = [
 ]
 
 
-def markdown(command: str, base: DistillSettings, gcn_runs: int, rows: list[tuple]) -> str:
-    shown = ("structure", "kernel", "hops", "layers", "loss", "soft_labels", "seq_len", "lr", "ridge", "inner_every", "invert_steps", "select", "krr_batch", "max_length")
+def markdown(command: str, base: DistillSettings, gcn_runs: int, joint_runs: int, rows: list[tuple]) -> str:
+    shown = (
+        "structure", "kernel", "hops", "layers", "loss", "soft_labels", "seq_len", "lr", "ridge", "inner_every",
+        "inner_steps", "inner_lr", "inner_refresh", "invert_steps", "select", "krr_batch", "max_length",
+    )  # fmt: skip
+    joint = f" joint val acc ({joint_runs} runs) | joint test acc (info) |" if joint_runs else ""
     table = [
         *run_header(command),
         f"Base settings: `{ {k: v for k, v in base.as_dict().items() if k in shown} }`",
         "",
-        f"| variant | val KRR acc | test KRR acc (info) | GCN val acc ({gcn_runs} runs) | GCN test acc (info) | best step | distil s |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| variant | val KRR acc | test KRR acc (info) | GCN val acc ({gcn_runs} runs) | GCN test acc (info) |{joint} best step | distil s |",
+        "|---|---:|---:|---:|---:|" + ("---:|---:|" if joint_runs else "") + "---:|---:|",
     ]
-    table += [f"| {n} | {v:.4f} | {t:.4f} | {gv:.4f} | {gt:.4f} | {s} | {sec:.1f} |" for n, v, t, gv, gt, s, sec in rows]
+    for name, val, test, gcn, joint_scores, step, seconds in rows:
+        cells = [f"{val:.4f}", f"{test:.4f}", f"{gcn['val_accuracy_mean']:.4f}", f"{gcn['test_accuracy_mean']:.4f}"]
+        if joint_scores:
+            cells += [f"{joint_scores['val_accuracy_mean']:.4f}", f"{joint_scores['test_accuracy_mean']:.4f}"]
+        table.append(f"| {name} | {' | '.join(cells)} | {step} | {seconds:.1f} |")
     return "\n".join(table)
 
 
@@ -78,6 +92,7 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="change the recipe's base settings")
     parser.add_argument("--only", nargs="*", help="run only these variant names")
     parser.add_argument("--gcn-runs", type=int, default=3, help="GCN runs per row (the gnn protocol of talk evaluate)")
+    parser.add_argument("--joint-runs", type=int, default=0, help="joint-protocol runs per row (0: no joint columns)")
     parser.add_argument("--write", type=Path, help="update the ablation section of this markdown file (after every row)")
     parser.add_argument("--section", help="name of that section (default: ablation-DATASET-RATIO)")
     args = parser.parse_args()
@@ -102,15 +117,19 @@ def main() -> None:
             val = distiller.krr_accuracy(selected)  # the KRR column, whatever `select` chose the step by
             scores = distiller.predict(selected, test_nodes)
         test = float((scores.argmax(dim=1) == tag.labels[test_nodes]).float().mean())
-        gcn = evaluate_bundle(
-            make_bundle(tag, lm, settings, outcome), tag, features, EvalSettings(runs=args.gcn_runs), torch.device("cpu")
-        ).as_dict()
-        rows.append((name, val, test, gcn["val_accuracy_mean"], gcn["test_accuracy_mean"], outcome.best_step, seconds))
-        print(f"{name:24s} {rows[-1][1:]}", flush=True)
+        bundle = make_bundle(tag, lm, settings, outcome)
+        gcn = evaluate_bundle(bundle, tag, features, EvalSettings(runs=args.gcn_runs), torch.device("cpu")).as_dict()
+        joint = None
+        if args.joint_runs:
+            joint_settings = EvalSettings(runs=args.joint_runs, **training_defaults("joint", False))
+            joint = evaluate_joint(bundle, tag, lm, joint_settings, settings.max_length, torch.device("cpu")).as_dict()
+        rows.append((name, val, test, gcn, joint, outcome.best_step, seconds))
+        print(markdown(command, base, args.gcn_runs, args.joint_runs, rows).splitlines()[-1], flush=True)
         if args.write:  # a long ablation keeps what it has measured if it is stopped
-            write_section(args.write, args.section or f"ablation-{args.dataset}-{args.ratio}", markdown(command, base, args.gcn_runs, rows))
+            section = args.section or f"ablation-{args.dataset}-{args.ratio}"
+            write_section(args.write, section, markdown(command, base, args.gcn_runs, args.joint_runs, rows))
         lm = load_language_model()  # fresh pretrained weights for the next row (the inner loop trains them)
-    print(markdown(command, base, args.gcn_runs, rows))
+    print(markdown(command, base, args.gcn_runs, args.joint_runs, rows))
 
 
 if __name__ == "__main__":

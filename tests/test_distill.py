@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -12,9 +13,10 @@ from talk_cli import load_bundle
 from talk_cli.data import make_demo_tag
 from talk_cli.distill import Distiller, DistillSettings, distill, run_distillation
 from talk_cli.distill.synthetic import allocate, learned_adjacency, synthetic_size
-from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
+from talk_cli.encode import EncodeSettings, encode_tag, encode_texts, load_language_model
 from talk_cli.encode.lm import encode_embeddings
 from talk_cli.errors import SettingsError
+from talk_cli.kernel import RealGraphSide
 
 from conftest import run_cli
 
@@ -126,8 +128,9 @@ def test_soft_labels_are_learned(demo, tiny_lm, demo_features, tmp_path):
     assert not torch.equal(bundle.soft_labels, torch.nn.functional.one_hot(bundle.labels, 5).float())
 
 
-def test_resume_continues_an_interrupted_run(demo, tiny_model_dir, demo_features, tmp_path):
-    plan = settings(steps=8, checkpoint_every=3, krr_batch=50, structure="learned", soft_labels=True)
+@pytest.mark.parametrize("inner", [{}, {"inner_every": 2, "inner_steps": 2, "inner_lr": 1e-2, "inner_refresh": 20}], ids=["outer", "inner-loop"])
+def test_resume_continues_an_interrupted_run(demo, tiny_model_dir, demo_features, tmp_path, inner):
+    plan = settings(steps=8, checkpoint_every=3, krr_batch=50, structure="learned", soft_labels=True, **inner)
 
     class Stop(Exception):
         pass
@@ -175,6 +178,23 @@ def test_inner_loop_trains_the_lm_but_bundle_uses_the_pretrained_one(demo, tiny_
 
     assert weights_sha256(lm.model) == lm.identity.weights_sha256  # pretrained weights restored
     assert torch.allclose(bundle.features, encode_embeddings(lm, bundle.token_embeddings, bundle.attention_mask), atol=1e-5)
+
+
+def test_batch_wise_refresh_re_encodes_exactly_the_nodes_it_names(demo, tiny_lm, tiny_model_dir, demo_features):
+    plan = settings(inner_every=1, inner_steps=3, inner_lr=1e-2, inner_refresh=12)
+    distiller = Distiller(demo, tiny_lm, demo_features, plan, CPU)
+    nodes = distiller.inner_round()
+    assert len(nodes.unique()) == 12 and bool(demo.train_mask[nodes].all())
+    full, _ = encode_texts(demo.texts, tiny_lm, EncodeSettings(max_length=plan.max_length), CPU)  # the inner loop's LM
+    assert not torch.allclose(full[nodes], demo_features[nodes], atol=1e-3)  # the LM did move
+    expected = demo_features.clone()
+    expected[nodes] = full[nodes]
+    assert torch.allclose(distiller.feature_table, expected, atol=1e-5)  # the others keep their features
+    rebuilt = RealGraphSide(distiller.real.adjacency, expected, plan.kernel_spec())
+    assert torch.allclose(distiller.real.kernel_side.propagated, rebuilt.propagated, atol=1e-5)
+    assert distiller.refresh_real_features().shape == (12,)
+    every = Distiller(demo, load_language_model(str(tiny_model_dir)), demo_features, dataclasses.replace(plan, inner_refresh=0), CPU)
+    assert len(every.inner_round()) == demo.num_nodes
 
 
 # --- the command ---------------------------------------------------------------------------------

@@ -161,7 +161,10 @@ class Distiller:
         self.optimizer = torch.optim.Adam(self.synthetic.param_groups)
         self.gcn = DenseGCN(lm.identity.hidden_size, tag.num_classes).to(device) if settings.inner_every else None
         # Bundles are read with the pretrained LM; the inner loop's LM is transient.
-        self.pretrained = (copy.deepcopy(lm.model.state_dict()), real_features) if settings.inner_every else None
+        self.pretrained_lm = copy.deepcopy(lm.model.state_dict()) if settings.inner_every else None
+        # The inner loop's view of the real texts: every node's features as last encoded (pretrained
+        # until a round refreshes it), so a round re-encodes a batch, not the whole graph.
+        self.feature_table = real_features.clone() if settings.inner_every else None
 
         self.step = 0
         self.warm_start_report: dict[str, Any] | None = None  # set by warm_start()
@@ -270,9 +273,10 @@ class Distiller:
         self.history.append({"step": self.step, "loss": loss_value, "val_accuracy": val})
         return StepReport(self.step, self.settings.steps, loss_value, val, self.best["val"])
 
-    def inner_round(self) -> None:
-        """Train LM + GCN on the synthetic set, then re-encode the real graph with that LM so
-        the kernel sees the LM state that training will produce."""
+    def inner_round(self) -> torch.Tensor:
+        """Train LM + GCN on the synthetic set, then re-encode a batch of real nodes with that LM
+        so the kernel sees the LM state that training on the synthetic set produces. Returns the
+        refreshed nodes."""
         synthetic = self.synthetic
         targets = synthetic.targets.detach().softmax(dim=1) if synthetic.soft_labels else synthetic.labels
         adjacency = synthetic.adjacency(self.features()).float().detach()
@@ -280,12 +284,24 @@ class Distiller:
         train_lm_and_gcn(
             self.lm, self.gcn, tokens.token_embeddings, tokens.mask, adjacency, targets, self.settings.inner_steps, self.settings.inner_lr
         )
-        self.refresh_real_features()
+        return self.refresh_real_features()
 
-    def refresh_real_features(self) -> None:
-        """Re-encode every real text with the current (inner-loop-trained) LM."""
-        encoded, _ = encode_texts(self.tag.texts, self.lm, EncodeSettings(max_length=self.settings.max_length), self.device)
-        self.real.set_features(encoded)
+    def refresh_real_features(self) -> torch.Tensor:
+        """Batch-wise refresh (docs/method.md): re-encode `inner_refresh` training nodes drawn at
+        random (every real node when 0) with the current LM, write them into the feature table and
+        rebuild the kernel's real side from the table. The other nodes keep the features of the
+        LM that last encoded them: a loss term's neighbours may lag behind the LM by some rounds."""
+        train, size = self.real.train_nodes, self.settings.inner_refresh
+        if size == 0:
+            nodes = torch.arange(self.tag.num_nodes)
+        else:
+            nodes = train[torch.randperm(len(train), generator=self.generator)[:size]]
+        encoded, _ = encode_texts(
+            [self.tag.texts[i] for i in nodes.tolist()], self.lm, EncodeSettings(max_length=self.settings.max_length), self.device
+        )
+        self.feature_table[nodes] = encoded
+        self.real.set_features(self.feature_table)
+        return nodes
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs to continue exactly where this one stands."""
@@ -299,7 +315,7 @@ class Distiller:
             "warm_start": self.warm_start_report,
         }
         if self.gcn is not None:
-            state |= {"lm": self.lm.model.state_dict(), "gcn": self.gcn.state_dict()}
+            state |= {"lm": self.lm.model.state_dict(), "gcn": self.gcn.state_dict(), "feature_table": self.feature_table}
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -311,16 +327,17 @@ class Distiller:
         if self.gcn is not None:
             self.lm.model.load_state_dict(state["lm"])
             self.gcn.load_state_dict(state["gcn"])
-            self.refresh_real_features()
+            self.feature_table = state["feature_table"]
+            self.real.set_features(self.feature_table)
         self.step, self.history = state["step"], state["history"]
 
     def finish(self) -> DistillOutcome:
         """Validate the final state, restore the best one and compute what the bundle stores."""
         self.remember_if_best(self.features().to(KERNEL_DTYPE))
         self.synthetic.load_state_dict(self.best["state"])
-        if self.pretrained is not None:
-            self.lm.model.load_state_dict(self.pretrained[0])
-            self.real.set_features(self.pretrained[1])
+        if self.pretrained_lm is not None:
+            self.lm.model.load_state_dict(self.pretrained_lm)
+            self.real.set_features(self.real_features)
         synthetic = self.synthetic
         features = self.features()
         adjacency = synthetic.adjacency(features.to(KERNEL_DTYPE)).float().detach()

@@ -46,6 +46,11 @@ class DistillSettings:
     inner_every: int = setting(0, "Inner LM+GNN loop every R outer steps (0: off).")
     inner_steps: int = setting(5, "Steps of each inner round.")
     inner_lr: float = setting(1e-5, "LM learning rate of the inner loop.")
+    inner_refresh: int = setting(
+        256,
+        "Real training nodes re-encoded with the inner loop's LM after each inner round; the others keep the "
+        "features they were last encoded with (0: re-encode every real node).",
+    )
     invert_steps: int = setting(
         0,
         "talk: learn free feature vectors with the kernel loop first, then fit the token embeddings to them "
@@ -75,8 +80,8 @@ class DistillSettings:
         for name in ("lr", "lr_adjacency", "lr_labels", "inner_lr", "ridge"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{name} must be positive, got {getattr(self, name)}")
-        if min(self.inner_every, self.inner_steps, self.krr_batch, self.invert_steps) < 0:
-            raise SettingsError("inner_every, inner_steps, krr_batch and invert_steps must be non-negative")
+        if min(self.inner_every, self.inner_steps, self.inner_refresh, self.krr_batch, self.invert_steps) < 0:
+            raise SettingsError("inner_every, inner_steps, inner_refresh, krr_batch and invert_steps must be non-negative")
         if self.method not in METHODS:
             raise SettingsError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.inner_every and not METHODS[self.method].reads_texts:
