@@ -51,9 +51,11 @@ VARIANTS: list[tuple[str, dict]] = [
     ("steps=200", {"steps": 200}),
     ("inner_every=25", {"inner_every": 25}),
     ("inner_every=10", {"inner_every": 10}),
-    ("inner_every=10,inner_lr=1e-4", {"inner_every": 10, "inner_lr": 1e-4}),
-    ("inner_every=10,inner_steps=20", {"inner_every": 10, "inner_steps": 20}),
     ("inner_every=10,inner_refresh=0", {"inner_every": 10, "inner_refresh": 0}),
+    ("inner_every=25,inner_refresh=256", {"inner_every": 25, "inner_refresh": 256}),
+    # Restarted rounds train as the joint protocol does (30 steps, LM lr 2e-5 from the pretrained LM).
+    ("inner_every=25,restart", {"inner_every": 25, "inner_restart": True, "inner_steps": 30, "inner_lr": 2e-5}),
+    ("inner_every=10,restart", {"inner_every": 10, "inner_restart": True, "inner_steps": 30, "inner_lr": 2e-5}),
     ("invert_steps=100", {"invert_steps": 100}),
     ("select=gcn", {"select": "gcn"}),
     ("invert_steps=100,select=gcn", {"invert_steps": 100, "select": "gcn"}),
@@ -65,7 +67,7 @@ VARIANTS: list[tuple[str, dict]] = [
 def markdown(command: str, base: DistillSettings, gcn_runs: int, joint_runs: int, rows: list[tuple]) -> str:
     shown = (
         "structure", "kernel", "hops", "layers", "loss", "soft_labels", "seq_len", "lr", "ridge", "inner_every",
-        "inner_steps", "inner_lr", "inner_refresh", "invert_steps", "select", "krr_batch", "max_length",
+        "inner_steps", "inner_lr", "inner_restart", "inner_refresh", "invert_steps", "select", "krr_batch", "max_length",
     )  # fmt: skip
     joint = f" joint val acc ({joint_runs} runs) | joint test acc (info) |" if joint_runs else ""
     table = [

@@ -128,7 +128,10 @@ def test_soft_labels_are_learned(demo, tiny_lm, demo_features, tmp_path):
     assert not torch.equal(bundle.soft_labels, torch.nn.functional.one_hot(bundle.labels, 5).float())
 
 
-@pytest.mark.parametrize("inner", [{}, {"inner_every": 2, "inner_steps": 2, "inner_lr": 1e-2, "inner_refresh": 20}], ids=["outer", "inner-loop"])
+INNER = {"inner_every": 2, "inner_steps": 2, "inner_lr": 1e-2, "inner_refresh": 20}
+
+
+@pytest.mark.parametrize("inner", [{}, INNER, INNER | {"inner_restart": True}], ids=["outer", "inner-loop", "restarted-inner-loop"])
 def test_resume_continues_an_interrupted_run(demo, tiny_model_dir, demo_features, tmp_path, inner):
     plan = settings(steps=8, checkpoint_every=3, krr_batch=50, structure="learned", soft_labels=True, **inner)
 

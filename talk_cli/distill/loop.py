@@ -281,6 +281,11 @@ class Distiller:
         targets = synthetic.targets.detach().softmax(dim=1) if synthetic.soft_labels else synthetic.labels
         adjacency = synthetic.adjacency(self.features()).float().detach()
         tokens = synthetic.representation
+        if self.settings.inner_restart:
+            self.lm.model.load_state_dict(self.pretrained_lm)
+            with torch.random.fork_rng():  # a fresh GCN that depends on the step, not on the RNG's history
+                torch.manual_seed(self.settings.seed + self.step)
+                self.gcn = DenseGCN(self.lm.identity.hidden_size, self.tag.num_classes).to(self.device)
         train_lm_and_gcn(
             self.lm, self.gcn, tokens.token_embeddings, tokens.mask, adjacency, targets, self.settings.inner_steps, self.settings.inner_lr
         )

@@ -46,8 +46,14 @@ class DistillSettings:
     inner_every: int = setting(0, "Inner LM+GNN loop every R outer steps (0: off).")
     inner_steps: int = setting(5, "Steps of each inner round.")
     inner_lr: float = setting(1e-5, "LM learning rate of the inner loop.")
+    inner_restart: bool = setting(
+        False,
+        "Start each inner round from the pretrained LM and a fresh GCN, as `talk evaluate --protocol joint` "
+        "trains, instead of continuing the previous round's.",
+        flag="--inner-restart/--inner-continue",
+    )
     inner_refresh: int = setting(
-        256,
+        128,
         "Real training nodes re-encoded with the inner loop's LM after each inner round; the others keep the "
         "features they were last encoded with (0: re-encode every real node).",
     )
