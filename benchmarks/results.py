@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import run_header, write_section  # noqa: E402
 
 from talk_cli.distill.methods import METHODS as REGISTERED  # noqa: E402
+from talk_cli.distill.settings import NO_RECIPE  # noqa: E402
 
 METHODS = ("talk", "kernel-features", "herding", "kcenter", "random")
 PREAMBLE = """# Results
@@ -42,9 +43,13 @@ deviation over seeded runs. *Full* trains the same GCN on every real training no
 the training time of all runs). Ratios are fractions of the training nodes. Distillation uses each
 dataset's recipe in `talk_cli/recipes/`; the features cache is warm, so *distil s* excludes encoding (see
 docs/performance.md for encode times). *Peak RSS* covers distillation and evaluation of a row.
+*talk/defaults* distils with the defaults alone (`--recipe none`), which is what a user's TAG without
+a recipe gets; it also encodes at the default 128 tokens, so on arxiv_2023 (recipe: 64 tokens, which
+truncates few titles) it is trained and tested on that encoding and divided by the 64-token full row.
 """
 
 
+DEFAULTS = "/defaults"  # a method name with this suffix distils with the defaults alone (`--recipe none`)
 # The joint protocol trains the LM on the bundle's texts; kernel-features bundles have none.
 JOINT_METHODS = tuple(method for method in METHODS if REGISTERED[method].reads_texts)
 JOINT_NOTE = (
@@ -75,7 +80,9 @@ def child_run(dataset: str, method: str, ratio: float, runs: int, protocol: str,
     from talk_cli.encode import EncodeSettings
     from talk_cli.evaluate import EvalSettings, training_defaults
 
-    settings, _ = pipeline.distill_settings(dataset, **{"method": method if method != "full" else None, "ratio": ratio})
+    recipe = NO_RECIPE if method.endswith(DEFAULTS) else None  # the defaults alone, as on a user's TAG
+    method = method.removesuffix(DEFAULTS)
+    settings, _ = pipeline.distill_settings(dataset, recipe, **{"method": method if method != "full" else None, "ratio": ratio})
     prepared = pipeline.prepare(pipeline.load_dataset(dataset, data_root), settings=EncodeSettings(max_length=settings.max_length))
     evaluation_settings = EvalSettings(runs=runs, **training_defaults(protocol, method == "full"))
     if method == "full":  # the reference, from the evaluate cache when an earlier run made it
@@ -108,7 +115,10 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--datasets", nargs="*", default=["cora", "arxiv_2023"], help="gnn-protocol sections (none: joint only)")
     parser.add_argument("--ratios", type=float, nargs="+", default=[0.005, 0.01, 0.02])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument(
+        "--methods", nargs="+", default=[*METHODS, f"talk{DEFAULTS}"],
+        help=f"methods per ratio; talk{DEFAULTS} is talk with the defaults alone (no recipe)",
+    )  # fmt: skip
     parser.add_argument("--runs", type=int, nargs="+", default=[10, 5], help="gnn-protocol runs per dataset (in order)")
     parser.add_argument("--joint", nargs="*", default=["cora:0.01", "arxiv_2023:0.01"], help="dataset:ratio pairs for the joint protocol")
     parser.add_argument("--joint-runs", type=int, default=3)

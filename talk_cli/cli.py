@@ -146,7 +146,7 @@ def distill_settings(options: dict):
 @command(
     *DATASET, MODEL, POOLING, FORCE,
     option("out", Optional[Path], None, "--out", "-o", help="Bundle directory to write (required unless --print-settings)."),
-    option("recipe", Optional[str], None, "--recipe", help="Recipe file or shipped name.", show_default="the dataset's shipped recipe, if any"),
+    option("recipe", Optional[str], None, "--recipe", help="Recipe file or shipped name; none for the defaults alone.", show_default="the dataset's shipped recipe, if any"),
     option("resume", bool, False, "--resume", help="Continue from the checkpoint beside --out."),
     option("print_settings", bool, False, "--print-settings", help="Print the effective settings (defaults < recipe < flags) and exit."),
     generated=settings_options(DistillSettings, {"*": "{}, or the recipe's"}),

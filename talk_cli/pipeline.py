@@ -23,7 +23,7 @@ import torch
 from talk_cli.bundle import Bundle
 from talk_cli.data import load_tag
 from talk_cli.data.tag import TAG
-from talk_cli.distill import DistillSettings, dataset_recipe, recipe_path, resolve_settings, run_distillation
+from talk_cli.distill import DistillSettings, chosen_recipe, resolve_settings, run_distillation
 from talk_cli.distill.loop import DistillOutcome, StepReport
 from talk_cli.data.split import SplitSpec
 from talk_cli.encode import EncodeResult, EncodeSettings, LanguageModel, encode_tag, load_language_model
@@ -74,9 +74,10 @@ def prepare(
 
 
 def distill_settings(dataset: str, recipe: str | None = None, **overrides: Any) -> tuple[DistillSettings, Traversable | Path | None]:
-    """Defaults < recipe < overrides. The recipe is the one named (a file or a shipped name),
-    else the one shipped for this dataset, else none. Returns the settings and the recipe used."""
-    source = recipe_path(recipe) if recipe is not None else dataset_recipe(dataset)
+    """Defaults < recipe < overrides. The recipe is the one named (a file, a shipped name, or
+    `none` for the defaults alone), else the one shipped for this dataset, else none. Returns the
+    settings and the recipe used."""
+    source = chosen_recipe(dataset, recipe)
     return resolve_settings(source, overrides), source
 
 

@@ -55,6 +55,10 @@ def test_print_settings_layers_defaults_recipe_and_flags(tmp_path):
     plain = run_cli("distill", "--dataset", "somewhere/mine", "--print-settings")
     assert "no recipe for 'mine': using the defaults" in plain.stderr
     assert json.loads(plain.stdout) == DistillSettings().as_dict()
+    shipped = run_cli("distill", "--dataset", "arxiv_2023", "--print-settings")  # no data needed to print
+    assert json.loads(shipped.stdout)["invert_steps"] != DistillSettings().invert_steps
+    bare = run_cli("distill", "--dataset", "arxiv_2023", "--recipe", "none", "--print-settings")
+    assert json.loads(bare.stdout) == DistillSettings().as_dict()
 
 
 def test_distill_help_shows_every_default(monkeypatch):

@@ -3,7 +3,7 @@
 from talk_cli.distill.loop import DistillOutcome, Distiller, Interrupted, StepReport, StopRequested, distill
 from talk_cli.distill.methods import METHODS, Method
 from talk_cli.distill.run import make_bundle, run_distillation
-from talk_cli.distill.settings import DistillSettings, dataset_recipe, recipe_path, resolve_settings
+from talk_cli.distill.settings import DistillSettings, chosen_recipe, resolve_settings
 
 __all__ = [
     "METHODS",
@@ -14,10 +14,9 @@ __all__ = [
     "Method",
     "StepReport",
     "StopRequested",
-    "dataset_recipe",
+    "chosen_recipe",
     "distill",
     "make_bundle",
-    "recipe_path",
     "resolve_settings",
     "run_distillation",
 ]

@@ -20,6 +20,7 @@ from talk_cli.options import setting
 STRUCTURES = ("identity", "knn", "learned")
 SELECTIONS = ("krr", "gcn")
 RECIPES = resources.files("talk_cli") / "recipes"  # package data: installed with the wheel
+NO_RECIPE = "none"  # `--recipe none`: the defaults alone, as on a dataset without a shipped recipe
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,13 @@ def recipe_path(recipe: str) -> Path | Traversable:
         names = sorted(p.name.removesuffix(".yaml") for p in RECIPES.iterdir() if p.name.endswith(".yaml"))
         raise SettingsError(f"unknown recipe {recipe!r}; shipped recipes: {', '.join(names) or 'none'}")
     return shipped
+
+
+def chosen_recipe(dataset: str, recipe: str | None) -> Path | Traversable | None:
+    """The recipe named (a file, a shipped name, or `none`), else the one shipped for this dataset."""
+    if recipe == NO_RECIPE:
+        return None
+    return recipe_path(recipe) if recipe is not None else dataset_recipe(dataset)
 
 
 def dataset_recipe(dataset: str) -> Traversable | None:
