@@ -50,8 +50,6 @@ truncates few titles) it is trained and tested on that encoding and divided by t
 
 
 DEFAULTS = "/defaults"  # a method name with this suffix distils with the defaults alone (`--recipe none`)
-# The joint protocol trains the LM on the bundle's texts; kernel-features bundles have none.
-JOINT_METHODS = tuple(method for method in METHODS if REGISTERED[method].reads_texts)
 JOINT_NOTE = (
     "The LM is fine-tuned with the GCN on the bundle (30 epochs, LM lr 2e-5); every 10 epochs every real text is "
     "re-encoded with the fine-tuned LM and classified, and the epoch best on validation is kept (docs/evaluate.md). "
@@ -171,7 +169,8 @@ def main() -> None:
             )
             print(out[-1], file=sys.stderr, flush=True)
             for ratio in [pair.split(":")[1] for pair in args.joint if pair.split(":")[0] == dataset]:
-                for method in JOINT_METHODS:
+                # The joint protocol trains the LM on the bundle's texts; kernel-features bundles have none.
+                for method in [m for m in args.methods if REGISTERED[m.removesuffix(DEFAULTS)].reads_texts]:
                     r = run_child(dataset, method, ratio, str(args.joint_runs), "joint", *root)
                     accuracy = r["summary"]["test_accuracy_mean"]
                     out.append(
