@@ -51,14 +51,20 @@ truncates few titles) it is trained and tested on that encoding and divided by t
 
 DEFAULTS = "/defaults"  # a method name with this suffix distils with the defaults alone (`--recipe none`)
 JOINT_NOTE = (
-    "The LM is fine-tuned with the GCN on the bundle (30 epochs, LM lr 2e-5); every 10 epochs every real text is "
-    "re-encoded with the fine-tuned LM and classified, and the epoch best on validation is kept (docs/evaluate.md). "
+    "The LM is fine-tuned with the GCN on the bundle ({epochs} epochs, LM lr {lm_lr}); every {eval_every} epochs every real "
+    "text is re-encoded with the fine-tuned LM and classified, and the epoch best on validation is kept (docs/evaluate.md). "
     "*full (joint)* is `talk evaluate --full --protocol joint`: LM + GCN trained on every real training node in "
-    "batches (3 epochs, one run, read from the reference cache when an earlier run made it; its *eval s* is then "
-    "that run's training time); its *% of frozen full* column compares it with the frozen-LM GCN. *% of joint full* "
-    "divides by it; *% of frozen full* by the gnn-protocol full reference. kernel-features has no row: its bundles "
+    "batches ({full[epochs]} epochs, LM lr {full[lm_lr]}, one run, read from the reference cache when an earlier run made it; "
+    "its *eval s* is then that run's training time); its *% of frozen full* compares it with the frozen-LM GCN. *% of joint "
+    "full* divides by it; *% of frozen full* by the gnn-protocol full reference. kernel-features has no row: its bundles "
     "hold feature vectors, no texts for the LM to learn from."
 )
+
+
+def joint_note() -> str:
+    from talk_cli.evaluate import training_defaults
+
+    return JOINT_NOTE.format(**training_defaults("joint", False), full=training_defaults("joint", True))
 
 
 def pct(value: float) -> str:
@@ -154,7 +160,7 @@ def main() -> None:
                 )
                 print(out[-1], file=sys.stderr, flush=True)
     if args.joint:
-        out = sections["results-joint"] = [f"## Joint protocol ({args.joint_runs} runs per row)", "", *header, JOINT_NOTE, ""]
+        out = sections["results-joint"] = [f"## Joint protocol ({args.joint_runs} runs per row)", "", *header, joint_note(), ""]
         out += [
             "| dataset | method | ratio | nodes | test acc % | macro-F1 % | % of joint full | % of frozen full | distil s | eval s | peak RSS MiB |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",

@@ -209,10 +209,12 @@ def distill(**options) -> None:
 
 def per_protocol(name: str) -> str:
     """How a training default differs by protocol, from the one table that sets it."""
-    return ", ".join(f"{protocol}{' --full' if full else ''} {values[name]}" for (protocol, full), values in TRAINING_DEFAULTS.items())
+    return ", ".join(
+        f"{protocol}{' --full' if full else ''} {values[name]}" for (protocol, full), values in TRAINING_DEFAULTS.items() if name in values
+    )
 
 
-EVAL_DEFAULTS = {"*": "{}", "epochs": per_protocol("epochs"), "eval_every": per_protocol("eval_every")}
+EVAL_DEFAULTS = {"*": "{}", **{name: per_protocol(name) for name in ("epochs", "eval_every", "lm_lr")}}
 
 
 @command(

@@ -189,6 +189,21 @@ def test_joint_full_reference_trains_the_lm_through_the_gnn_and_restores_it(tmp_
     assert summary.runs[0].test_accuracy >= 0.85  # two balanced classes: chance is 0.5
 
 
+def test_a_joint_result_is_compared_with_the_full_data_trained_at_its_own_lm_rate(demo, tiny):
+    from talk_cli.evaluate import run_evaluation, training_defaults
+
+    lm, features = tiny
+    full_settings = EvalSettings(runs=1, **training_defaults("joint", True) | {"epochs": 1})
+    reference = run_evaluation(demo, lm, features, None, full_settings, "joint", 128, CPU).result
+    bundle = coreset_bundle(demo, lm, features, torch.nonzero(demo.train_mask).flatten()[:30])
+    bundle_settings = EvalSettings(runs=1, **training_defaults("joint", False) | {"epochs": 2, "eval_every": 1})
+    assert bundle_settings.lm_lr != full_settings.lm_lr
+    evaluation = run_evaluation(demo, lm, features, bundle, bundle_settings, "joint", 128, CPU)
+    assert evaluation.reference == reference and evaluation.reference_cached
+    other_model = dataclasses.replace(bundle_settings, hidden=32)  # another GNN is another reference
+    assert run_evaluation(demo, lm, features, bundle, other_model, "joint", 128, CPU).reference is None
+
+
 @pytest.mark.parametrize("full", [True, False])
 def test_joint_model_selection_never_reads_test_labels(demo, tiny, full):
     import dataclasses

@@ -52,9 +52,15 @@ def run_evaluation(
 ) -> Evaluation:
     """Without a bundle the result is the reference of the protocol, computed once and cached. A
     bundle's result is compared with the cached reference of the same protocol and model
-    settings; a joint result also with the frozen-LM (gnn) reference of the same model."""
+    settings (joint: at the full data's default LM rate and epochs); a joint result also with the
+    frozen-LM (gnn) reference of the same model."""
     provenance = Provenance.of(tag, lm.identity, max_length)
-    key = reference_key(provenance, settings, protocol)
+    reference_settings = settings
+    if bundle is not None and protocol == "joint":
+        # A bundle and the full data are each fine-tuned at their own LM rate (TRAINING_DEFAULTS):
+        # the bundle's result is compared with the full data trained the full data's way.
+        reference_settings = dataclasses.replace(settings, **training_defaults("joint", True))
+    key = reference_key(provenance, reference_settings, protocol)
     reference = cached_reference(key)
     if bundle is None:
         if reference is not None and reference["runs"] >= settings.runs:

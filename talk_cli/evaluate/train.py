@@ -19,14 +19,17 @@ from talk_cli.graph import Graph
 from talk_cli.options import setting
 
 PROTOCOLS = ("gnn", "joint")
-# How long each kind of training runs and how often it validates. An epoch of `joint` is one
-# step on the bundle; each of its validations re-encodes every real text with the fine-tuned LM.
-# An epoch of the joint full-data reference is a pass over every real training node in batches.
+# How long each kind of training runs, how often it validates and, joint, the LM's learning rate.
+# An epoch of `joint` is one step on the bundle; each of its validations re-encodes every real
+# text with the fine-tuned LM. Its LM rate and epochs were chosen on Cora's validation nodes
+# (benchmarks/joint_settings.py, docs/evaluate.md): at 2e-5 a few synthetic texts pull the LM away
+# within 20 steps. An epoch of the joint full-data reference is a pass over every real training
+# node in batches, at the usual fine-tuning rate for BERT-sized encoders.
 TRAINING_DEFAULTS = {
     ("gnn", False): {"epochs": 200, "eval_every": 1},
     ("gnn", True): {"epochs": 200, "eval_every": 1},
-    ("joint", False): {"epochs": 30, "eval_every": 10},
-    ("joint", True): {"epochs": 3, "eval_every": 1},
+    ("joint", False): {"epochs": 100, "eval_every": 20, "lm_lr": 5e-6},
+    ("joint", True): {"epochs": 3, "eval_every": 1, "lm_lr": 2e-5},
 }
 
 
@@ -41,7 +44,7 @@ class EvalSettings:
     epochs: int = setting(TRAINING_DEFAULTS["gnn", False]["epochs"], "Training epochs per run (joint: steps on the bundle; joint --full: passes over the training nodes).")
     eval_every: int = setting(TRAINING_DEFAULTS["gnn", False]["eval_every"], "Epochs between validations (the best is kept).")
     lr: float = setting(0.01, "Adam learning rate of the GNN.")
-    lm_lr: float = setting(2e-5, "Adam learning rate of the LM (joint protocol).")
+    lm_lr: float = setting(TRAINING_DEFAULTS["joint", False]["lm_lr"], "Adam learning rate of the LM (joint protocol).")
     weight_decay: float = setting(5e-4, "Adam weight decay.")
     hidden: int = setting(256, "Hidden units of the GNN.")
     dropout: float = setting(0.5, "Dropout of the GNN.")
