@@ -25,11 +25,11 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import run_header, write_section  # noqa: E402
+from common import prepared_dataset, run_header, write_section  # noqa: E402
 
 from talk_cli import pipeline  # noqa: E402
 from talk_cli.distill import DistillSettings, Distiller, distill, make_bundle  # noqa: E402
-from talk_cli.encode import EncodeSettings, load_language_model  # noqa: E402
+from talk_cli.encode import load_language_model  # noqa: E402
 from talk_cli.evaluate import EvalSettings, evaluate_bundle, evaluate_joint, training_defaults  # noqa: E402
 
 VARIANTS: list[tuple[str, dict]] = [
@@ -101,7 +101,7 @@ def main() -> None:
 
     changes = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
     base, _ = pipeline.distill_settings(args.dataset, args.dataset, **changes, ratio=args.ratio, steps=args.steps)
-    prepared = pipeline.prepare(pipeline.load_dataset(args.dataset, args.data_root), settings=EncodeSettings(max_length=base.max_length))
+    prepared = prepared_dataset(args.dataset, args.data_root, base.max_length)
     tag, lm, features = prepared.tag, prepared.lm, prepared.features
     test_nodes = torch.nonzero(tag.test_mask).flatten()
     command = "python benchmarks/ablations.py " + " ".join(sys.argv[1:])

@@ -56,6 +56,15 @@ def run_header(command: str, machine_note: str = "") -> list[str]:
     return [f"Command: `{command}`  ", f"Machine: {machine_line()}{machine_note}  "]
 
 
+def prepared_dataset(dataset: str, data_root: Path | None, max_length: int):
+    """The dataset with the default LM and its features at `max_length` tokens (from the cache
+    when it is fresh): what every benchmark distils from and evaluates on."""
+    from talk_cli import pipeline
+    from talk_cli.encode import EncodeSettings
+
+    return pipeline.prepare(pipeline.load_dataset(dataset, data_root), settings=EncodeSettings(max_length=max_length))
+
+
 def write_section(doc: Path, name: str, body: str) -> None:
     """Replace the text between `<!-- name:begin -->` and `<!-- name:end -->` in `doc` (appended if absent)."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"

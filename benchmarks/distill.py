@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median_seconds, run_header, write_section  # noqa: E402
+from common import median_seconds, prepared_dataset, run_header, write_section  # noqa: E402
 
 
 def peak_rss_mib() -> float:
@@ -58,12 +58,10 @@ def run_encode(dataset: str, data_root: Path | None) -> dict:
 
 
 def run_distill(dataset: str, data_root: Path | None, ratio: float) -> dict:
-    from talk_cli import pipeline
     from talk_cli.distill import Distiller, distill
-    from talk_cli.encode import EncodeSettings
 
     settings = recipe_settings(dataset, ratio=ratio)
-    prepared = pipeline.prepare(pipeline.load_dataset(dataset, data_root), settings=EncodeSettings(max_length=settings.max_length))
+    prepared = prepared_dataset(dataset, data_root, settings.max_length)
     started = time.perf_counter()  # features cached: this times the distillation alone
     distiller = Distiller(prepared.tag, prepared.lm, prepared.features, settings, torch.device("cpu"))
     outcome = distill(distiller)

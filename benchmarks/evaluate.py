@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch_geometric.nn import GCNConv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median_seconds, run_header, write_section  # noqa: E402
+from common import median_seconds, prepared_dataset, run_header, write_section  # noqa: E402
 
 
 class EdgeListGCN(torch.nn.Module):
@@ -64,12 +64,11 @@ def main() -> None:
     from types import SimpleNamespace
 
     from talk_cli import pipeline
-    from talk_cli.encode import EncodeSettings
     from talk_cli.evaluate import ARCHITECTURES, build_model
     from talk_cli.graph import Graph
 
     max_length = pipeline.distill_settings(args.dataset)[0].max_length
-    data = pipeline.prepare(pipeline.load_dataset(args.dataset, args.data_root), settings=EncodeSettings(max_length=max_length))
+    data = prepared_dataset(args.dataset, args.data_root, max_length)
     tag, features = data.tag, data.features
     train_rows = torch.nonzero(tag.train_mask).flatten()
     started = time.perf_counter()

@@ -16,10 +16,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import run_header, write_section  # noqa: E402
+from common import prepared_dataset, run_header, write_section  # noqa: E402
 
 from talk_cli import pipeline  # noqa: E402
-from talk_cli.encode import EncodeSettings  # noqa: E402
 from talk_cli.evaluate import EvalSettings, evaluate_joint  # noqa: E402
 
 
@@ -35,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
 
     settings, _ = pipeline.distill_settings(args.dataset, ratio=args.ratio)
-    prepared = pipeline.prepare(pipeline.load_dataset(args.dataset, args.data_root), settings=EncodeSettings(max_length=settings.max_length))
+    prepared = prepared_dataset(args.dataset, args.data_root, settings.max_length)
     with tempfile.TemporaryDirectory() as tmp:
         bundle, _ = pipeline.distill(prepared, settings, Path(tmp) / "bundle")
     command = "python benchmarks/joint_settings.py " + " ".join(sys.argv[1:])

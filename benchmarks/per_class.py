@@ -19,10 +19,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import run_header, write_section  # noqa: E402
+from common import prepared_dataset, run_header, write_section  # noqa: E402
 
 from talk_cli import pipeline  # noqa: E402
-from talk_cli.encode import EncodeSettings  # noqa: E402
 from talk_cli.evaluate import EvalSettings, RealNodes, Training  # noqa: E402
 from talk_cli.evaluate.gnn import bundle_training  # noqa: E402
 from talk_cli.evaluate.train import trainer, validated_training  # noqa: E402
@@ -54,7 +53,7 @@ def main() -> None:
     args = parser.parse_args()
 
     settings, _ = pipeline.distill_settings(args.dataset, ratio=args.ratio)
-    prepared = pipeline.prepare(pipeline.load_dataset(args.dataset, args.data_root), settings=EncodeSettings(max_length=settings.max_length))
+    prepared = prepared_dataset(args.dataset, args.data_root, settings.max_length)
     tag, device = prepared.tag, prepared.device
     with tempfile.TemporaryDirectory() as tmp:
         bundle, _ = pipeline.distill(prepared, settings, Path(tmp) / "bundle")

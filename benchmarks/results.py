@@ -25,7 +25,7 @@ from pathlib import Path
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import run_header, write_section  # noqa: E402
+from common import prepared_dataset, run_header, write_section  # noqa: E402
 
 from talk_cli.distill.methods import METHODS as REGISTERED  # noqa: E402
 from talk_cli.distill.settings import NO_RECIPE  # noqa: E402
@@ -81,20 +81,18 @@ def scores(summary: dict) -> str:
 
 def child_run(dataset: str, method: str, ratio: float, runs: int, protocol: str, data_root: Path | None) -> dict:
     from talk_cli import pipeline
-    from talk_cli.encode import EncodeSettings
     from talk_cli.evaluate import EvalSettings, training_defaults
 
     recipe = NO_RECIPE if method.endswith(DEFAULTS) else None  # the defaults alone, as on a user's TAG
     method = method.removesuffix(DEFAULTS)
     settings, _ = pipeline.distill_settings(dataset, recipe, **{"method": method if method != "full" else None, "ratio": ratio})
-    prepared = pipeline.prepare(pipeline.load_dataset(dataset, data_root), settings=EncodeSettings(max_length=settings.max_length))
+    prepared = prepared_dataset(dataset, data_root, settings.max_length)
     evaluation_settings = EvalSettings(runs=runs, **training_defaults(protocol, method == "full"))
     if method == "full":  # the reference, from the evaluate cache when an earlier run made it
         evaluation, _ = pipeline.evaluate(prepared, settings=evaluation_settings, protocol=protocol)
         summary = evaluation.result
         return {"summary": summary, "distill_seconds": 0.0, "n_syn": int(prepared.tag.train_mask.sum()),
-                "eval_seconds": summary["train_seconds_mean"] * summary["runs"], "peak_rss_mib": peak(),
-                "cached": evaluation.reference_cached}  # fmt: skip
+                "eval_seconds": summary["train_seconds_mean"] * summary["runs"], "peak_rss_mib": peak()}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         bundle, outcome = pipeline.distill(prepared, settings, Path(tmp) / "bundle")
     started = time.perf_counter()
@@ -166,7 +164,7 @@ def main() -> None:
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for dataset in dict.fromkeys(pair.split(":")[0] for pair in args.joint):
-            frozen = run_child(dataset, "full", "1.0", "1", "gnn", *root)["summary"]["test_accuracy_mean"]  # cached by the gnn section
+            frozen = references.get(dataset) or run_child(dataset, "full", "1.0", "1", "gnn", *root)["summary"]["test_accuracy_mean"]
             full = run_child(dataset, "full", "1.0", "1", "joint", *root)
             joint_reference = full["summary"]["test_accuracy_mean"]
             out.append(

@@ -18,10 +18,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import run_header, write_section  # noqa: E402
+from common import prepared_dataset, run_header, write_section  # noqa: E402
 
 from talk_cli import pipeline  # noqa: E402
-from talk_cli.encode import EncodeSettings  # noqa: E402
 from talk_cli.evaluate import ARCHITECTURES, EvalSettings  # noqa: E402
 
 METHODS = ("talk", "kernel-features", "herding", "kcenter", "random")
@@ -38,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
 
     base, _ = pipeline.distill_settings(args.dataset, ratio=args.ratio)
-    prepared = pipeline.prepare(pipeline.load_dataset(args.dataset, args.data_root), settings=EncodeSettings(max_length=base.max_length))
+    prepared = prepared_dataset(args.dataset, args.data_root, base.max_length)
     command = "python benchmarks/transfer.py " + " ".join(sys.argv[1:])
     rows: dict[str, dict[str, dict]] = {"full": {}}
     for architecture in ARCHITECTURES:
