@@ -4,9 +4,13 @@ code, against the full-data reference. Writes docs/results.md (generated; never 
     python benchmarks/results.py --write docs/results.md
     python benchmarks/results.py --datasets cora --runs 10 --joint --write docs/results.md   # one dataset's section
     python benchmarks/results.py --datasets --joint cora:0.01 --joint-runs 3 --write docs/results.md  # joint only
+    python benchmarks/results.py --datasets arxiv_2023 --ratios 0.01 --seeds 3 --runs 2 --joint --write docs/results.md
 
-Each (dataset, method, ratio) runs in a fresh child process: distil with the dataset's recipe,
-then the gnn protocol (GCN, `--runs` seeds); its peak RSS covers both. The joint protocol
+Each (dataset, method, ratio) runs in a fresh child process: distil with the dataset's recipe
+once per distillation seed (`--seeds`), then the gnn protocol on each bundle (GCN, `--runs`
+seeds); its peak RSS covers all of it. A section whose ratios are not the default three is
+written under its own name, so it does not replace the three-ratio table; so is a joint section
+for other dataset:ratio pairs than the default two. The joint protocol
 (LM fine-tuned with the GNN, the real graph re-encoded at each validation) runs on the datasets
 and ratios named by --joint, against the joint full-data reference (LM + GNN trained on every
 real training node; computed once and cached, which takes long: see docs/evaluate.md).
@@ -15,8 +19,10 @@ real training node; computed once and cached, which takes long: see docs/evaluat
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -71,6 +77,20 @@ def pct(value: float) -> str:
     return f"{100 * value:.2f}"
 
 
+def pooled(summaries: list[dict]) -> dict:
+    """One summary over every (distillation seed, evaluation run): the mean of the per-seed means and
+    the standard deviation over all runs (each seed ran the same number of runs)."""
+    out = dict(summaries[0])
+    for metric in ("test_accuracy", "test_macro_f1"):
+        means = [s[f"{metric}_mean"] for s in summaries]
+        mean = statistics.fmean(means)
+        second_moment = statistics.fmean(s[f"{metric}_std"] ** 2 + s[f"{metric}_mean"] ** 2 for s in summaries)
+        out[f"{metric}_mean"], out[f"{metric}_std"] = mean, max(second_moment - mean**2, 0.0) ** 0.5
+    out["per_seed_test_accuracy"] = [s["test_accuracy_mean"] for s in summaries]
+    out["runs"] = sum(s["runs"] for s in summaries)
+    return out
+
+
 def scores(summary: dict) -> str:
     """The 'test acc % | macro-F1 %' cells of a row, each mean ± std."""
     return (
@@ -79,7 +99,7 @@ def scores(summary: dict) -> str:
     )
 
 
-def child_run(dataset: str, method: str, ratio: float, runs: int, protocol: str, data_root: Path | None) -> dict:
+def child_run(dataset: str, method: str, ratio: float, runs: int, seeds: int, protocol: str, data_root: Path | None) -> dict:
     from talk_cli import pipeline
     from talk_cli.evaluate import EvalSettings, training_defaults
 
@@ -93,12 +113,17 @@ def child_run(dataset: str, method: str, ratio: float, runs: int, protocol: str,
         summary = evaluation.result
         return {"summary": summary, "distill_seconds": 0.0, "n_syn": int(prepared.tag.train_mask.sum()),
                 "eval_seconds": summary["train_seconds_mean"] * summary["runs"], "peak_rss_mib": peak()}  # fmt: skip
-    with tempfile.TemporaryDirectory() as tmp:
-        bundle, outcome = pipeline.distill(prepared, settings, Path(tmp) / "bundle")
-    started = time.perf_counter()
-    evaluation, _ = pipeline.evaluate(prepared, bundle, evaluation_settings, protocol)
-    return {"summary": evaluation.result, "distill_seconds": outcome.seconds, "n_syn": bundle.num_synthetic,
-            "eval_seconds": time.perf_counter() - started, "peak_rss_mib": peak()}  # fmt: skip
+    summaries, distill_seconds, eval_seconds = [], [], []
+    for seed in range(seeds):
+        with tempfile.TemporaryDirectory() as tmp:
+            bundle, outcome = pipeline.distill(prepared, dataclasses.replace(settings, seed=seed), Path(tmp) / "bundle")
+        started = time.perf_counter()
+        evaluation, _ = pipeline.evaluate(prepared, bundle, evaluation_settings, protocol)
+        eval_seconds.append(time.perf_counter() - started)
+        distill_seconds.append(outcome.seconds)
+        summaries.append(evaluation.result)
+    return {"summary": pooled(summaries), "distill_seconds": statistics.fmean(distill_seconds), "n_syn": bundle.num_synthetic,
+            "eval_seconds": statistics.fmean(eval_seconds), "peak_rss_mib": peak()}  # fmt: skip
 
 
 def peak() -> float:
@@ -121,51 +146,60 @@ def main() -> None:
         "--methods", nargs="+", default=[*METHODS, f"talk{DEFAULTS}"],
         help=f"methods per ratio; talk{DEFAULTS} is talk with the defaults alone (no recipe)",
     )  # fmt: skip
-    parser.add_argument("--runs", type=int, nargs="+", default=[10, 5], help="gnn-protocol runs per dataset (in order)")
+    parser.add_argument("--runs", type=int, nargs="+", default=[10, 5], help="gnn-protocol runs per bundle, per dataset (in order)")
+    parser.add_argument("--seeds", type=int, default=1, help="distillation seeds per gnn-protocol row (0, 1, ...)")
     parser.add_argument("--joint", nargs="*", default=["cora:0.01", "arxiv_2023:0.01"], help="dataset:ratio pairs for the joint protocol")
     parser.add_argument("--joint-runs", type=int, default=3)
     parser.add_argument("--write", type=Path, help="update this document's sections (one per dataset, one for joint)")
-    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        dataset, method, ratio, runs, protocol = args.child
-        print(json.dumps(child_run(dataset, method, float(ratio), int(runs), protocol, args.data_root)))
+        dataset, method, ratio, runs, seeds, protocol = args.child
+        print(json.dumps(child_run(dataset, method, float(ratio), int(runs), int(seeds), protocol, args.data_root)))
         return
     root = ["--data-root", str(args.data_root)] if args.data_root else []
     command = "python benchmarks/results.py " + " ".join(sys.argv[1:])
     header = [*run_header(command), ""]
     sections: dict[str, list[str]] = {}
     references = {}
+    default_ratios = parser.get_default("ratios")
+    per_seed = args.seeds > 1  # one more column: each distillation seed's mean test accuracy
     for index, dataset in enumerate(args.datasets):
         runs = args.runs[min(index, len(args.runs) - 1)]
-        full = run_child(dataset, "full", "1.0", str(runs), "gnn", *root)
+        full = run_child(dataset, "full", "1.0", str(runs), "1", "gnn", *root)
         reference = references[dataset] = full["summary"]["test_accuracy_mean"]
-        out = sections[f"results-{dataset}"] = [f"## {dataset} ({runs} runs per row, ratios {', '.join(map(str, args.ratios))})", "", *header]
-        out += ["| method | ratio | nodes | test acc % | macro-F1 % | % of full | distil s | eval s | peak RSS MiB |"]
-        out += ["|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        name = f"results-{dataset}" + ("" if args.ratios == default_ratios else "-" + "-".join(map(str, args.ratios)))
+        count = f"{args.seeds} distillation seeds x {runs} runs" if per_seed else f"{runs} runs"
+        out = sections[name] = [f"## {dataset} ({count} per row, ratios {', '.join(map(str, args.ratios))})", "", *header]
+        seed_column = ["per-seed test acc %"] if per_seed else []
+        columns = ["method", "ratio", "nodes", "test acc %", "macro-F1 %", "% of full", *seed_column, "distil s", "eval s", "peak RSS MiB"]
+        out += ["| " + " | ".join(columns) + " |", "|---|" + "---:|" * (len(columns) - 1)]
+        seed_cell = ["-"] if per_seed else []
         out.append(
-            f"| full | 1.0 | {full['n_syn']} | {scores(full['summary'])} | 100.0 | - | {full['eval_seconds']:.0f} "
-            f"| {full['peak_rss_mib']:.0f} |"
-        )
+            "| " + " | ".join(["full", "1.0", str(full["n_syn"]), scores(full["summary"]), "100.0", *seed_cell, "-",
+                               f"{full['eval_seconds']:.0f}", f"{full['peak_rss_mib']:.0f}"]) + " |"
+        )  # fmt: skip
         print(out[-1], file=sys.stderr, flush=True)
         for ratio in args.ratios:
             for method in args.methods:
-                r = run_child(dataset, method, str(ratio), str(runs), "gnn", *root)
+                r = run_child(dataset, method, str(ratio), str(runs), str(args.seeds), "gnn", *root)
+                seed_cell = [" / ".join(pct(a) for a in r["summary"]["per_seed_test_accuracy"])] if per_seed else []
                 out.append(
-                    f"| {method} | {ratio} | {r['n_syn']} | {scores(r['summary'])} "
-                    f"| {100 * r['summary']['test_accuracy_mean'] / reference:.1f} | {r['distill_seconds']:.1f} "
-                    f"| {r['eval_seconds']:.0f} | {r['peak_rss_mib']:.0f} |"
-                )
+                    "| " + " | ".join([method, str(ratio), str(r["n_syn"]), scores(r["summary"]),
+                                       f"{100 * r['summary']['test_accuracy_mean'] / reference:.1f}", *seed_cell,
+                                       f"{r['distill_seconds']:.1f}", f"{r['eval_seconds']:.0f}", f"{r['peak_rss_mib']:.0f}"]) + " |"
+                )  # fmt: skip
                 print(out[-1], file=sys.stderr, flush=True)
     if args.joint:
-        out = sections["results-joint"] = [f"## Joint protocol ({args.joint_runs} runs per row)", "", *header, joint_note(), ""]
+        name = "results-joint" + ("" if args.joint == parser.get_default("joint") else "-" + "-".join(p.replace(":", "-") for p in args.joint))
+        out = sections[name] = [f"## Joint protocol ({args.joint_runs} runs per row)", "", *header, joint_note(), ""]
         out += [
             "| dataset | method | ratio | nodes | test acc % | macro-F1 % | % of joint full | % of frozen full | distil s | eval s | peak RSS MiB |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for dataset in dict.fromkeys(pair.split(":")[0] for pair in args.joint):
-            frozen = references.get(dataset) or run_child(dataset, "full", "1.0", "1", "gnn", *root)["summary"]["test_accuracy_mean"]
-            full = run_child(dataset, "full", "1.0", "1", "joint", *root)
+            frozen = references.get(dataset) or run_child(dataset, "full", "1.0", "1", "1", "gnn", *root)["summary"]["test_accuracy_mean"]
+            full = run_child(dataset, "full", "1.0", "1", "1", "joint", *root)
             joint_reference = full["summary"]["test_accuracy_mean"]
             out.append(
                 f"| {dataset} | full (joint) | 1.0 | {full['n_syn']} | {scores(full['summary'])} | 100.0 "
@@ -175,7 +209,7 @@ def main() -> None:
             for ratio in [pair.split(":")[1] for pair in args.joint if pair.split(":")[0] == dataset]:
                 # The joint protocol trains the LM on the bundle's texts; kernel-features bundles have none.
                 for method in [m for m in args.methods if REGISTERED[m.removesuffix(DEFAULTS)].reads_texts]:
-                    r = run_child(dataset, method, ratio, str(args.joint_runs), "joint", *root)
+                    r = run_child(dataset, method, ratio, str(args.joint_runs), "1", "joint", *root)
                     accuracy = r["summary"]["test_accuracy_mean"]
                     out.append(
                         f"| {dataset} | {method} | {ratio} | {r['n_syn']} | {scores(r['summary'])} "
