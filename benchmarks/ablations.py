@@ -59,15 +59,19 @@ VARIANTS: list[tuple[str, dict]] = [
     ("invert_steps=100", {"invert_steps": 100}),
     ("select=gcn", {"select": "gcn"}),
     ("invert_steps=100,select=gcn", {"invert_steps": 100, "select": "gcn"}),
+    ("allocation_power=0.5", {"allocation_power": 0.5}),
+    ("allocation_power=0.75", {"allocation_power": 0.75}),
     ("method=kernel-features", {"method": "kernel-features"}),
     ("method=kernel-features,select=gcn", {"method": "kernel-features", "select": "gcn"}),
+    ("method=kernel-features,allocation_power=0.5", {"method": "kernel-features", "allocation_power": 0.5}),
 ]
 
 
 def markdown(command: str, base: DistillSettings, gcn_runs: int, joint_runs: int, rows: list[tuple]) -> str:
     shown = (
         "structure", "kernel", "hops", "layers", "loss", "soft_labels", "seq_len", "lr", "ridge", "inner_every",
-        "inner_steps", "inner_lr", "inner_restart", "inner_refresh", "invert_steps", "select", "krr_batch", "max_length",
+        "inner_steps", "inner_lr", "inner_restart", "inner_refresh", "invert_steps", "select", "allocation_power", "krr_batch",
+        "max_length",
     )  # fmt: skip
     joint = f" joint val acc ({joint_runs} runs) | joint test acc (info) |" if joint_runs else ""
     table = [

@@ -52,6 +52,10 @@ docs/performance.md for encode times). *Peak RSS* covers distillation and evalua
 *talk/defaults* distils with the defaults alone (`--recipe none`), which is what a user's TAG without
 a recipe gets; it also encodes at the default 128 tokens, so on arxiv_2023 (recipe: 64 tokens, which
 truncates few titles) it is trained and tested on that encoding and divided by the 64-token full row.
+A section with several distillation seeds (`--seeds`) distils each row once per seed (0, 1, ...)
+and evaluates every bundle with the runs named; its test accuracy is the mean over all of them ±
+their standard deviation (so it holds the spread across seeds), and *per-seed test acc* lists
+each seed's mean; *distil s* and *eval s* are then per seed.
 """
 
 

@@ -54,6 +54,16 @@ def test_allocation_is_proportional_with_one_per_class():
         synthetic_size(100, 7, None, 5)
 
 
+def test_allocation_power_moves_nodes_to_small_classes():
+    counts = [400, 100, 100]
+    assert allocate(counts, 12) == allocate(counts, 12, power=1.0) == [8, 2, 2]  # the default keeps the class balance
+    assert allocate(counts, 12, power=0.5) == [6, 3, 3]  # square roots 20 : 10 : 10
+    assert allocate(counts, 12, power=0.0) == [4, 4, 4]
+    assert allocate([10, 0, 10], 4, power=0.5) == [2, 0, 2]  # still none for a class without training nodes
+    with pytest.raises(SettingsError, match="allocation_power"):
+        settings(allocation_power=1.5)
+
+
 def test_initialisation_uses_real_training_texts_per_class(demo, tiny_lm, demo_features):
     distiller = Distiller(demo, tiny_lm, demo_features, settings(), CPU)
     assert distiller.counts == allocate(demo.class_counts(demo.train_mask), 10)

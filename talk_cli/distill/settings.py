@@ -30,6 +30,11 @@ class DistillSettings:
     method: str = setting("talk", f"talk, or a baseline: {', '.join(name for name in METHODS if name != 'talk')}.")
     ratio: float | None = setting(0.01, "Synthetic nodes as a fraction of the training nodes.")
     size: int | None = setting(None, "Number of synthetic nodes (overrides --ratio).")
+    allocation_power: float = setting(
+        1.0,
+        "Synthetic nodes per class in proportion to (training nodes of the class)^power: 1 keeps the training class "
+        "balance, 0.5 (square root) gives small classes more, 0 gives every class the same.",
+    )
     seq_len: int = setting(16, "Tokens per synthetic text.")
     steps: int = setting(100, "Outer (KRR) steps.")
     lr: float = setting(0.01, "Adam learning rate of the token embeddings.")
@@ -84,6 +89,8 @@ class DistillSettings:
         for name in ("seq_len", "steps", "lm_chunk", "eval_every", "checkpoint_every", "max_length", "knn"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.allocation_power <= 1:
+            raise SettingsError(f"allocation_power must be in [0, 1], got {self.allocation_power}")
         for name in ("lr", "lr_adjacency", "lr_labels", "inner_lr", "ridge"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{name} must be positive, got {getattr(self, name)}")

@@ -35,14 +35,15 @@ def class_allocation(tag: TAG, settings: DistillSettings) -> list[int]:
     """Synthetic nodes per class for this dataset and the settings' ratio or size."""
     train_counts = tag.class_counts(tag.train_mask)
     n_syn = synthetic_size(int(tag.train_mask.sum()), sum(c > 0 for c in train_counts), settings.ratio, settings.size)
-    return allocate(train_counts, n_syn)
+    return allocate(train_counts, n_syn, settings.allocation_power)
 
 
-def allocate(train_counts: list[int], total: int) -> list[int]:
-    """Synthetic nodes per class, proportional to training counts (largest remainder), at
-    least one for every class that has training nodes, none for classes without."""
+def allocate(train_counts: list[int], total: int, power: float = 1.0) -> list[int]:
+    """Synthetic nodes per class, proportional to (training count)^power (largest remainder), at
+    least one for every class that has training nodes, none for classes without. Power 1 keeps
+    the training class balance; below 1, small classes get more than their share."""
     present = [c for c, count in enumerate(train_counts) if count > 0]
-    share = torch.tensor([train_counts[c] for c in present], dtype=torch.float64)
+    share = torch.tensor([train_counts[c] for c in present], dtype=torch.float64) ** power
     exact = share / share.sum() * total
     alloc = exact.floor().long().clamp(min=1)
     while alloc.sum() < total:  # hand out the remainder by largest fractional part
