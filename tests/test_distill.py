@@ -44,10 +44,10 @@ def settings(**change) -> DistillSettings:
 
 
 def test_allocation_is_proportional_with_one_per_class():
-    assert allocate([50, 30, 20], 10) == [5, 3, 2]
-    assert allocate([1000, 1, 1], 5) == [3, 1, 1]
-    assert allocate([10, 0, 10], 4) == [2, 0, 2]  # a class without training nodes gets none
-    assert sum(allocate([7, 3, 9, 1], 13)) == 13
+    assert allocate([50, 30, 20], 10, power=1.0) == [5, 3, 2]
+    assert allocate([1000, 1, 1], 5, power=1.0) == [3, 1, 1]
+    assert allocate([10, 0, 10], 4, power=1.0) == [2, 0, 2]  # a class without training nodes gets none
+    assert sum(allocate([7, 3, 9, 1], 13, power=1.0)) == 13
     assert synthetic_size(1625, 7, 0.01, None) == 16
     assert synthetic_size(100, 7, 0.01, None) == 7  # at least one per class
     with pytest.raises(SettingsError, match="below the number of classes"):
@@ -56,7 +56,7 @@ def test_allocation_is_proportional_with_one_per_class():
 
 def test_allocation_power_moves_nodes_to_small_classes():
     counts = [400, 100, 100]
-    assert allocate(counts, 12) == allocate(counts, 12, power=1.0) == [8, 2, 2]  # the default keeps the class balance
+    assert allocate(counts, 12, DistillSettings().allocation_power) == allocate(counts, 12, power=1.0) == [8, 2, 2]  # the default keeps the class balance
     assert allocate(counts, 12, power=0.5) == [6, 3, 3]  # square roots 20 : 10 : 10
     assert allocate(counts, 12, power=0.0) == [4, 4, 4]
     assert allocate([10, 0, 10], 4, power=0.5) == [2, 0, 2]  # still none for a class without training nodes
@@ -66,7 +66,7 @@ def test_allocation_power_moves_nodes_to_small_classes():
 
 def test_initialisation_uses_real_training_texts_per_class(demo, tiny_lm, demo_features):
     distiller = Distiller(demo, tiny_lm, demo_features, settings(), CPU)
-    assert distiller.counts == allocate(demo.class_counts(demo.train_mask), 10)
+    assert distiller.counts == allocate(demo.class_counts(demo.train_mask), 10, settings().allocation_power)
     assert bool(demo.train_mask[distiller.seed_nodes].all())
     assert torch.equal(distiller.synthetic.labels, demo.labels[distiller.seed_nodes])
     first = tiny_lm.tokenizer(demo.texts[int(distiller.seed_nodes[0])], truncation=True, max_length=8)["input_ids"]
@@ -266,7 +266,7 @@ def test_coreset_bundles_hold_real_nodes_with_their_subgraph(demo, tiny_lm, demo
     nodes = outcome.seed_nodes
     assert len(nodes) == 18 and len(set(nodes.tolist())) == 18 and bool(demo.train_mask[nodes].all())
     assert torch.equal(bundle.labels, demo.labels[nodes])
-    assert bundle.labels.bincount(minlength=5).tolist() == allocate(demo.class_counts(demo.train_mask), 18)
+    assert bundle.labels.bincount(minlength=5).tolist() == allocate(demo.class_counts(demo.train_mask), 18, plan.allocation_power)
     dense = torch.zeros(demo.num_nodes, demo.num_nodes)
     dense[demo.edge_index[0], demo.edge_index[1]] = 1
     assert torch.equal(bundle.adjacency, dense[nodes][:, nodes])

@@ -38,7 +38,7 @@ def class_allocation(tag: TAG, settings: DistillSettings) -> list[int]:
     return allocate(train_counts, n_syn, settings.allocation_power)
 
 
-def allocate(train_counts: list[int], total: int, power: float = 1.0) -> list[int]:
+def allocate(train_counts: list[int], total: int, power: float) -> list[int]:
     """Synthetic nodes per class, proportional to (training count)^power (largest remainder), at
     least one for every class that has training nodes, none for classes without. Power 1 keeps
     the training class balance; below 1, small classes get more than their share."""
