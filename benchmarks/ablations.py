@@ -22,10 +22,9 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import prepared_dataset, run_header, write_section  # noqa: E402
+from common import add_set_option, prepared_dataset, run_header, setting_changes, write_section  # noqa: E402
 
 from talk_cli import pipeline  # noqa: E402
 from talk_cli.distill import DistillSettings, Distiller, distill, make_bundle  # noqa: E402
@@ -95,7 +94,7 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--ratio", type=float, default=0.01)
     parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="change the recipe's base settings")
+    add_set_option(parser)
     parser.add_argument("--only", nargs="*", help="run only these variant names")
     parser.add_argument("--gcn-runs", type=int, default=3, help="GCN runs per row (the gnn protocol of talk evaluate)")
     parser.add_argument("--joint-runs", type=int, default=0, help="joint-protocol runs per row (0: no joint columns)")
@@ -103,8 +102,7 @@ def main() -> None:
     parser.add_argument("--section", help="name of that section (default: ablation-DATASET-RATIO)")
     args = parser.parse_args()
 
-    changes = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
-    base, _ = pipeline.distill_settings(args.dataset, args.dataset, **changes, ratio=args.ratio, steps=args.steps)
+    base, _ = pipeline.distill_settings(args.dataset, args.dataset, **setting_changes(args.set), ratio=args.ratio, steps=args.steps)
     prepared = prepared_dataset(args.dataset, args.data_root, base.max_length)
     tag, lm, features = prepared.tag, prepared.lm, prepared.features
     test_nodes = torch.nonzero(tag.test_mask).flatten()

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import yaml
 
 
 def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
@@ -54,6 +55,19 @@ def machine_line() -> str:
 def run_header(command: str, machine_note: str = "") -> list[str]:
     """The two lines above every table in docs/: the command that wrote it and the machine it ran on."""
     return [f"Command: `{command}`  ", f"Machine: {machine_line()}{machine_note}  "]
+
+
+def setting_changes(items: list[str]) -> dict:
+    """`--set KEY=VALUE ...` as distillation settings overrides (values read as YAML: 0.5, true, krr).
+    Recipes change; `--set` reruns a section's command as it ran under an older recipe."""
+    malformed = [item for item in items if "=" not in item]
+    if malformed:
+        raise SystemExit(f"--set wants KEY=VALUE, got {' '.join(malformed)}")
+    return {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in items)}
+
+
+def add_set_option(parser) -> None:
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="change the recipe's settings (YAML values)")
 
 
 def prepared_dataset(dataset: str, data_root: Path | None, max_length: int):

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import prepared_dataset, run_header, write_section  # noqa: E402
+from common import add_set_option, prepared_dataset, run_header, setting_changes, write_section  # noqa: E402
 
 from talk_cli import pipeline  # noqa: E402
 from talk_cli.evaluate import ARCHITECTURES, EvalSettings  # noqa: E402
@@ -33,10 +33,12 @@ def main() -> None:
     parser.add_argument("--ratio", type=float, default=0.01)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    add_set_option(parser)
     parser.add_argument("--write", type=Path, help="update the transfer-DATASET-RATIO section of this markdown file")
     args = parser.parse_args()
 
-    base, _ = pipeline.distill_settings(args.dataset, ratio=args.ratio)
+    changes = setting_changes(args.set)
+    base, _ = pipeline.distill_settings(args.dataset, **changes, ratio=args.ratio)
     prepared = prepared_dataset(args.dataset, args.data_root, base.max_length)
     command = "python benchmarks/transfer.py " + " ".join(sys.argv[1:])
     rows: dict[str, dict[str, dict]] = {"full": {}}
@@ -44,7 +46,7 @@ def main() -> None:
         evaluation, _ = pipeline.evaluate(prepared, settings=EvalSettings(architecture=architecture, runs=args.runs))
         rows["full"][architecture] = evaluation.result
     for method in args.methods:
-        settings, _ = pipeline.distill_settings(args.dataset, method=method, ratio=args.ratio)
+        settings, _ = pipeline.distill_settings(args.dataset, **changes, method=method, ratio=args.ratio)
         with tempfile.TemporaryDirectory() as tmp:
             bundle, _ = pipeline.distill(prepared, settings, Path(tmp) / "bundle")
         rows[method] = {}
