@@ -71,6 +71,9 @@ JOINT_NOTE = (
 )
 
 
+PARTIAL = "*Partial: the run that writes this section was stopped, or is still running, after the rows above.*"
+
+
 def joint_note() -> str:
     from talk_cli.evaluate import training_defaults
 
@@ -184,6 +187,7 @@ def main() -> None:
                                f"{full['eval_seconds']:.0f}", f"{full['peak_rss_mib']:.0f}"]) + " |"
         )  # fmt: skip
         print(out[-1], file=sys.stderr, flush=True)
+        write_sections(args.write, sections, building=name)
         for ratio in args.ratios:
             for method in args.methods:
                 r = run_child(dataset, method, str(ratio), str(runs), str(args.seeds), "gnn", *root)
@@ -194,6 +198,7 @@ def main() -> None:
                                        f"{r['distill_seconds']:.1f}", f"{r['eval_seconds']:.0f}", f"{r['peak_rss_mib']:.0f}"]) + " |"
                 )  # fmt: skip
                 print(out[-1], file=sys.stderr, flush=True)
+                write_sections(args.write, sections, building=name)
     if args.joint:
         name = "results-joint" + ("" if args.joint == parser.get_default("joint") else "-" + "-".join(p.replace(":", "-") for p in args.joint))
         out = sections[name] = [f"## Joint protocol ({args.joint_runs} runs per row)", "", *header, joint_note(), ""]
@@ -210,6 +215,7 @@ def main() -> None:
                 f"| {100 * joint_reference / frozen:.1f} | - | {full['eval_seconds']:.0f} | {full['peak_rss_mib']:.0f} |"
             )
             print(out[-1], file=sys.stderr, flush=True)
+            write_sections(args.write, sections, building=name)
             for ratio in [pair.split(":")[1] for pair in args.joint if pair.split(":")[0] == dataset]:
                 # The joint protocol trains the LM on the bundle's texts; kernel-features bundles have none.
                 for method in [m for m in args.methods if REGISTERED[m.removesuffix(DEFAULTS)].reads_texts]:
@@ -221,12 +227,21 @@ def main() -> None:
                         f"| {r['eval_seconds']:.0f} | {r['peak_rss_mib']:.0f} |"
                     )
                     print(out[-1], file=sys.stderr, flush=True)
-    for name, lines in sections.items():
+                    write_sections(args.write, sections, building=name)
+    write_sections(args.write, sections)
+    for lines in sections.values():
         print("\n".join(lines) + "\n")
-        if args.write:
-            if not args.write.exists():
-                args.write.write_text(PREAMBLE)
-            write_section(args.write, name, "\n".join(lines))
+
+
+def write_sections(doc: Path | None, sections: dict[str, list[str]], building: str | None = None) -> None:
+    """Write every section built so far. Called after each row too, so that a run of hours that
+    is stopped keeps what it measured; the section still `building` says it is partial."""
+    if doc is None:
+        return
+    if not doc.exists():
+        doc.write_text(PREAMBLE)
+    for name, lines in sections.items():
+        write_section(doc, name, "\n".join([*lines, "", PARTIAL] if name == building else lines))
 
 
 if __name__ == "__main__":
