@@ -14,6 +14,8 @@ for other dataset:ratio pairs than the default two. The joint protocol
 (LM fine-tuned with the GNN, the real graph re-encoded at each validation) runs on the datasets
 and ratios named by --joint, against the joint full-data reference (LM + GNN trained on every
 real training node; computed once and cached, which takes long: see docs/evaluate.md).
+`--write` updates the document after every row; a run that is stopped leaves the section it was
+writing marked partial, with the rows it measured.
 """
 
 from __future__ import annotations
