@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
 import platform
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import torch
 import yaml
+
+from talk_cli.atomic import atomic_write_bytes
 
 
 def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
@@ -57,17 +60,19 @@ def run_header(command: str, machine_note: str = "") -> list[str]:
     return [f"Command: `{command}`  ", f"Machine: {machine_line()}{machine_note}  "]
 
 
-def setting_changes(items: list[str]) -> dict:
-    """`--set KEY=VALUE ...` as distillation settings overrides (values read as YAML: 0.5, true, krr).
-    Recipes change; `--set` reruns a section's command as it ran under an older recipe."""
-    malformed = [item for item in items if "=" not in item]
-    if malformed:
-        raise SystemExit(f"--set wants KEY=VALUE, got {' '.join(malformed)}")
-    return {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in items)}
+def setting(item: str) -> tuple[str, object]:
+    """One `--set KEY=VALUE` as a distillation setting override (the value read as YAML: 0.5, true, krr)."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"wants KEY=VALUE, got {item!r}")
+    return key, yaml.safe_load(value)
 
 
-def add_set_option(parser) -> None:
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="change the recipe's settings (YAML values)")
+def add_set_option(parser: argparse.ArgumentParser) -> None:
+    """`--set KEY=VALUE ...`: recipes change, and this reruns a section's command as it ran under an older one."""
+    parser.add_argument(
+        "--set", nargs="*", type=setting, default=[], metavar="KEY=VALUE", help="change the recipe's settings (YAML values)"
+    )
 
 
 def prepared_dataset(dataset: str, data_root: Path | None, max_length: int):
@@ -86,4 +91,4 @@ def write_section(doc: Path, name: str, body: str) -> None:
     text = doc.read_text() if doc.exists() else ""
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
-    doc.write_text(text)
+    atomic_write_bytes(doc, text.encode())  # rewritten after every row of a long run: never torn by a stop

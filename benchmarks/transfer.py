@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_set_option, prepared_dataset, run_header, setting_changes, write_section  # noqa: E402
+from common import add_set_option, prepared_dataset, run_header, write_section  # noqa: E402
 
 from talk_cli import pipeline  # noqa: E402
 from talk_cli.evaluate import ARCHITECTURES, EvalSettings  # noqa: E402
@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="update the transfer-DATASET-RATIO section of this markdown file")
     args = parser.parse_args()
 
-    changes = setting_changes(args.set)
+    changes = dict(args.set)
     base, _ = pipeline.distill_settings(args.dataset, **changes, ratio=args.ratio)
     prepared = prepared_dataset(args.dataset, args.data_root, base.max_length)
     command = "python benchmarks/transfer.py " + " ".join(sys.argv[1:])
