@@ -24,9 +24,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_set_option, prepared_dataset, run_header, write_section  # noqa: E402
+from common import add_set_option, prepared_dataset, recipe_settings, run_header, write_section  # noqa: E402
 
-from talk_cli import pipeline  # noqa: E402
 from talk_cli.distill import DistillSettings, Distiller, distill, make_bundle  # noqa: E402
 from talk_cli.encode import load_language_model  # noqa: E402
 from talk_cli.evaluate import EvalSettings, evaluate_bundle, evaluate_joint, training_defaults  # noqa: E402
@@ -102,7 +101,7 @@ def main() -> None:
     parser.add_argument("--section", help="name of that section (default: ablation-DATASET-RATIO)")
     args = parser.parse_args()
 
-    base, _ = pipeline.distill_settings(args.dataset, args.dataset, **dict(args.set), ratio=args.ratio, steps=args.steps)
+    base = recipe_settings(parser, args.dataset, dict(args.set), args.dataset, ratio=args.ratio, steps=args.steps)
     prepared = prepared_dataset(args.dataset, args.data_root, base.max_length)
     tag, lm, features = prepared.tag, prepared.lm, prepared.features
     test_nodes = torch.nonzero(tag.test_mask).flatten()

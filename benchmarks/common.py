@@ -75,6 +75,23 @@ def add_set_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def recipe_settings(parser: argparse.ArgumentParser, dataset: str, changes: dict, recipe: str | None = None, **owned):
+    """The distillation settings a benchmark runs: the recipe, changed by `--set`, then by what the
+    script sets from its own flags (`owned`). A `--set` the settings reject, or one that names an
+    owned key, exits 2 through argparse."""
+    from talk_cli import pipeline
+    from talk_cli.errors import SettingsError
+
+    clash = sorted(changes.keys() & owned.keys())
+    if clash:
+        parser.error(f"--set {clash[0]}=...: this script sets {clash[0]} itself from its own options")
+    try:
+        settings, _ = pipeline.distill_settings(dataset, recipe, **changes, **owned)
+    except SettingsError as error:
+        parser.error(f"--set: {error}")
+    return settings
+
+
 def prepared_dataset(dataset: str, data_root: Path | None, max_length: int):
     """The dataset with the default LM and its features at `max_length` tokens (from the cache
     when it is fresh): what every benchmark distils from and evaluates on."""

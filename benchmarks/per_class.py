@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_set_option, prepared_dataset, run_header, write_section  # noqa: E402
+from common import add_set_option, prepared_dataset, recipe_settings, run_header, write_section  # noqa: E402
 
 from talk_cli import pipeline  # noqa: E402
 from talk_cli.evaluate import EvalSettings, RealNodes, Training  # noqa: E402
@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--write", type=Path)
     args = parser.parse_args()
 
-    settings, _ = pipeline.distill_settings(args.dataset, **dict(args.set), ratio=args.ratio)
+    settings = recipe_settings(parser, args.dataset, dict(args.set), ratio=args.ratio)
     prepared = prepared_dataset(args.dataset, args.data_root, settings.max_length)
     tag, device = prepared.tag, prepared.device
     with tempfile.TemporaryDirectory() as tmp:

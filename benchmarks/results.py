@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import prepared_dataset, run_header, write_section  # noqa: E402
 
 from talk_cli.distill.methods import METHODS as REGISTERED  # noqa: E402
+from talk_cli.evaluate.reference import peak_rss_mib  # noqa: E402
 from talk_cli.distill.settings import NO_RECIPE  # noqa: E402
 
 METHODS = ("talk", "kernel-features", "herding", "kcenter", "random")
@@ -50,7 +50,8 @@ MiniLM features and real edges; the epoch is chosen on the real validation nodes
 deviation over seeded runs. *Full* trains the same GCN on every real training node (its time is
 the training time of all runs). Ratios are fractions of the training nodes. Distillation uses each
 dataset's recipe in `talk_cli/recipes/`; the features cache is warm, so *distil s* excludes encoding (see
-docs/performance.md for encode times). *Peak RSS* covers distillation and evaluation of a row.
+docs/performance.md for encode times). *Peak RSS* covers distillation and evaluation of a row;
+a full row's is that of the process that trained the reference ("-" where its cache entry predates that record).
 *talk/defaults* distils with the defaults alone (`--recipe none`), which is what a user's TAG without
 a recipe gets; it also encodes at the default 128 tokens, so on arxiv_2023 (recipe: 64 tokens, which
 truncates few titles) it is trained and tested on that encoding and divided by the 64-token full row.
@@ -120,8 +121,9 @@ def child_run(dataset: str, method: str, ratio: float, runs: int, seeds: int, pr
     if method == "full":  # the reference, from the evaluate cache when an earlier run made it
         evaluation, _ = pipeline.evaluate(prepared, settings=evaluation_settings, protocol=protocol)
         summary = evaluation.result
+        # A cached reference carries the peak of the process that trained it (none in caches older than that record).
         return {"summary": summary, "distill_seconds": 0.0, "n_syn": int(prepared.tag.train_mask.sum()),
-                "eval_seconds": summary["train_seconds_mean"] * summary["runs"], "peak_rss_mib": peak()}  # fmt: skip
+                "eval_seconds": summary["train_seconds_mean"] * summary["runs"], "peak_rss_mib": summary.get("peak_rss_mib")}  # fmt: skip
     summaries, distill_seconds, eval_seconds = [], [], []
     for seed in range(seeds):
         with tempfile.TemporaryDirectory() as tmp:
@@ -132,11 +134,11 @@ def child_run(dataset: str, method: str, ratio: float, runs: int, seeds: int, pr
         distill_seconds.append(outcome.seconds)
         summaries.append(evaluation.result)
     return {"summary": pooled(summaries), "distill_seconds": statistics.fmean(distill_seconds), "n_syn": bundle.num_synthetic,
-            "eval_seconds": statistics.fmean(eval_seconds), "peak_rss_mib": peak()}  # fmt: skip
+            "eval_seconds": statistics.fmean(eval_seconds), "peak_rss_mib": peak_rss_mib()}  # fmt: skip
 
 
-def peak() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def mib(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def run_child(*args: str) -> dict:
@@ -186,7 +188,7 @@ def main() -> None:
         seed_cell = ["-"] if per_seed else []
         out.append(
             "| " + " | ".join(["full", "1.0", str(full["n_syn"]), scores(full["summary"]), "100.0", *seed_cell, "-",
-                               f"{full['eval_seconds']:.0f}", f"{full['peak_rss_mib']:.0f}"]) + " |"
+                               f"{full['eval_seconds']:.0f}", mib(full["peak_rss_mib"])]) + " |"
         )  # fmt: skip
         print(out[-1], file=sys.stderr, flush=True)
         write_sections(args.write, sections, building=name)
@@ -197,7 +199,7 @@ def main() -> None:
                 out.append(
                     "| " + " | ".join([method, str(ratio), str(r["n_syn"]), scores(r["summary"]),
                                        f"{100 * r['summary']['test_accuracy_mean'] / reference:.1f}", *seed_cell,
-                                       f"{r['distill_seconds']:.1f}", f"{r['eval_seconds']:.0f}", f"{r['peak_rss_mib']:.0f}"]) + " |"
+                                       f"{r['distill_seconds']:.1f}", f"{r['eval_seconds']:.0f}", mib(r["peak_rss_mib"])]) + " |"
                 )  # fmt: skip
                 print(out[-1], file=sys.stderr, flush=True)
                 write_sections(args.write, sections, building=name)
@@ -214,7 +216,7 @@ def main() -> None:
             joint_reference = full["summary"]["test_accuracy_mean"]
             out.append(
                 f"| {dataset} | full (joint) | 1.0 | {full['n_syn']} | {scores(full['summary'])} | 100.0 "
-                f"| {100 * joint_reference / frozen:.1f} | - | {full['eval_seconds']:.0f} | {full['peak_rss_mib']:.0f} |"
+                f"| {100 * joint_reference / frozen:.1f} | - | {full['eval_seconds']:.0f} | {mib(full['peak_rss_mib'])} |"
             )
             print(out[-1], file=sys.stderr, flush=True)
             write_sections(args.write, sections, building=name)
@@ -226,7 +228,7 @@ def main() -> None:
                     out.append(
                         f"| {dataset} | {method} | {ratio} | {r['n_syn']} | {scores(r['summary'])} "
                         f"| {100 * accuracy / joint_reference:.1f} | {100 * accuracy / frozen:.1f} | {r['distill_seconds']:.1f} "
-                        f"| {r['eval_seconds']:.0f} | {r['peak_rss_mib']:.0f} |"
+                        f"| {r['eval_seconds']:.0f} | {mib(r['peak_rss_mib'])} |"
                     )
                     print(out[-1], file=sys.stderr, flush=True)
                     write_sections(args.write, sections, building=name)

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_set_option, prepared_dataset, run_header, write_section  # noqa: E402
+from common import add_set_option, prepared_dataset, recipe_settings, run_header, write_section  # noqa: E402
 
 from talk_cli import pipeline  # noqa: E402
 from talk_cli.evaluate import ARCHITECTURES, EvalSettings  # noqa: E402
@@ -38,7 +38,9 @@ def main() -> None:
     args = parser.parse_args()
 
     changes = dict(args.set)
-    base, _ = pipeline.distill_settings(args.dataset, **changes, ratio=args.ratio)
+    # Every method's settings are checked before hours of work start.
+    by_method = {m: recipe_settings(parser, args.dataset, changes, method=m, ratio=args.ratio) for m in args.methods}
+    base = next(iter(by_method.values()))
     prepared = prepared_dataset(args.dataset, args.data_root, base.max_length)
     command = "python benchmarks/transfer.py " + " ".join(sys.argv[1:])
     rows: dict[str, dict[str, dict]] = {"full": {}}
@@ -46,9 +48,8 @@ def main() -> None:
         evaluation, _ = pipeline.evaluate(prepared, settings=EvalSettings(architecture=architecture, runs=args.runs))
         rows["full"][architecture] = evaluation.result
     for method in args.methods:
-        settings, _ = pipeline.distill_settings(args.dataset, **changes, method=method, ratio=args.ratio)
         with tempfile.TemporaryDirectory() as tmp:
-            bundle, _ = pipeline.distill(prepared, settings, Path(tmp) / "bundle")
+            bundle, _ = pipeline.distill(prepared, by_method[method], Path(tmp) / "bundle")
         rows[method] = {}
         for architecture in ARCHITECTURES:
             evaluation, _ = pipeline.evaluate(prepared, bundle, EvalSettings(architecture=architecture, runs=args.runs))

@@ -88,5 +88,6 @@ def test_percent_of_full_uses_a_cached_reference_with_more_runs(tiny_model_dir, 
     full = json.loads(run_cli("evaluate", "--full", *common, "--runs", "3").stdout)
     again = json.loads(run_cli("evaluate", "--full", *common, "--runs", "2").stdout)
     assert again["reference_cached"] and again["test_accuracy_mean"] == full["test_accuracy_mean"]
+    assert again["peak_rss_mib"] == full["peak_rss_mib"] > 0  # the training's peak, stored with the reference
     fewer = json.loads(run_cli("evaluate", tmp_path / "b", *common, "--runs", "1").stdout)
     assert fewer["full_runs"] == 3 and fewer["percent_of_full"] is not None
