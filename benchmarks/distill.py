@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -27,10 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import median_seconds, prepared_dataset, run_header, write_section  # noqa: E402
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from talk_cli.memory import peak_rss_mib  # noqa: E402
 
 
 def child(args: list[str]) -> dict:

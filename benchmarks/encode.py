@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import matmul_peak_gflops, run_header, write_section  # noqa: E402
+from talk_cli.memory import peak_rss_mib  # noqa: E402
 
 COMMAND = "python benchmarks/encode.py --write docs/performance.md"
 
@@ -50,7 +50,7 @@ def run_one(data_root: Path, max_length: int, batch_size: int) -> dict:
         "texts_per_s": tag.num_nodes / result.seconds,
         "tokens_per_s": result.num_tokens / result.seconds,
         "gflops": encoder_flops(lengths, lm.model.config) / result.seconds / 1e9,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_mib(),
     }
 
 

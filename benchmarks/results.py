@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import prepared_dataset, run_header, write_section  # noqa: E402
 
 from talk_cli.distill.methods import METHODS as REGISTERED  # noqa: E402
-from talk_cli.evaluate.reference import peak_rss_mib  # noqa: E402
 from talk_cli.distill.settings import NO_RECIPE  # noqa: E402
+from talk_cli.memory import peak_rss_mib  # noqa: E402
 
 METHODS = ("talk", "kernel-features", "herding", "kcenter", "random")
 PREAMBLE = """# Results

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import resource
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import run_header, write_section  # noqa: E402
+from talk_cli.memory import peak_rss_mib  # noqa: E402
 
 COMMAND = "python benchmarks/scale.py --nodes 10000 100000 1000000 --procs 1 2 --write docs/performance.md"
 DATASETS_COMMAND = "python benchmarks/scale.py --datasets cora arxiv_2023 --write docs/performance.md"
@@ -82,10 +82,6 @@ def stand_in_features(labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
         block = labels[start : start + 100_000]
         features[start : start + len(block)] = centres[block] + torch.randn(len(block), HIDDEN, generator=g) * (4 / math.sqrt(HIDDEN))
     return features
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def worker(num_nodes: int, out_dir: Path) -> dict:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import resource
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +44,6 @@ def cached_reference(key: dict[str, Any]) -> dict[str, Any] | None:
     except (yaml.YAMLError, OSError):
         return None
     return stored.get("summary") if isinstance(stored, dict) and stored.get("key") == key else None
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory so far; stored with a reference so that a reader of
-    the cache learns what training it took, not what reading it took."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
 
 def store_reference(key: dict[str, Any], summary: dict[str, Any]) -> None:

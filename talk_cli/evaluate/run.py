@@ -16,8 +16,9 @@ from talk_cli.encode.lm import LanguageModel
 from talk_cli.errors import SettingsError
 from talk_cli.evaluate.gnn import evaluate_bundle, evaluate_full
 from talk_cli.evaluate.joint import evaluate_joint, evaluate_joint_full
-from talk_cli.evaluate.reference import cached_reference, peak_rss_mib, reference_key, store_reference
+from talk_cli.evaluate.reference import cached_reference, reference_key, store_reference
 from talk_cli.evaluate.train import EvalSettings, training_defaults
+from talk_cli.memory import peak_rss_mib
 from talk_cli.provenance import Provenance
 
 
@@ -69,7 +70,8 @@ def run_evaluation(
             summary = evaluate_joint_full(tag, lm, features, settings, max_length, device, on_epoch)
         else:
             summary = evaluate_full(tag, features, settings, device, on_epoch)
-        reference = {**summary.as_dict(), "peak_rss_mib": round(peak_rss_mib())}
+        # The training's peak, kept with the result: a later reader of the cache did not train it.
+        reference = {**summary.as_dict(), "peak_rss_mib": peak_rss_mib()}
         store_reference(key, reference)
         return Evaluation(reference, reference, False)
     if protocol == "gnn":
