@@ -23,7 +23,7 @@ import typer  # noqa: E402
 from talk_cli import __version__, distributed  # noqa: E402
 from talk_cli.cli_options import app, command, given, option, reports_errors, settings_options, stop_at_step_boundary  # noqa: E402
 from talk_cli.console import progress_bar, render_summary, report_dataset, stderr  # noqa: E402
-from talk_cli.distill.settings import DistillSettings  # noqa: E402
+from talk_cli.distill.settings import DistillSettings, unread_settings  # noqa: E402
 from talk_cli.encode.encoder import EncodeSettings  # noqa: E402
 from talk_cli.encode.lm import DEFAULT_POOLING, POOLINGS  # noqa: E402
 from talk_cli.errors import SettingsError  # noqa: E402
@@ -137,9 +137,14 @@ def encode(**options) -> None:
 
 def distill_settings(options: dict):
     from talk_cli import pipeline
-    settings, recipe = pipeline.distill_settings(options["dataset"], options["recipe"], **given(options, DistillSettings))
+    flags = given(options, DistillSettings)
+    settings, recipe = pipeline.distill_settings(options["dataset"], options["recipe"], **flags)
     if not options["quiet"]:
         stderr.print(f"recipe: {recipe}" if recipe else f"no recipe for {Path(options['dataset']).name!r}: using the defaults")
+        unread = unread_settings(settings.method, [name for name, value in flags.items() if value is not None])
+        if unread:
+            ignored = ", ".join("--" + name.replace("_", "-") for name in unread)
+            stderr.print(f"note: {settings.method} picks real training nodes in one go and runs no loop, so it ignores {ignored}")
     return settings, recipe
 
 

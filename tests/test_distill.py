@@ -276,6 +276,22 @@ def test_coreset_bundles_hold_real_nodes_with_their_subgraph(demo, tiny_lm, demo
     assert load_bundle(tmp_path / "b").distillation.method == method
 
 
+def test_coresets_ignore_loop_settings_and_the_cli_says_which(demo, tiny_lm, demo_features, tmp_path):
+    plain = DistillSettings(method="herding", ratio=0.1, max_length=16)
+    loop = {"steps": 3, "lr": 0.5, "seq_len": 4, "structure": "knn", "soft_labels": True, "inner_every": 1, "krr_batch": 7, "lm_chunk": 2}
+    _, picked = run_distillation(demo, tiny_lm, demo_features, plain, CPU, tmp_path / "plain")
+    _, again = run_distillation(demo, tiny_lm, demo_features, dataclasses.replace(plain, **loop), CPU, tmp_path / "loop")
+    assert torch.equal(picked.seed_nodes, again.seed_nodes) and torch.equal(picked.embeddings, again.embeddings)
+    assert torch.equal(picked.adjacency, again.adjacency)
+
+    result = run_cli("distill", "--dataset", "demo", "--method", "herding", "--steps", "5", "--lr", "0.5", "--seed", "3", "--print-settings")
+    assert result.exit_code == 0, result.output
+    assert "herding picks real training nodes in one go and runs no loop, so it ignores --lr, --steps" in result.stderr
+    assert "--seed" not in result.stderr  # a coreset reads its seed
+    result = run_cli("distill", "--dataset", "demo", "--steps", "5", "--print-settings")
+    assert result.exit_code == 0 and "ignores" not in result.stderr
+
+
 def test_herding_and_kcenter_pick_what_they_promise():
     from talk_cli.distill.coreset import herding, kcenter
 

@@ -21,6 +21,9 @@ STRUCTURES = ("identity", "knn", "learned")
 SELECTIONS = ("krr", "gcn")
 RECIPES = resources.files("talk_cli") / "recipes"  # package data: installed with the wheel
 NO_RECIPE = "none"  # `--recipe none`: the defaults alone, as on a dataset without a shipped recipe
+# What a coreset reads (how many nodes per class, which seed, the texts' length); every other
+# setting drives the kernel loop, which a coreset does not run.
+CORESET_SETTINGS = frozenset({"method", "ratio", "size", "allocation_power", "max_length", "seed"})
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,11 @@ class DistillSettings:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def unread_settings(method: str, given: list[str]) -> list[str]:
+    """The settings among `given` that `method` never reads: a coreset's loop settings."""
+    return [] if METHODS[method].learns else sorted(set(given) - CORESET_SETTINGS)
 
 
 def recipe_path(recipe: str) -> Path | Traversable:
