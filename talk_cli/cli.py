@@ -7,6 +7,7 @@ dataclass are generated from it (its help text and its one default).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import os
@@ -21,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import typer  # noqa: E402
 
 from talk_cli import __version__, distributed  # noqa: E402
-from talk_cli.cli_options import app, command, given, option, reports_errors, settings_options, stop_at_step_boundary  # noqa: E402
+from talk_cli.cli_options import app, command, flag_of, given, option, reports_errors, settings_options, stop_at_step_boundary  # noqa: E402
 from talk_cli.console import progress_bar, render_summary, report_dataset, stderr  # noqa: E402
 from talk_cli.distill.settings import DistillSettings, unread_settings  # noqa: E402
 from talk_cli.encode.encoder import EncodeSettings  # noqa: E402
@@ -143,7 +144,8 @@ def distill_settings(options: dict):
         stderr.print(f"recipe: {recipe}" if recipe else f"no recipe for {Path(options['dataset']).name!r}: using the defaults")
         unread = unread_settings(settings.method, [name for name, value in flags.items() if value is not None])
         if unread:
-            ignored = ", ".join("--" + name.replace("_", "-") for name in unread)
+            fields = {f.name: f for f in dataclasses.fields(DistillSettings)}
+            ignored = ", ".join(flag_of(fields[name]) for name in unread)
             stderr.print(f"note: {settings.method} picks real training nodes in one go and runs no loop, so it ignores {ignored}")
     return settings, recipe
 

@@ -50,6 +50,11 @@ def option(name: str, annotation: Any, default: Any, *decls: str, **info: Any) -
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[annotation, typer.Option(*decls, **info)])
 
 
+def flag_of(field: dataclasses.Field) -> str:
+    """The command-line flag of a settings field: the one it declares, else --its-name."""
+    return field.metadata.get("flag") or "--" + field.name.replace("_", "-")
+
+
 def settings_options(cls: type, defaults_note: dict[str, str]) -> list[inspect.Parameter]:
     """One option per field of a settings dataclass; None means 'not given' (recipes may fill it)."""
     hints = typing.get_type_hints(cls)
@@ -57,8 +62,7 @@ def settings_options(cls: type, defaults_note: dict[str, str]) -> list[inspect.P
     for f in dataclasses.fields(cls):
         kind = next(t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None))
         shown = defaults_note.get(f.name, defaults_note.get("*", "{}")).format(f.default)
-        decls = (f.metadata.get("flag") or "--" + f.name.replace("_", "-"),)
-        params.append(option(f.name, Optional[kind], None, *decls, help=f.metadata["help"], show_default=shown))
+        params.append(option(f.name, Optional[kind], None, flag_of(f), help=f.metadata["help"], show_default=shown))
     return params
 
 
