@@ -83,9 +83,14 @@ def prepare(options: dict, model: str | None, pooling: str, encode: EncodeSettin
     from talk_cli import pipeline
     from talk_cli.data import SplitSpec
     from talk_cli.data.split import parse_fractions
-    from talk_cli.device import resolve_device
+    from talk_cli.device import processes_on_this_machine, resolve_device
 
     device = resolve_device(options["device"])
+    if device.type == "cpu" and options["device"] == "auto" and torch.cuda.is_available() and not options["quiet"] and distributed.rank() == 0:
+        stderr.print(
+            f"note: --device auto runs on the CPU: torchrun started {processes_on_this_machine()} processes on this machine, "
+            f"which has {torch.cuda.device_count()} GPU(s), and each process needs its own"
+        )
     distributed.start(device)
     if options["threads"] is not None:
         if options["threads"] < 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple
 
 import torch
@@ -28,15 +29,31 @@ DTYPES = {
 COMPUTE_DTYPES = ("float32", "float16", "bfloat16")
 
 
+def processes_on_this_machine() -> int:
+    """How many processes torchrun started on this machine (its LOCAL_WORLD_SIZE); 1 without torchrun."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+
+
 def resolve_device(choice: str) -> torch.device:
-    """'auto' picks CUDA when present, else the CPU; 'cuda' without a GPU is an error."""
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise SettingsError("--device cuda was asked for, but no CUDA GPU is available (use --device auto or cpu)")
-    if choice not in ("cpu", "cuda"):
+    """'auto' picks CUDA when this machine has a GPU for each of its processes (NCCL gives every
+    rank a GPU of its own), else the CPU; 'cuda' without them is an error."""
+    if choice not in ("auto", "cpu", "cuda"):
         raise SettingsError(f"--device must be auto, cpu or cuda, got {choice!r}")
-    return torch.device(choice)
+    if choice == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        if choice == "cuda":
+            raise SettingsError("--device cuda was asked for, but no CUDA GPU is available (use --device auto or cpu)")
+        return torch.device("cpu")
+    processes, gpus = processes_on_this_machine(), torch.cuda.device_count()
+    if gpus >= processes:
+        return torch.device("cuda")
+    if choice == "cuda":
+        raise SettingsError(
+            f"--device cuda gives each process a GPU of its own, but torchrun started {processes} processes on this "
+            f"machine and it has {gpus} GPU(s) (use --nproc-per-node {gpus}, or --device cpu)"
+        )
+    return torch.device("cpu")
 
 
 def resolve_dtype(name: str) -> torch.dtype:

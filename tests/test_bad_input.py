@@ -136,6 +136,27 @@ def test_cuda_without_gpu_is_a_clear_error(monkeypatch):
     assert "no CUDA GPU is available" in result.stderr
 
 
+def test_torchrun_with_fewer_gpus_than_processes_runs_on_the_cpu_or_says_why(monkeypatch, tiny_model_dir, tmp_path):
+    """NCCL gives every rank a GPU of its own: two processes on a one-GPU machine must not both
+    take cuda (rank 1 would crash on a GPU that does not exist). `auto` falls back to the CPU and
+    says so; `cuda` is refused. Seen on an H100 machine, simulated here."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # what torchrun --nproc-per-node 2 sets
+    refused = run_cli("encode", "--dataset", "demo", "--model", tiny_model_dir, "--device", "cuda")
+    assert refused.exit_code == 2, refused.output
+    assert "torchrun started 2 processes on this machine and it has 1 GPU(s) (use --nproc-per-node 1, or --device cpu)" in refused.stderr
+    fell_back = run_cli("encode", "--dataset", "demo", "--model", tiny_model_dir, "--out", tmp_path / "f.safetensors", "--json")
+    assert fell_back.exit_code == 0, fell_back.output
+    assert "--device auto runs on the CPU" in fell_back.stderr
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    from talk_cli.device import resolve_device
+
+    assert resolve_device("auto").type == "cuda" and resolve_device("cpu").type == "cpu"
+
+
 def test_threads_sets_torchs_thread_count_and_refuses_zero(tiny_model_dir):
     import torch
 
