@@ -196,10 +196,12 @@ def distill(**options) -> None:
         return  # rank 0 wrote the bundle and reports
     if not options["quiet"]:
         ratio = f"ratio {settings.ratio} of {bundle.dataset.num_train} training nodes" if settings.size is None else "size given"
-        selection = f"; best validation {settings.select.upper()} accuracy {outcome.best_val_accuracy:.4f} at step {outcome.best_step}" if learned else ""
+        # With the feature-to-token warm start, step 0 is that fitted set, not the seed nodes: often the best.
+        warm_start = " (the feature-to-token warm start)" if outcome.best_step == 0 and settings.invert_steps else ""
+        selection = f"; best validation {settings.select.upper()} accuracy {outcome.best_val_accuracy:.4f} at step {outcome.best_step}{warm_start}" if learned else ""
         resumed = f"; resumed from step {outcome.resumed_from_step}" if outcome.resumed_from_step else ""
         stderr.print(f"{settings.method}: {prepared.tag.name} -> {bundle.num_synthetic} synthetic nodes ({ratio}) in {outcome.seconds:.1f} s{selection}{resumed}")
-        if learned and outcome.best_step == 0 and settings.steps > 0:
+        if learned and outcome.best_step == 0 and settings.steps > 0 and not settings.invert_steps:
             stderr.print(
                 "note: no step improved validation accuracy on the starting set (best at step 0), so the bundle holds the "
                 "initial seed nodes; try a smaller --lr or more --steps, and compare with --method herding"

@@ -292,6 +292,19 @@ def test_coresets_ignore_loop_settings_and_the_cli_says_which(demo, tiny_lm, dem
     assert result.exit_code == 0 and "ignores" not in result.stderr
 
 
+def test_best_at_step_0_is_reported_as_the_warm_start_when_there_is_one(tiny_model_dir, tmp_path):
+    """Steps too small to change anything keep step 0. Without the feature-to-token warm start that
+    is the seed nodes, and the CLI warns; with it, step 0 is the fitted set (the shipped arxiv_2023
+    recipe's usual choice), so the CLI names it and gives no advice against it."""
+    common = ["distill", "--dataset", "demo", "--model", tiny_model_dir, "--size", "6", "--steps", "2", "--eval-every", "1", "--lr", "1e-12"]
+    seeds = run_cli(*common, "--out", tmp_path / "seeds")
+    assert seeds.exit_code == 0, seeds.output
+    assert "warm start" not in seeds.stderr and "no step improved" in seeds.stderr
+    warm = run_cli(*common, "--invert-steps", "3", "--out", tmp_path / "warm")
+    assert warm.exit_code == 0, warm.output
+    assert "at step 0 (the feature-to-token warm start)" in warm.stderr and "no step improved" not in warm.stderr
+
+
 def test_herding_and_kcenter_pick_what_they_promise():
     from talk_cli.distill.coreset import herding, kcenter
 
