@@ -1,4 +1,5 @@
-"""`torchrun` with two gloo processes on the CPU: the encoder splits the chunks between the ranks
+"""`torchrun` with two gloo processes on the CPU (`--device cpu`, also on a GPU machine, so that the
+one-process run it is compared with is on the CPU too): the encoder splits the chunks between the ranks
 and the assembled features cache equals a single process's, bit for bit; the outer loop shards
 the real graph and gives the bundle that one process gives."""
 
@@ -18,9 +19,9 @@ from conftest import assert_same_distillation, run_cli, torchrun
 
 
 def test_two_ranks_encode_the_same_cache_as_one_process(tiny_model_dir, tmp_path):
-    single = run_cli("encode", "--dataset", "demo", "--model", tiny_model_dir, "--chunk-size", "64", "--out", tmp_path / "one.safetensors", "--quiet")
+    single = run_cli("encode", "--dataset", "demo", "--model", tiny_model_dir, "--chunk-size", "64", "--device", "cpu", "--out", tmp_path / "one.safetensors", "--quiet")
     assert single.exit_code == 0, single.output
-    ran = torchrun("encode", "--dataset", "demo", "--model", str(tiny_model_dir), "--chunk-size", "64", "--out", str(tmp_path / "two.safetensors"),
+    ran = torchrun("encode", "--dataset", "demo", "--model", str(tiny_model_dir), "--chunk-size", "64", "--device", "cpu", "--out", str(tmp_path / "two.safetensors"),
                    "--json", env={"TALK_CACHE_DIR": str(tmp_path / "cache")})  # fmt: skip
     assert ran.returncode == 0, ran.stderr[-3000:]
     one, two = (load_file(str(tmp_path / f"{n}.safetensors"))["features"] for n in ("one", "two"))
@@ -37,7 +38,7 @@ def test_two_ranks_encode_the_same_cache_as_one_process(tiny_model_dir, tmp_path
     ],
 )
 def test_two_ranks_distil_the_same_bundle_as_one_process(tiny_model_dir, tmp_path, variant):
-    common = ["distill", "--dataset", "demo", "--model", str(tiny_model_dir), "--size", "10", "--steps", "12", "--eval-every", "3",
+    common = ["distill", "--dataset", "demo", "--model", str(tiny_model_dir), "--device", "cpu", "--size", "10", "--steps", "12", "--eval-every", "3",
               "--krr-batch", "50", "--checkpoint-every", "5", "--seq-len", "6", *variant]  # fmt: skip
     single = run_cli(*common, "--out", tmp_path / "one", "--quiet")
     assert single.exit_code == 0, single.output
@@ -51,7 +52,7 @@ def test_two_ranks_distil_the_same_bundle_as_one_process(tiny_model_dir, tmp_pat
 
 
 def test_a_killed_rank_leaves_chunks_that_a_rerun_resumes(tiny_model_dir, tmp_path):
-    args = ["encode", "--dataset", "demo", "--model", str(tiny_model_dir), "--chunk-size", "16", "--json"]
+    args = ["encode", "--dataset", "demo", "--model", str(tiny_model_dir), "--chunk-size", "16", "--device", "cpu", "--json"]
     killed = torchrun(*args, "--out", tmp_path / "two.safetensors", program=(str(Path(__file__).with_name("rank_that_dies.py")),))
     assert killed.returncode != 0
     assert not (tmp_path / "two.safetensors").exists()

@@ -77,7 +77,7 @@ def test_distilling_cora_at_one_percent(tmp_path):
 
 def test_two_ranks_distil_cora_into_the_same_bundle_as_one_process(tmp_path):
     """The real graph's rows split between two gloo processes (and the cold cache encoded by both)."""
-    common = ["distill", "--dataset", "cora", "--data-root", SHARED_DATASETS, "--ratio", "0.01", "--steps", "12", "--eval-every", "4"]
+    common = ["distill", "--dataset", "cora", "--data-root", SHARED_DATASETS, "--device", "cpu", "--ratio", "0.01", "--steps", "12", "--eval-every", "4"]
     ran = torchrun(*common, "--out", tmp_path / "two")
     assert ran.returncode == 0, ran.stderr[-3000:]
     single = run_cli(*common, "--out", tmp_path / "one", "--quiet")
