@@ -55,9 +55,27 @@ def machine_line() -> str:
     )
 
 
-def run_header(command: str, machine_note: str = "") -> list[str]:
-    """The two lines above every table in docs/: the command that wrote it and the machine it ran on."""
-    return [f"Command: `{command}`  ", f"Machine: {machine_line()}{machine_note}  "]
+def run_header(command: str, machine_note: str = "", device: torch.device = torch.device("cpu")) -> list[str]:
+    """The two lines above every table in docs/: the command that wrote it and the machine it ran
+    on (with its GPU when the run used one)."""
+    gpu = f", on {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
+    return [f"Command: `{command}`  ", f"Machine: {machine_line()}{gpu}{machine_note}  "]
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    """`--device auto|cpu|cuda`, as `talk` takes it; the benchmarks default to the CPU, where their
+    published tables were measured."""
+    parser.add_argument("--device", default="cpu", help="auto, cpu or cuda (default: cpu)")
+
+
+def resolved_device(parser: argparse.ArgumentParser, choice: str) -> torch.device:
+    from talk_cli.device import resolve_device
+    from talk_cli.errors import SettingsError
+
+    try:
+        return resolve_device(choice)
+    except SettingsError as error:
+        parser.error(str(error))
 
 
 def setting(item: str) -> tuple[str, object]:
@@ -92,13 +110,13 @@ def recipe_settings(parser: argparse.ArgumentParser, dataset: str, changes: dict
     return settings
 
 
-def prepared_dataset(dataset: str, data_root: Path | None, max_length: int):
+def prepared_dataset(dataset: str, data_root: Path | None, max_length: int, device: torch.device = torch.device("cpu")):
     """The dataset with the default LM and its features at `max_length` tokens (from the cache
-    when it is fresh): what every benchmark distils from and evaluates on."""
+    when it is fresh): what every benchmark distils from and evaluates on, on `device`."""
     from talk_cli import pipeline
     from talk_cli.encode import EncodeSettings
 
-    return pipeline.prepare(pipeline.load_dataset(dataset, data_root), settings=EncodeSettings(max_length=max_length))
+    return pipeline.prepare(pipeline.load_dataset(dataset, data_root), settings=EncodeSettings(max_length=max_length), device=device)
 
 
 def write_section(doc: Path, name: str, body: str) -> None:

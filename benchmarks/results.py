@@ -5,6 +5,7 @@ code, against the full-data reference. Writes docs/results.md (generated; never 
     python benchmarks/results.py --datasets cora --runs 10 --joint --write docs/results.md   # one dataset's section
     python benchmarks/results.py --datasets --joint cora:0.01 --joint-runs 3 --write docs/results.md  # joint only
     python benchmarks/results.py --datasets arxiv_2023 --ratios 0.01 --seeds 3 --runs 2 --joint --write docs/results.md
+    python benchmarks/results.py --datasets --joint arxiv_2023:0.02 --device cuda --write docs/results.md  # on a GPU: its own section, named ...-cuda
 
 Each (dataset, method, ratio) runs in a fresh child process: distil with the dataset's recipe
 once per distillation seed (`--seeds`), then the gnn protocol on each bundle (GCN, `--runs`
@@ -32,7 +33,7 @@ from pathlib import Path
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import prepared_dataset, run_header, write_section  # noqa: E402
+from common import add_device_option, prepared_dataset, resolved_device, run_header, write_section  # noqa: E402
 
 from talk_cli.distill.methods import METHODS as REGISTERED  # noqa: E402
 from talk_cli.distill.settings import NO_RECIPE  # noqa: E402
@@ -109,14 +110,14 @@ def scores(summary: dict) -> str:
     )
 
 
-def child_run(dataset: str, method: str, ratio: float, runs: int, seeds: int, protocol: str, data_root: Path | None) -> dict:
+def child_run(dataset: str, method: str, ratio: float, runs: int, seeds: int, protocol: str, data_root: Path | None, device) -> dict:
     from talk_cli import pipeline
     from talk_cli.evaluate import EvalSettings, training_defaults
 
     recipe = NO_RECIPE if method.endswith(DEFAULTS) else None  # the defaults alone, as on a user's TAG
     method = method.removesuffix(DEFAULTS)
     settings, _ = pipeline.distill_settings(dataset, recipe, **{"method": method if method != "full" else None, "ratio": ratio})
-    prepared = prepared_dataset(dataset, data_root, settings.max_length)
+    prepared = prepared_dataset(dataset, data_root, settings.max_length, device)
     evaluation_settings = EvalSettings(runs=runs, **training_defaults(protocol, method == "full"))
     if method == "full":  # the reference, from the evaluate cache when an earlier run made it
         evaluation, _ = pipeline.evaluate(prepared, settings=evaluation_settings, protocol=protocol)
@@ -162,15 +163,19 @@ def main() -> None:
     parser.add_argument("--joint", nargs="*", default=["cora:0.01", "arxiv_2023:0.01"], help="dataset:ratio pairs for the joint protocol")
     parser.add_argument("--joint-runs", type=int, default=3)
     parser.add_argument("--write", type=Path, help="update this document's sections (one per dataset, one for joint)")
+    add_device_option(parser)
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    device = resolved_device(parser, args.device)
     if args.child:
         dataset, method, ratio, runs, seeds, protocol = args.child
-        print(json.dumps(child_run(dataset, method, float(ratio), int(runs), int(seeds), protocol, args.data_root)))
+        print(json.dumps(child_run(dataset, method, float(ratio), int(runs), int(seeds), protocol, args.data_root, device)))
         return
-    root = ["--data-root", str(args.data_root)] if args.data_root else []
+    # Children get the same data root and device; sections measured on a GPU sit beside the CPU ones.
+    root = [*(["--data-root", str(args.data_root)] if args.data_root else []), "--device", args.device]
+    suffix = "-cuda" if device.type == "cuda" else ""
     command = "python benchmarks/results.py " + " ".join(sys.argv[1:])
-    header = [*run_header(command), ""]
+    header = [*run_header(command, device=device), ""]
     sections: dict[str, list[str]] = {}
     references = {}
     default_ratios = parser.get_default("ratios")
@@ -179,7 +184,7 @@ def main() -> None:
         runs = args.runs[min(index, len(args.runs) - 1)]
         full = run_child(dataset, "full", "1.0", str(runs), "1", "gnn", *root)
         reference = references[dataset] = full["summary"]["test_accuracy_mean"]
-        name = f"results-{dataset}" + ("" if args.ratios == default_ratios else "-" + "-".join(map(str, args.ratios)))
+        name = f"results-{dataset}" + ("" if args.ratios == default_ratios else "-" + "-".join(map(str, args.ratios))) + suffix
         count = f"{args.seeds} distillation seeds x {runs} runs" if per_seed else f"{runs} runs"
         out = sections[name] = [f"## {dataset} ({count} per row, ratios {', '.join(map(str, args.ratios))})", "", *header]
         seed_column = ["per-seed test acc %"] if per_seed else []
@@ -204,7 +209,7 @@ def main() -> None:
                 print(out[-1], file=sys.stderr, flush=True)
                 write_sections(args.write, sections, building=name)
     if args.joint:
-        name = "results-joint" + ("" if args.joint == parser.get_default("joint") else "-" + "-".join(p.replace(":", "-") for p in args.joint))
+        name = "results-joint" + ("" if args.joint == parser.get_default("joint") else "-" + "-".join(p.replace(":", "-") for p in args.joint)) + suffix
         out = sections[name] = [f"## Joint protocol ({args.joint_runs} runs per row)", "", *header, joint_note(), ""]
         out += [
             "| dataset | method | ratio | nodes | test acc % | macro-F1 % | % of joint full | % of frozen full | distil s | eval s | peak RSS MiB |",
