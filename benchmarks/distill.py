@@ -3,13 +3,16 @@ and the memory of batch-wise gradient injection against full back-propagation.
 
     python benchmarks/distill.py --write docs/performance.md
     python benchmarks/distill.py --datasets cora --kernel-sizes --injection-sizes --write docs/performance.md  # one part
+    python benchmarks/distill.py --device cuda --kernel-sizes --injection-sizes --write docs/performance.md  # on a GPU
 
 Each part (a dataset's table, the kernel table, the injection table) is its own marked section
 of the document, so a part can be measured again without the others.
 
 Every measurement runs in a fresh child process so that its peak RSS is its own. Distillation
 uses each dataset's shipped recipe (talk_cli/recipes/<dataset>.yaml). "Encode" is a fresh encode of the
-dataset with the recipe's max length, measured once per dataset.
+dataset with the recipe's max length, measured once per dataset. `--device cuda` runs the dataset
+tables on the GPU (sections named distill-<dataset>-cuda, with the GPU's peak memory); the kernel
+and injection tables measure the CPU.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median_seconds, prepared_dataset, run_header, write_section  # noqa: E402
+from common import add_device_option, median_seconds, prepared_dataset, resolved_device, run_header, write_section  # noqa: E402
 from talk_cli.memory import peak_rss_mib  # noqa: E402
 
 
@@ -42,31 +45,36 @@ def recipe_settings(dataset: str, **change):
     return pipeline.distill_settings(dataset, dataset, **change)[0]
 
 
-def run_encode(dataset: str, data_root: Path | None) -> dict:
+def peak_gpu_mib(device: torch.device) -> float | None:
+    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+
+
+def run_encode(dataset: str, data_root: Path | None, device: torch.device) -> dict:
     from talk_cli.data import load_tag
     from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
 
     tag, lm = load_tag(dataset, data_root), load_language_model()
     max_length = recipe_settings(dataset).max_length
     with tempfile.TemporaryDirectory() as tmp:
-        result = encode_tag(tag, lm, EncodeSettings(max_length=max_length), out=Path(tmp) / "f.safetensors", force=True)
-    return {"seconds": result.seconds, "peak_rss_mib": peak_rss_mib()}
+        result = encode_tag(tag, lm, EncodeSettings(max_length=max_length), device, out=Path(tmp) / "f.safetensors", force=True)
+    return {"seconds": result.seconds, "peak_rss_mib": peak_rss_mib(), "peak_gpu_mib": peak_gpu_mib(device)}
 
 
-def run_distill(dataset: str, data_root: Path | None, ratio: float) -> dict:
+def run_distill(dataset: str, data_root: Path | None, ratio: float, device: torch.device) -> dict:
     from talk_cli.distill import Distiller, distill
 
     settings = recipe_settings(dataset, ratio=ratio)
-    prepared = prepared_dataset(dataset, data_root, settings.max_length)
+    prepared = prepared_dataset(dataset, data_root, settings.max_length, device)
     started = time.perf_counter()  # features cached: this times the distillation alone
-    distiller = Distiller(prepared.tag, prepared.lm, prepared.features, settings, torch.device("cpu"))
-    outcome = distill(distiller)
+    distiller = Distiller(prepared.tag, prepared.lm, prepared.features, settings, device)
+    outcome = distill(distiller)  # its tensors come back to the CPU: the GPU's work is done
     return {
         "seconds": time.perf_counter() - started,
         "n_syn": int(outcome.labels.shape[0]),
         "steps": settings.steps,
         "val": outcome.best_val_accuracy,
         "peak_rss_mib": peak_rss_mib(),
+        "peak_gpu_mib": peak_gpu_mib(device),
     }
 
 
@@ -127,37 +135,45 @@ def main() -> None:
     parser.add_argument("--kernel-sizes", type=int, nargs="*", default=[16, 64, 256, 1024])
     parser.add_argument("--injection-sizes", type=int, nargs="*", default=[16, 64, 128])
     parser.add_argument("--write", type=Path)
+    add_device_option(parser)
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    root = ["--data-root", str(args.data_root)] if args.data_root else []
+    device = resolved_device(parser, args.device)
+    root = [*(["--data-root", str(args.data_root)] if args.data_root else []), "--device", args.device]
     if args.child:
         kind, *rest = args.child
         data_root = args.data_root
         result = {
-            "encode": lambda: run_encode(rest[0], data_root),
-            "distill": lambda: run_distill(rest[0], data_root, float(rest[1])),
+            "encode": lambda: run_encode(rest[0], data_root, device),
+            "distill": lambda: run_distill(rest[0], data_root, float(rest[1]), device),
             "kernel": lambda: run_kernel_step(data_root, int(rest[0]), rest[1]),
             "inject": lambda: run_injection_memory(data_root, int(rest[0]), int(rest[1])),
         }[kind]()
         print(json.dumps(result))
         return
 
-    header = [*run_header(f"python benchmarks/distill.py {' '.join(sys.argv[1:])}"), ""]
+    command = f"python benchmarks/distill.py {' '.join(sys.argv[1:])}"
+    header, cpu_header = [*run_header(command, device=device), ""], [*run_header(command), ""]
+    on_gpu = device.type == "cuda"
     sections: dict[str, list[str]] = {}
     for dataset in args.datasets:
-        lines = sections[f"distill-{dataset}"] = [f"### Distilling {dataset} with its shipped recipe", "", *header]
-        lines += ["| ratio | n_syn | steps | distil s (features cached) | encode s | distil + encode s | peak RSS MiB | val KRR acc |"]
-        lines += ["|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        name, where = (f"distill-{dataset}-cuda", " on the GPU") if on_gpu else (f"distill-{dataset}", "")
+        lines = sections[name] = [f"### Distilling {dataset} with its shipped recipe{where}", "", *header]
+        gpu_column = [" peak GPU MiB |", "---:|"] if on_gpu else ["", ""]
+        lines += ["| ratio | n_syn | steps | distil s (features cached) | encode s | distil + encode s | peak RSS MiB |" + gpu_column[0] + " val KRR acc |"]
+        lines += ["|---:|---:|---:|---:|---:|---:|---:|" + gpu_column[1] + "---:|"]
         encode = child(["encode", dataset, *root])
         for ratio in args.ratios:
             r = child(["distill", dataset, str(ratio), *root])
             lines.append(
                 f"| {ratio} | {r['n_syn']} | {r['steps']} | {r['seconds']:.1f} | {encode['seconds']:.1f} "
-                f"| {r['seconds'] + encode['seconds']:.1f} | {max(r['peak_rss_mib'], encode['peak_rss_mib']):.0f} | {r['val']:.4f} |"
+                f"| {r['seconds'] + encode['seconds']:.1f} | {max(r['peak_rss_mib'], encode['peak_rss_mib']):.0f} |"
+                + (f" {max(r['peak_gpu_mib'], encode['peak_gpu_mib']):.0f} |" if on_gpu else "")
+                + f" {r['val']:.4f} |"
             )
             print(lines[-1], file=sys.stderr, flush=True)
     if args.kernel_sizes:
-        lines = sections["distill-kernel"] = ["### The kernel step alone (Cora, K = 2, L = 1, all 1,625 training nodes, forward + backward)", "", *header]
+        lines = sections["distill-kernel"] = ["### The kernel step alone (Cora, K = 2, L = 1, all 1,625 training nodes, forward + backward)", "", *cpu_header]
         lines += ["| n_syn | variant | real-side set-up s | step s (median of 5) | peak RSS MiB |", "|---:|---|---:|---:|---:|"]
         for n_syn in args.kernel_sizes:
             for variant in ("propagate-first", "interleaved"):
@@ -165,7 +181,7 @@ def main() -> None:
                 lines.append(f"| {n_syn} | {variant} | {r['setup_seconds']:.3f} | {r['step_seconds']:.4f} | {r['peak_rss_mib']:.0f} |")
                 print(lines[-1], file=sys.stderr, flush=True)
     if args.injection_sizes:
-        lines = sections["distill-injection"] = ["### Gradient injection keeps memory flat (Cora, MiniLM, 32 tokens per synthetic text, one step)", "", *header]
+        lines = sections["distill-injection"] = ["### Gradient injection keeps memory flat (Cora, MiniLM, 32 tokens per synthetic text, one step)", "", *cpu_header]
         lines += ["| n_syn | backward | seconds | peak RSS MiB | RSS before the step MiB |", "|---:|---|---:|---:|---:|"]
         for n_syn in args.injection_sizes:
             for chunk, label in ((8, "injection, chunks of 8"), (n_syn, "full back-propagation")):
