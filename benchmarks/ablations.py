@@ -125,7 +125,7 @@ def main() -> None:
         joint = None
         if args.joint_runs:
             joint_settings = EvalSettings(runs=args.joint_runs, **training_defaults("joint", False))
-            joint = evaluate_joint(bundle, tag, lm, joint_settings, settings.max_length, torch.device("cpu")).as_dict()
+            joint = evaluate_joint(bundle, tag, lm, features, joint_settings, settings.max_length, torch.device("cpu")).as_dict()
         rows.append((name, val, test, gcn, joint, outcome.best_step, seconds))
         print(markdown(command, base, args.gcn_runs, args.joint_runs, rows).splitlines()[-1], flush=True)
         if args.write:  # a long ablation keeps what it has measured if it is stopped

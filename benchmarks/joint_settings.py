@@ -1,11 +1,13 @@
 """The joint protocol's training settings, chosen on validation: one TaLK bundle (the dataset's
-recipe) fine-tuned with LM + GCN under each (LM learning rate, epochs) pair.
+recipe) fine-tuned with LM + GCN under each (LM learning rate, epochs, probe epochs) setting.
 
     python benchmarks/joint_settings.py --dataset cora --ratio 0.01 --runs 2 --write docs/evaluate.md
 
 Validation accuracy (the best check, every --eval-every epochs) decides; test accuracy is for
 information only. lm_lr 0 keeps the pretrained LM (the gnn protocol's features, trained the
-joint protocol's way).
+joint protocol's way). Probe epochs: the GCN alone on the pretrained LM's features before
+fine-tuning together (the protocol's default when a grid entry leaves it out); an epoch of 0 in
+"best epochs" is that probed GCN on the pretrained LM.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import prepared_dataset, run_header, write_section  # noqa: E402
 
 from talk_cli import pipeline  # noqa: E402
-from talk_cli.evaluate import EvalSettings, evaluate_joint  # noqa: E402
+from talk_cli.evaluate import EvalSettings, evaluate_joint, training_defaults  # noqa: E402
 
 
 def main() -> None:
@@ -28,9 +30,10 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--ratio", type=float, default=0.01)
     parser.add_argument("--runs", type=int, default=2)
-    parser.add_argument("--grid", nargs="+", default=["2e-5:30", "2e-5:100", "5e-6:100", "0:100"], metavar="LM_LR:EPOCHS")
+    parser.add_argument("--grid", nargs="+", default=["2e-5:30", "2e-5:100", "5e-6:100", "0:100"], metavar="LM_LR:EPOCHS[:PROBE_EPOCHS]")
     parser.add_argument("--eval-every", type=int, default=10)
-    parser.add_argument("--write", type=Path, help="update the joint-settings-DATASET-RATIO section of this markdown file")
+    parser.add_argument("--write", type=Path, help="update the joint-settings-DATASET-RATIO section (or --section) of this markdown file")
+    parser.add_argument("--section", help="the section's name, when not joint-settings-DATASET-RATIO")
     args = parser.parse_args()
 
     settings, _ = pipeline.distill_settings(args.dataset, ratio=args.ratio)
@@ -41,22 +44,25 @@ def main() -> None:
     table = [
         *run_header(command),
         "",
-        f"| LM lr | epochs | val acc ({args.runs} runs) | test acc (info) | best epochs | s per run |",
-        "|---:|---:|---:|---:|---|---:|",
+        f"| LM lr | epochs | probe epochs | val acc ({args.runs} runs) | test acc (info) | best epochs | s per run |",
+        "|---:|---:|---:|---:|---:|---|---:|",
     ]
-    for pair in args.grid:
-        lm_lr, epochs = pair.split(":")
-        evaluation = EvalSettings(runs=args.runs, lm_lr=float(lm_lr), epochs=int(epochs), eval_every=args.eval_every)
-        summary = evaluate_joint(bundle, prepared.tag, prepared.lm, evaluation, settings.max_length, prepared.device)
+    for entry in args.grid:
+        lm_lr, epochs, *probe = entry.split(":")
+        probe_epochs = int(probe[0]) if probe else training_defaults("joint", False)["probe_epochs"]
+        evaluation = EvalSettings(
+            runs=args.runs, lm_lr=float(lm_lr), epochs=int(epochs), eval_every=args.eval_every, probe_epochs=probe_epochs
+        )
+        summary = evaluate_joint(bundle, prepared.tag, prepared.lm, prepared.features, evaluation, settings.max_length, prepared.device)
         result = summary.as_dict()
         epochs_chosen = ", ".join(str(run.best_epoch) for run in summary.runs)
         table.append(
-            f"| {lm_lr} | {epochs} | {result['val_accuracy_mean']:.4f} | {result['test_accuracy_mean']:.4f} "
+            f"| {lm_lr} | {epochs} | {probe_epochs} | {result['val_accuracy_mean']:.4f} | {result['test_accuracy_mean']:.4f} "
             f"| {epochs_chosen} | {result['train_seconds_mean']:.0f} |"
         )
         print(table[-1], flush=True)
         if args.write:
-            write_section(args.write, f"joint-settings-{args.dataset}-{args.ratio}", "\n".join(table))
+            write_section(args.write, args.section or f"joint-settings-{args.dataset}-{args.ratio}", "\n".join(table))
     print("\n".join(table))
 
 

@@ -159,7 +159,7 @@ def test_joint_protocol_fine_tunes_the_lm_and_restores_it(demo, tiny, tmp_path):
 
     lm, features = tiny
     bundle = coreset_bundle(demo, lm, features, torch.nonzero(demo.train_mask).flatten()[:30])
-    summary = evaluate_joint(bundle, demo, lm, EvalSettings(runs=2, epochs=5), 128, CPU).as_dict()
+    summary = evaluate_joint(bundle, demo, lm, features, EvalSettings(runs=2, epochs=5), 128, CPU).as_dict()
     assert summary["runs"] == 2 and 0 <= summary["test_accuracy_mean"] <= 1
     assert weights_sha256(lm.model) == lm.identity.weights_sha256  # the caller's LM is left as it was
 
@@ -218,7 +218,7 @@ def test_joint_model_selection_never_reads_test_labels(demo, tiny, full):
     swapped = dataclasses.replace(demo, labels=swapped_labels)
     bundle = coreset_bundle(demo, lm, features, torch.nonzero(demo.train_mask).flatten()[:30])
     runs = [
-        (evaluate_joint_full(tag, lm, features, settings, 128, CPU) if full else evaluate_joint(bundle, tag, lm, settings, 128, CPU)).runs[0]
+        (evaluate_joint_full(tag, lm, features, settings, 128, CPU) if full else evaluate_joint(bundle, tag, lm, features, settings, 128, CPU)).runs[0]
         for tag in (demo, swapped)
     ]
     assert (runs[0].best_epoch, runs[0].val_accuracy) == (runs[1].best_epoch, runs[1].val_accuracy)

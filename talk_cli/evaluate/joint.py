@@ -10,13 +10,18 @@ together with the GNN, the LM's gradient flowing through the GNN's loss into the
   batch's fresh features as training goes (historical features). docs/evaluate.md states what
   this approximates.
 
-Both validate by re-encoding every real text with the current LM and classifying the real graph,
-every `eval_every` epochs; the best epoch on the validation nodes is the one scored.
+Both first fit the GNN alone on the pretrained LM's features (`probe_epochs`, validated on the
+cached real features) and fine-tune LM + GNN from its best state, as in "linear probing, then
+fine-tuning" (Kumar et al., 2022): a random GNN's first gradients would otherwise pull the LM
+away from features that already serve. Both validate by re-encoding every real text with the
+current LM and classifying the real graph, every `eval_every` epochs; the best epoch on the
+validation nodes is the one scored, the probed GNN on the pretrained LM (epoch 0) included.
 """
 
 from __future__ import annotations
 
 import copy
+from functools import partial
 
 import torch
 
@@ -28,7 +33,7 @@ from talk_cli.encode.lm import LanguageModel, encode_embeddings, pool
 from talk_cli.errors import SettingsError
 from talk_cli.evaluate.gnn import bundle_training
 from talk_cli.evaluate.models import RECEPTIVE_HOPS, build_model
-from talk_cli.evaluate.train import EvalSettings, RealNodes, Summary, classification_loss, selected_run
+from talk_cli.evaluate.train import Choice, EvalSettings, RealNodes, Summary, Training, classification_loss, probe, selected_run
 
 
 class JointRuns:
@@ -38,18 +43,23 @@ class JointRuns:
         self.lm, self.num_classes, self.settings, self.device = lm, num_classes, settings, device
         self.pretrained = copy.deepcopy(lm.model.state_dict())
 
-    def start(self, run: int) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    def start(self, run: int, probe_training: Training, real: RealNodes) -> tuple[torch.nn.Module, torch.optim.Optimizer, Choice]:
+        """The pretrained LM and a GNN first fitted alone on `probe_training`'s pretrained-LM
+        features (`probe_epochs`), ready to be fine-tuned together; and the probed GNN's
+        validation, the run's epoch-0 candidate. `real` holds the cached pretrained-LM features,
+        which are what re-encoding with the LM would give at this point."""
         settings = self.settings
         torch.manual_seed(settings.seed + run)
         self.lm.model.load_state_dict(self.pretrained)
         self.lm.model.to(self.device).requires_grad_(True)
         gnn = build_model(settings.architecture, self.lm.identity.hidden_size, self.num_classes, settings.hidden, settings.dropout)
         gnn = gnn.to(self.device)
+        probed = probe(gnn, probe_training, real, settings)
         optimizer = torch.optim.Adam(
             [{"params": self.lm.model.parameters(), "lr": settings.lm_lr}, {"params": gnn.parameters(), "lr": settings.lr}],
             weight_decay=settings.weight_decay,
         )
-        return gnn, optimizer
+        return gnn, optimizer, probed
 
     def restore(self) -> None:
         self.lm.model.load_state_dict(self.pretrained)
@@ -73,8 +83,17 @@ def encode_with_grad(lm: LanguageModel, texts: list[str], max_length: int, devic
 
 
 def evaluate_joint(
-    bundle: Bundle, tag: TAG, lm: LanguageModel, settings: EvalSettings, max_length: int, device: torch.device, on_epoch=None
+    bundle: Bundle,
+    tag: TAG,
+    lm: LanguageModel,
+    features: torch.Tensor,
+    settings: EvalSettings,
+    max_length: int,
+    device: torch.device,
+    on_epoch=None,
 ) -> Summary:
+    """LM + GNN fine-tuned on the bundle; `features` are the real texts' cached pretrained-LM
+    features (the probe's validation)."""
     if not METHODS[bundle.distillation.method].reads_texts:
         raise SettingsError(
             f"the joint protocol needs token embeddings that produce the features; {bundle.distillation.method} bundles have none"
@@ -83,11 +102,11 @@ def evaluate_joint(
     runs = JointRuns(lm, tag.num_classes, settings, device)
     embeddings, mask = bundle.token_embeddings.to(device), bundle.attention_mask.to(device)
     # Both graphs' structures are fixed: prepare them once; only the features change.
-    synthetic = bundle_training(bundle, torch.empty(bundle.num_synthetic, 0), device)
-    real = RealNodes.of(tag, torch.empty(tag.num_nodes, 0), device)
+    synthetic = bundle_training(bundle, bundle.features, device)
+    real = RealNodes.of(tag, features, device)
     results = []
     for run in range(settings.runs):
-        gnn, optimizer = runs.start(run)
+        gnn, optimizer, probed = runs.start(run, synthetic, real)
 
         def train_epoch() -> None:
             lm.model.train()
@@ -97,7 +116,8 @@ def evaluate_joint(
             classification_loss(logits, synthetic.targets).backward()
             optimizer.step()
 
-        results.append(selected_run(train_epoch, lambda: real_predictions(lm, gnn, tag, real, max_length, device), real, settings, on_epoch))
+        predict = partial(real_predictions, lm, gnn, tag, real, max_length, device)
+        results.append(selected_run(train_epoch, predict, real, settings, on_epoch, start=probed))
     runs.restore()
     return Summary(results)
 
@@ -111,8 +131,9 @@ def evaluate_joint_full(
     train = torch.nonzero(tag.train_mask).flatten()
     hops = RECEPTIVE_HOPS[settings.architecture]
     results = []
+    train_labels = Training(real.graph, train.to(device), real.labels[train.to(device)])
     for run in range(settings.runs):
-        gnn, optimizer = runs.start(run)
+        gnn, optimizer, probed = runs.start(run, train_labels, real)
         table = features.to(device).clone()  # historical features: pretrained, then each batch's latest
         order = torch.Generator().manual_seed(settings.seed + run)
 
@@ -130,6 +151,7 @@ def evaluate_joint_full(
                 optimizer.step()
                 table[batch] = fresh.detach()
 
-        results.append(selected_run(train_epoch, lambda: real_predictions(lm, gnn, tag, real, max_length, device), real, settings, on_epoch))
+        predict = partial(real_predictions, lm, gnn, tag, real, max_length, device)
+        results.append(selected_run(train_epoch, predict, real, settings, on_epoch, start=probed))
     runs.restore()
     return Summary(results)

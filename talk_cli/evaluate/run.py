@@ -77,7 +77,7 @@ def run_evaluation(
     if protocol == "gnn":
         result = evaluate_bundle(bundle, tag, features, settings, device, on_epoch)
         return Evaluation(result.as_dict(), reference, reference is not None)
-    result = evaluate_joint(bundle, tag, lm, settings, max_length, device, on_epoch)
+    result = evaluate_joint(bundle, tag, lm, features, settings, max_length, device, on_epoch)
     frozen = cached_reference(reference_key(provenance, dataclasses.replace(settings, **training_defaults("gnn", True))))
     return Evaluation(result.as_dict(), reference, reference is not None, frozen)
 

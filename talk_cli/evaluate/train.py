@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -24,12 +24,15 @@ PROTOCOLS = ("gnn", "joint")
 # text with the fine-tuned LM. Its LM rate and epochs were chosen on Cora's validation nodes
 # (benchmarks/joint_settings.py, docs/evaluate.md): at 2e-5 a few synthetic texts pull the LM away
 # within 20 steps. An epoch of the joint full-data reference is a pass over every real training
-# node in batches, at the usual fine-tuning rate for BERT-sized encoders.
+# node in batches, at the usual fine-tuning rate for BERT-sized encoders. Both joint trainings
+# start from a GNN first fitted alone on the pretrained LM's features (`probe_epochs`, trained as
+# the gnn protocol trains), so that fine-tuning does not begin with a random GNN's gradients
+# pulling the LM about.
 TRAINING_DEFAULTS = {
     ("gnn", False): {"epochs": 200, "eval_every": 1},
     ("gnn", True): {"epochs": 200, "eval_every": 1},
-    ("joint", False): {"epochs": 100, "eval_every": 20, "lm_lr": 5e-6},
-    ("joint", True): {"epochs": 3, "eval_every": 1, "lm_lr": 2e-5},
+    ("joint", False): {"epochs": 100, "eval_every": 20, "lm_lr": 5e-6, "probe_epochs": 200},
+    ("joint", True): {"epochs": 3, "eval_every": 1, "lm_lr": 2e-5, "probe_epochs": 200},
 }
 
 
@@ -45,6 +48,11 @@ class EvalSettings:
     eval_every: int = setting(TRAINING_DEFAULTS["gnn", False]["eval_every"], "Epochs between validations (the best is kept).")
     lr: float = setting(0.01, "Adam learning rate of the GNN.")
     lm_lr: float = setting(TRAINING_DEFAULTS["joint", False]["lm_lr"], "Adam learning rate of the LM (joint protocol).")
+    probe_epochs: int = setting(
+        TRAINING_DEFAULTS["joint", False]["probe_epochs"],
+        "Joint protocol: epochs of the GNN alone on the pretrained LM's features before LM + GNN are fine-tuned "
+        "together from its best state on validation, which stays a candidate (0: start from a random GNN).",
+    )
     weight_decay: float = setting(5e-4, "Adam weight decay.")
     hidden: int = setting(256, "Hidden units of the GNN.")
     dropout: float = setting(0.5, "Dropout of the GNN.")
@@ -56,6 +64,8 @@ class EvalSettings:
             raise SettingsError(f"--model-type must be one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}")
         if min(self.runs, self.epochs, self.eval_every, self.batch_size) < 1:
             raise SettingsError("--runs, --epochs, --eval-every and --batch-size must be at least 1")
+        if self.probe_epochs < 0:
+            raise SettingsError(f"--probe-epochs must not be negative, got {self.probe_epochs}")
         if self.hidden < 1:
             raise SettingsError(f"--hidden must be at least 1, got {self.hidden}")
         if not self.lr > 0:
@@ -146,13 +156,24 @@ def classification_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Te
     return F.cross_entropy(logits, targets)
 
 
+# What validation chose: its accuracy, its epoch and that epoch's predictions of every real node.
+Choice = tuple[float, int, torch.Tensor]
+NO_CHOICE: Choice = (-1.0, 0, torch.empty(0))
+
+
 def validated_training(
-    train_epoch: Callable[[], None], predict: Callable[[], torch.Tensor], real: RealNodes, settings: EvalSettings, on_epoch=None
-) -> tuple[float, int, torch.Tensor]:
-    """Train for `settings.epochs`, validating every `eval_every` epochs and after the last.
-    Returns the best validation accuracy, its epoch and that epoch's predictions of every real
-    node; no test label is read here."""
-    best = (-1.0, 0, torch.empty(0))
+    train_epoch: Callable[[], None],
+    predict: Callable[[], torch.Tensor],
+    real: RealNodes,
+    settings: EvalSettings,
+    on_epoch=None,
+    start: Choice = NO_CHOICE,
+    on_best: Callable[[], None] | None = None,
+) -> Choice:
+    """Train for `settings.epochs`, validating every `eval_every` epochs and after the last;
+    `start` is a candidate validated before training (epoch 0), and `on_best` is called whenever
+    an epoch beats every earlier one (to keep its weights). No test label is read here."""
+    best = start
     for epoch in range(1, settings.epochs + 1):
         train_epoch()
         if epoch % settings.eval_every == 0 or epoch == settings.epochs:
@@ -160,17 +181,24 @@ def validated_training(
             val = accuracy(predicted, real.labels, real.val_rows)
             if val > best[0]:
                 best = (val, epoch, predicted)
+                if on_best:
+                    on_best()
         if on_epoch:
             on_epoch(1)
     return best
 
 
 def selected_run(
-    train_epoch: Callable[[], None], predict: Callable[[], torch.Tensor], real: RealNodes, settings: EvalSettings, on_epoch=None
+    train_epoch: Callable[[], None],
+    predict: Callable[[], torch.Tensor],
+    real: RealNodes,
+    settings: EvalSettings,
+    on_epoch=None,
+    start: Choice = NO_CHOICE,
 ) -> RunResult:
     """`validated_training`, then the test predictions of the selected epoch are scored."""
     started = time.perf_counter()
-    val, epoch, predicted = validated_training(train_epoch, predict, real, settings, on_epoch)
+    val, epoch, predicted = validated_training(train_epoch, predict, real, settings, on_epoch, start)
     return scored_run(predicted[real.test_rows], real, val, epoch, time.perf_counter() - started)
 
 
@@ -191,13 +219,19 @@ def trainer(training: Training, real: RealNodes, settings: EvalSettings, seed: i
     targets = training.targets
     num_classes = max(int(real.labels.max()) + 1, targets.shape[1] if targets.is_floating_point() else 0)
     model = build_model(settings.architecture, training.graph.x.shape[1], num_classes, settings.hidden, settings.dropout)
-    model = model.to(training.graph.x.device)
+    return model_steps(model.to(training.graph.x.device), training, real, settings)
+
+
+def model_steps(
+    model: torch.nn.Module, training: Training, real: RealNodes, settings: EvalSettings
+) -> tuple[Callable[[], None], Callable[[], torch.Tensor]]:
+    """`model`'s one-epoch training step (a fresh Adam) and its prediction of every real node."""
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
 
     def train_epoch() -> None:
         model.train()
         optimizer.zero_grad()
-        classification_loss(model(training.graph)[training.rows], targets).backward()
+        classification_loss(model(training.graph)[training.rows], training.targets).backward()
         optimizer.step()
 
     def predict() -> torch.Tensor:
@@ -206,6 +240,23 @@ def trainer(training: Training, real: RealNodes, settings: EvalSettings, seed: i
             return model(real.graph).argmax(dim=1)
 
     return train_epoch, predict
+
+
+def probe(model: torch.nn.Module, training: Training, real: RealNodes, settings: EvalSettings) -> Choice:
+    """The first stage of a joint training: `model` alone for `settings.probe_epochs` epochs on
+    fixed features, validated every epoch and left at its best state. That state is returned as
+    epoch 0's candidate; with no probe epochs, nothing is trained and there is no candidate."""
+    if settings.probe_epochs == 0:
+        return NO_CHOICE
+    kept: dict[str, torch.Tensor] = {}
+
+    def keep() -> None:
+        kept.update({name: value.detach().clone() for name, value in model.state_dict().items()})
+
+    stage = replace(settings, epochs=settings.probe_epochs, eval_every=1)
+    val, _, predicted = validated_training(*model_steps(model, training, real, settings), real, stage, on_best=keep)
+    model.load_state_dict(kept)
+    return val, 0, predicted
 
 
 def train_runs(training: Training, real: RealNodes, settings: EvalSettings, on_epoch=None) -> Summary:
