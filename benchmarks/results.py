@@ -65,10 +65,12 @@ each seed's mean; *distil s* and *eval s* are then per seed.
 
 DEFAULTS = "/defaults"  # a method name with this suffix distils with the defaults alone (`--recipe none`)
 JOINT_NOTE = (
-    "The LM is fine-tuned with the GCN on the bundle ({epochs} epochs, LM lr {lm_lr}); every {eval_every} epochs every real "
-    "text is re-encoded with the fine-tuned LM and classified, and the epoch best on validation is kept (docs/evaluate.md). "
+    "The GCN is first trained alone on the pretrained LM's features ({probe_epochs} probe epochs; 0: none), then the LM is "
+    "fine-tuned with it on the bundle ({epochs} epochs, LM lr {lm_lr}); every {eval_every} epochs every real "
+    "text is re-encoded with the fine-tuned LM and classified, and the epoch best on validation is kept, the probed GCN "
+    "included (docs/evaluate.md). "
     "*full (joint)* is `talk evaluate --full --protocol joint`: LM + GCN trained on every real training node in "
-    "batches ({full[epochs]} epochs, LM lr {full[lm_lr]}, one run, read from the reference cache when an earlier run made it; "
+    "batches (the same probe, then {full[epochs]} epochs, LM lr {full[lm_lr]}, one run, read from the reference cache when an earlier run made it; "
     "its *eval s* is then that run's training time); its *% of frozen full* compares it with the frozen-LM GCN. *% of joint "
     "full* divides by it; *% of frozen full* by the gnn-protocol full reference. kernel-features has no row: its bundles "
     "hold feature vectors, no texts for the LM to learn from."
@@ -78,10 +80,16 @@ JOINT_NOTE = (
 PARTIAL = "*Partial: the run that writes this section was stopped, or is still running, after the rows above.*"
 
 
-def joint_note() -> str:
+def joint_note(probe_epochs: int | None) -> str:
     from talk_cli.evaluate import training_defaults
 
-    return JOINT_NOTE.format(**training_defaults("joint", False), full=training_defaults("joint", True))
+    bundle, full = (training_defaults("joint", full) | probe_setting(probe_epochs) for full in (False, True))
+    return JOINT_NOTE.format(**bundle, full=full)
+
+
+def probe_setting(probe_epochs: int | None) -> dict:
+    """The joint protocol's probe epochs where `--joint-probe-epochs` sets them (else its default)."""
+    return {} if probe_epochs is None else {"probe_epochs": probe_epochs}
 
 
 def pct(value: float) -> str:
@@ -110,7 +118,9 @@ def scores(summary: dict) -> str:
     )
 
 
-def child_run(dataset: str, method: str, ratio: float, runs: int, seeds: int, protocol: str, data_root: Path | None, device) -> dict:
+def child_run(
+    dataset: str, method: str, ratio: float, runs: int, seeds: int, protocol: str, data_root: Path | None, device, probe_epochs: int | None
+) -> dict:
     from talk_cli import pipeline
     from talk_cli.evaluate import EvalSettings, training_defaults
 
@@ -118,7 +128,7 @@ def child_run(dataset: str, method: str, ratio: float, runs: int, seeds: int, pr
     method = method.removesuffix(DEFAULTS)
     settings, _ = pipeline.distill_settings(dataset, recipe, **{"method": method if method != "full" else None, "ratio": ratio})
     prepared = prepared_dataset(dataset, data_root, settings.max_length, device)
-    evaluation_settings = EvalSettings(runs=runs, **training_defaults(protocol, method == "full"))
+    evaluation_settings = EvalSettings(runs=runs, **training_defaults(protocol, method == "full") | probe_setting(probe_epochs))
     if method == "full":  # the reference, from the evaluate cache when an earlier run made it
         evaluation, _ = pipeline.evaluate(prepared, settings=evaluation_settings, protocol=protocol)
         summary = evaluation.result
@@ -162,6 +172,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1, help="distillation seeds per gnn-protocol row (0, 1, ...)")
     parser.add_argument("--joint", nargs="*", default=["cora:0.01", "arxiv_2023:0.01"], help="dataset:ratio pairs for the joint protocol")
     parser.add_argument("--joint-runs", type=int, default=3)
+    parser.add_argument("--joint-probe-epochs", type=int, help="the joint protocol's --probe-epochs (default: the protocol's)")
     parser.add_argument("--write", type=Path, help="update this document's sections (one per dataset, one for joint)")
     add_device_option(parser)
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
@@ -169,10 +180,13 @@ def main() -> None:
     device = resolved_device(parser, args.device)
     if args.child:
         dataset, method, ratio, runs, seeds, protocol = args.child
-        print(json.dumps(child_run(dataset, method, float(ratio), int(runs), int(seeds), protocol, args.data_root, device)))
+        probe = args.joint_probe_epochs if protocol == "joint" else None
+        print(json.dumps(child_run(dataset, method, float(ratio), int(runs), int(seeds), protocol, args.data_root, device, probe)))
         return
-    # Children get the same data root and device; sections measured on a GPU sit beside the CPU ones.
+    # Children get the same data root, device and probe; sections measured on a GPU sit beside the CPU ones.
     root = [*(["--data-root", str(args.data_root)] if args.data_root else []), "--device", args.device]
+    if args.joint_probe_epochs is not None:
+        root += ["--joint-probe-epochs", str(args.joint_probe_epochs)]
     suffix = "-cuda" if device.type == "cuda" else ""
     command = "python benchmarks/results.py " + " ".join(sys.argv[1:])
     header = [*run_header(command, device=device), ""]
@@ -210,7 +224,7 @@ def main() -> None:
                 write_sections(args.write, sections, building=name)
     if args.joint:
         name = "results-joint" + ("" if args.joint == parser.get_default("joint") else "-" + "-".join(p.replace(":", "-") for p in args.joint)) + suffix
-        out = sections[name] = [f"## Joint protocol ({args.joint_runs} runs per row)", "", *header, joint_note(), ""]
+        out = sections[name] = [f"## Joint protocol ({args.joint_runs} runs per row)", "", *header, joint_note(args.joint_probe_epochs), ""]
         out += [
             "| dataset | method | ratio | nodes | test acc % | macro-F1 % | % of joint full | % of frozen full | distil s | eval s | peak RSS MiB |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",

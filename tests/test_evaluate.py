@@ -15,7 +15,7 @@ from talk_cli.distill import DistillSettings, make_bundle, run_distillation
 from talk_cli.distill.coreset import induced_adjacency
 from talk_cli.distill import DistillOutcome
 from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
-from talk_cli.evaluate import EvalSettings, evaluate_bundle, evaluate_full
+from talk_cli.evaluate import EvalSettings, RealNodes, Training, evaluate_bundle, evaluate_full
 
 from conftest import run_cli
 
@@ -146,6 +146,7 @@ def test_cli_refuses_another_lm_unless_allowed(demo_bundle, tiny_model_dir, tmp_
         (["--dataset", "demo", "--full", "--lr", "0"], "--lr must be positive"),
         (["--dataset", "demo", "--full", "--dropout", "1"], "--dropout must be in [0, 1)"),
         (["--dataset", "demo", "--full", "--hidden", "0"], "--hidden must be at least 1"),
+        (["--dataset", "demo", "--full", "--probe-epochs", "-1"], "--probe-epochs must not be negative"),
     ],
 )
 def test_cli_bad_options(args, message):
@@ -190,7 +191,8 @@ def test_joint_full_reference_trains_the_lm_through_the_gnn_and_restores_it(tmp_
 
 
 def test_a_joint_result_is_compared_with_the_full_data_trained_at_its_own_lm_rate(demo, tiny):
-    from talk_cli.evaluate import run_evaluation, training_defaults
+    from talk_cli.evaluate import reference_key, run_evaluation, training_defaults
+    from talk_cli.provenance import Provenance
 
     lm, features = tiny
     full_settings = EvalSettings(runs=1, **training_defaults("joint", True) | {"epochs": 1})
@@ -202,6 +204,10 @@ def test_a_joint_result_is_compared_with_the_full_data_trained_at_its_own_lm_rat
     assert evaluation.reference == reference and evaluation.reference_cached
     other_model = dataclasses.replace(bundle_settings, hidden=32)  # another GNN is another reference
     assert run_evaluation(demo, lm, features, bundle, other_model, "joint", 128, CPU).reference is None
+    unprobed = dataclasses.replace(bundle_settings, probe_epochs=0)  # the full data keeps its own probe, as its own LM rate
+    assert run_evaluation(demo, lm, features, bundle, unprobed, "joint", 128, CPU).reference == reference
+    provenance = Provenance.of(demo, lm.identity, 128)  # but a reference trained without the probe is another one
+    assert reference_key(provenance, full_settings, "joint") != reference_key(provenance, dataclasses.replace(full_settings, probe_epochs=0), "joint")
 
 
 @pytest.mark.parametrize("full", [True, False])
@@ -223,6 +229,27 @@ def test_joint_model_selection_never_reads_test_labels(demo, tiny, full):
     ]
     assert (runs[0].best_epoch, runs[0].val_accuracy) == (runs[1].best_epoch, runs[1].val_accuracy)
     assert runs[0].test_accuracy != runs[1].test_accuracy  # the swap did change what the test labels say
+
+
+def test_the_probe_leaves_the_gnn_at_its_best_validation_state(demo, tiny):
+    from talk_cli.evaluate import build_model
+    from talk_cli.evaluate.train import accuracy, probe
+
+    _, features = tiny
+    real = RealNodes.of(demo, features, CPU)
+    train = torch.nonzero(demo.train_mask).flatten()[:20]  # few rows: validation peaks before the last epoch
+    training = Training(real.graph, train, demo.labels[train])
+    torch.manual_seed(0)
+    model = build_model("gcn", features.shape[1], demo.num_classes, 16, 0.5)
+    untouched = {name: value.clone() for name, value in model.state_dict().items()}
+    assert probe(model, training, real, EvalSettings(probe_epochs=0))[0] < 0  # no probe: no candidate, no training
+    assert all(torch.equal(value, untouched[name]) for name, value in model.state_dict().items())
+    val, epoch, predicted = probe(model, training, real, EvalSettings(probe_epochs=80))
+    model.eval()
+    with torch.no_grad():
+        now = model(real.graph).argmax(dim=1)
+    assert epoch == 0 and val > 1 / demo.num_classes
+    assert torch.equal(now, predicted) and accuracy(now, real.labels, real.val_rows) == val
 
 
 @pytest.mark.parametrize("architecture", ["gcn", "sage", "sgc"])
