@@ -223,7 +223,8 @@ def main() -> None:
                 print(out[-1], file=sys.stderr, flush=True)
                 write_sections(args.write, sections, building=name)
     if args.joint:
-        name = "results-joint" + ("" if args.joint == parser.get_default("joint") else "-" + "-".join(p.replace(":", "-") for p in args.joint)) + suffix
+        name = "results-joint" + ("" if args.joint == parser.get_default("joint") else "-" + "-".join(p.replace(":", "-") for p in args.joint))
+        name += ("" if args.joint_probe_epochs is None else f"-probe{args.joint_probe_epochs}") + suffix
         out = sections[name] = [f"## Joint protocol ({args.joint_runs} runs per row)", "", *header, joint_note(args.joint_probe_epochs), ""]
         out += [
             "| dataset | method | ratio | nodes | test acc % | macro-F1 % | % of joint full | % of frozen full | distil s | eval s | peak RSS MiB |",
