@@ -283,6 +283,9 @@ def evaluate(**options) -> None:
             f"macro-F1 {100 * result['test_macro_f1_mean']:.2f} ± {100 * result['test_macro_f1_std']:.2f}% over {result['runs']} runs "
             f"({settings.architecture}, {result['train_seconds_mean']:.1f} s per run){' (cached reference)' if full and evaluation.reference_cached else ''}"
         )
+        if protocol == "joint" and "best_epochs" in result:  # a reference cached before it was recorded has none
+            chosen = ", ".join(map(str, result["best_epochs"]))
+            stderr.print(f"selected epochs: {chosen} (0: the GNN probed on the pretrained LM, before any fine-tuning)")
         kind = "joint (LM + GNN) " if protocol == "joint" else ""
         if payload["percent_of_full"] is not None:
             stderr.print(f"{payload['percent_of_full']:.1f}% of the {kind}full-data reference ({100 * reference['test_accuracy_mean']:.2f}%, {reference['runs']} runs, cached)")

@@ -68,7 +68,7 @@ def test_every_encoder_architecture_runs_encode_distill_decode_and_both_protocol
     assert all(row["tokens"] for row in summary["decoded"])
     for protocol in ("gnn", "joint"):
         result = ok("evaluate", bundle, "--dataset", "demo", "--protocol", protocol, "--runs", "1", "--epochs", "2", "--quiet", "--json")
-        assert 0 <= result["test_accuracy_mean"] <= 1
+        assert 0 <= result["test_accuracy_mean"] <= 1 and len(result["best_epochs"]) == 1
     # The stored features are what the LM makes of the stored token embeddings.
     from talk_cli import load_bundle
 
