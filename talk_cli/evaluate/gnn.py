@@ -44,8 +44,13 @@ def evaluate_bundle(bundle: Bundle, tag: TAG, features: torch.Tensor, settings: 
     return train_runs(bundle_training(bundle, bundle.features, device), RealNodes.of(tag, features, device), settings, on_epoch)
 
 
+def full_training(tag: TAG, real: RealNodes) -> Training:
+    """Every real training node, on the real graph with its features (transductive)."""
+    train = torch.nonzero(tag.train_mask).flatten().to(real.labels.device)
+    return Training(real.graph, train, real.labels[train])
+
+
 def evaluate_full(tag: TAG, features: torch.Tensor, settings: EvalSettings, device: torch.device, on_epoch=None) -> Summary:
     """The same model trained on every real training node (transductively, on the real graph)."""
     real = RealNodes.of(tag, features, device)
-    train = torch.nonzero(tag.train_mask).flatten().to(device)
-    return train_runs(Training(real.graph, train, real.labels[train]), real, settings, on_epoch)
+    return train_runs(full_training(tag, real), real, settings, on_epoch)

@@ -31,7 +31,7 @@ from talk_cli.distill.methods import METHODS
 from talk_cli.encode.encoder import EncodeSettings, encode_texts
 from talk_cli.encode.lm import LanguageModel, encode_embeddings, pool
 from talk_cli.errors import SettingsError
-from talk_cli.evaluate.gnn import bundle_training
+from talk_cli.evaluate.gnn import bundle_training, full_training
 from talk_cli.evaluate.models import RECEPTIVE_HOPS, build_model
 from talk_cli.evaluate.train import Choice, EvalSettings, RealNodes, Summary, Training, classification_loss, probe, selected_run
 
@@ -130,10 +130,10 @@ def evaluate_joint_full(
     real = RealNodes.of(tag, features, device)
     train = torch.nonzero(tag.train_mask).flatten()
     hops = RECEPTIVE_HOPS[settings.architecture]
+    probe_training = full_training(tag, real)
     results = []
-    train_labels = Training(real.graph, train.to(device), real.labels[train.to(device)])
     for run in range(settings.runs):
-        gnn, optimizer, probed = runs.start(run, train_labels, real)
+        gnn, optimizer, probed = runs.start(run, probe_training, real)
         table = features.to(device).clone()  # historical features: pretrained, then each batch's latest
         order = torch.Generator().manual_seed(settings.seed + run)
 
