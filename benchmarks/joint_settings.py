@@ -2,6 +2,7 @@
 recipe) fine-tuned with LM + GCN under each (LM learning rate, epochs, probe epochs) setting.
 
     python benchmarks/joint_settings.py --dataset cora --ratio 0.01 --runs 2 --write docs/evaluate.md
+    python benchmarks/joint_settings.py --dataset arxiv_2023 --grid 1e-5:100 --device cuda   # on a GPU
 
 Validation accuracy (the best check, every --eval-every epochs) decides; test accuracy is for
 information only. lm_lr 0 keeps the pretrained LM (the gnn protocol's features, trained the
@@ -18,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import prepared_dataset, run_header, write_section  # noqa: E402
+from common import add_device_option, prepared_dataset, resolved_device, run_header, write_section  # noqa: E402
 
 from talk_cli import pipeline  # noqa: E402
 from talk_cli.evaluate import EvalSettings, evaluate_joint, training_defaults  # noqa: E402
@@ -34,15 +35,17 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--write", type=Path, help="update the joint-settings-DATASET-RATIO section (or --section) of this markdown file")
     parser.add_argument("--section", help="the section's name, when not joint-settings-DATASET-RATIO")
+    add_device_option(parser)
     args = parser.parse_args()
+    device = resolved_device(parser, args.device)
 
     settings, _ = pipeline.distill_settings(args.dataset, ratio=args.ratio)
-    prepared = prepared_dataset(args.dataset, args.data_root, settings.max_length)
+    prepared = prepared_dataset(args.dataset, args.data_root, settings.max_length, device)
     with tempfile.TemporaryDirectory() as tmp:
         bundle, _ = pipeline.distill(prepared, settings, Path(tmp) / "bundle")
     command = "python benchmarks/joint_settings.py " + " ".join(sys.argv[1:])
     table = [
-        *run_header(command),
+        *run_header(command, device=device),
         "",
         f"| LM lr | epochs | probe epochs | val acc ({args.runs} runs) | test acc (info) | best epochs | s per run |",
         "|---:|---:|---:|---:|---:|---|---:|",

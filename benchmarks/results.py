@@ -6,6 +6,7 @@ code, against the full-data reference. Writes docs/results.md (generated; never 
     python benchmarks/results.py --datasets --joint cora:0.01 --joint-runs 3 --write docs/results.md  # joint only
     python benchmarks/results.py --datasets arxiv_2023 --ratios 0.01 --seeds 3 --runs 2 --joint --write docs/results.md
     python benchmarks/results.py --datasets --joint arxiv_2023:0.02 --device cuda --write docs/results.md  # on a GPU: its own section, named ...-cuda
+    python benchmarks/results.py --datasets --joint cora:0.01 --methods random --joint-section results-joint-cora-0.01-random --write docs/results.md
 
 Each (dataset, method, ratio) runs in a fresh child process: distil with the dataset's recipe
 once per distillation seed (`--seeds`), then the gnn protocol on each bundle (GCN, `--runs`
@@ -173,6 +174,9 @@ def main() -> None:
     parser.add_argument("--joint", nargs="*", default=["cora:0.01", "arxiv_2023:0.01"], help="dataset:ratio pairs for the joint protocol")
     parser.add_argument("--joint-runs", type=int, default=3)
     parser.add_argument("--joint-probe-epochs", type=int, help="the joint protocol's --probe-epochs (default: the protocol's)")
+    parser.add_argument(
+        "--joint-section", help="the joint section's name (default: results-joint, then the pairs, probe and device when not the defaults)"
+    )
     parser.add_argument("--write", type=Path, help="update this document's sections (one per dataset, one for joint)")
     add_device_option(parser)
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
@@ -225,6 +229,7 @@ def main() -> None:
     if args.joint:
         name = "results-joint" + ("" if args.joint == parser.get_default("joint") else "-" + "-".join(p.replace(":", "-") for p in args.joint))
         name += ("" if args.joint_probe_epochs is None else f"-probe{args.joint_probe_epochs}") + suffix
+        name = args.joint_section or name
         out = sections[name] = [f"## Joint protocol ({args.joint_runs} runs per row)", "", *header, joint_note(args.joint_probe_epochs), ""]
         out += [
             "| dataset | method | ratio | nodes | test acc % | macro-F1 % | % of joint full | % of frozen full | distil s | eval s | peak RSS MiB |",
