@@ -128,9 +128,9 @@ def evaluate_joint_full(
     """The joint full-data reference: LM + GNN trained on every real training node."""
     runs = JointRuns(lm, tag.num_classes, settings, device)
     real = RealNodes.of(tag, features, device)
-    train = torch.nonzero(tag.train_mask).flatten()
-    hops = RECEPTIVE_HOPS[settings.architecture]
     probe_training = full_training(tag, real)
+    train = probe_training.rows.cpu()  # shuffled into batches by a CPU generator
+    hops = RECEPTIVE_HOPS[settings.architecture]
     results = []
     for run in range(settings.runs):
         gnn, optimizer, probed = runs.start(run, probe_training, real)
