@@ -1,5 +1,6 @@
 """The joint protocol's training settings, chosen on validation: one TaLK bundle (the dataset's
-recipe) fine-tuned with LM + GCN under each (LM learning rate, epochs, probe epochs) setting.
+recipe) fine-tuned with LM + GCN under each (LM learning rate, epochs, probe epochs, GCN fine-tuning
+rate) setting.
 
     python benchmarks/joint_settings.py --dataset cora --ratio 0.01 --runs 2 --write docs/evaluate.md
     python benchmarks/joint_settings.py --dataset arxiv_2023 --grid 1e-5:100 --device cuda   # on a GPU
@@ -7,8 +8,9 @@ recipe) fine-tuned with LM + GCN under each (LM learning rate, epochs, probe epo
 Validation accuracy (the best check, every --eval-every epochs) decides; test accuracy is for
 information only. lm_lr 0 keeps the pretrained LM (the gnn protocol's features, trained the
 joint protocol's way). Probe epochs: the GCN alone on the pretrained LM's features before
-fine-tuning together (the protocol's default when a grid entry leaves it out); an epoch of 0 in
-"best epochs" is that probed GCN on the pretrained LM.
+fine-tuning together, and the GCN's learning rate while it is fine-tuned with the LM (each the
+protocol's default when a grid entry leaves it out); an epoch of 0 in "best epochs" is that
+probed GCN on the pretrained LM.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--ratio", type=float, default=0.01)
     parser.add_argument("--runs", type=int, default=2)
-    parser.add_argument("--grid", nargs="+", default=["2e-5:30", "2e-5:100", "5e-6:100", "0:100"], metavar="LM_LR:EPOCHS[:PROBE_EPOCHS]")
+    parser.add_argument("--grid", nargs="+", default=["2e-5:30", "2e-5:100", "5e-6:100", "0:100"], metavar="LM_LR:EPOCHS[:PROBE_EPOCHS[:FINETUNE_LR]]")
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--write", type=Path, help="update the joint-settings-DATASET-RATIO section (or --section) of this markdown file")
     parser.add_argument("--section", help="the section's name, when not joint-settings-DATASET-RATIO")
@@ -47,20 +49,20 @@ def main() -> None:
     table = [
         *run_header(command, device=device),
         "",
-        f"| LM lr | epochs | probe epochs | val acc ({args.runs} runs) | test acc (info) | best epochs | s per run |",
-        "|---:|---:|---:|---:|---:|---|---:|",
+        f"| LM lr | epochs | probe epochs | GCN fine-tuning lr | val acc ({args.runs} runs) | test acc (info) | best epochs | s per run |",
+        "|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for entry in args.grid:
-        lm_lr, epochs, *probe = entry.split(":")
-        probe_epochs = int(probe[0]) if probe else training_defaults("joint", False)["probe_epochs"]
-        evaluation = EvalSettings(
-            runs=args.runs, lm_lr=float(lm_lr), epochs=int(epochs), eval_every=args.eval_every, probe_epochs=probe_epochs
-        )
+        lm_lr, epochs, *optional = entry.split(":")
+        defaults = training_defaults("joint", False)
+        given = {name: type(defaults[name])(value) for name, value in zip(("probe_epochs", "finetune_lr"), optional)}
+        chosen = {"runs": args.runs, "lm_lr": float(lm_lr), "epochs": int(epochs), "eval_every": args.eval_every}
+        evaluation = EvalSettings(**defaults | chosen | given)
         summary = evaluate_joint(bundle, prepared.tag, prepared.lm, prepared.features, evaluation, settings.max_length, prepared.device)
         result = summary.as_dict()
         epochs_chosen = ", ".join(str(run.best_epoch) for run in summary.runs)
         table.append(
-            f"| {lm_lr} | {epochs} | {probe_epochs} | {result['val_accuracy_mean']:.4f} | {result['test_accuracy_mean']:.4f} "
+            f"| {lm_lr} | {epochs} | {evaluation.probe_epochs} | {evaluation.finetune_lr:g} | {result['val_accuracy_mean']:.4f} | {result['test_accuracy_mean']:.4f} "
             f"| {epochs_chosen} | {result['train_seconds_mean']:.0f} |"
         )
         print(table[-1], flush=True)

@@ -147,6 +147,7 @@ def test_cli_refuses_another_lm_unless_allowed(demo_bundle, tiny_model_dir, tmp_
         (["--dataset", "demo", "--full", "--dropout", "1"], "--dropout must be in [0, 1)"),
         (["--dataset", "demo", "--full", "--hidden", "0"], "--hidden must be at least 1"),
         (["--dataset", "demo", "--full", "--probe-epochs", "-1"], "--probe-epochs must not be negative"),
+        (["--dataset", "demo", "--full", "--protocol", "joint", "--finetune-lr", "-1"], "--finetune-lr must not be negative"),
     ],
 )
 def test_cli_bad_options(args, message):
@@ -208,6 +209,9 @@ def test_a_joint_result_is_compared_with_the_full_data_trained_at_its_own_lm_rat
     assert run_evaluation(demo, lm, features, bundle, unprobed, "joint", 128, CPU).reference == reference
     provenance = Provenance.of(demo, lm.identity, 128)  # but a reference trained without the probe is another one
     assert reference_key(provenance, full_settings, "joint") != reference_key(provenance, dataclasses.replace(full_settings, probe_epochs=0), "joint")
+    slower_head = dataclasses.replace(full_settings, finetune_lr=1e-3)  # the GNN's fine-tuning rate makes another joint reference
+    assert reference_key(provenance, full_settings, "joint") != reference_key(provenance, slower_head, "joint")
+    assert reference_key(provenance, full_settings) == reference_key(provenance, slower_head)  # but not another frozen one
 
 
 @pytest.mark.parametrize("full", [True, False])
@@ -250,6 +254,24 @@ def test_the_probe_leaves_the_gnn_at_its_best_validation_state(demo, tiny):
         now = model(real.graph).argmax(dim=1)
     assert epoch == 0 and val > 1 / demo.num_classes
     assert torch.equal(now, predicted) and accuracy(now, real.labels, real.val_rows) == val
+
+
+def test_the_probed_gnn_is_fine_tuned_at_its_own_rate(demo, tiny):
+    """After the probe the GNN's Adam runs at --finetune-lr (the LM's at --lm-lr); without a
+    probe there is nothing to keep, and the GNN trains at --lr throughout."""
+    from talk_cli.evaluate.gnn import full_training
+    from talk_cli.evaluate.joint import JointRuns
+
+    lm, features = tiny
+    real = RealNodes.of(demo, features, CPU)
+    probed = EvalSettings(lr=0.02, lm_lr=3e-6, finetune_lr=4e-4, probe_epochs=5)
+    runs = JointRuns(lm, demo.num_classes, probed, CPU)
+    _, optimizer, _ = runs.start(0, full_training(demo, real), real)
+    assert [group["lr"] for group in optimizer.param_groups] == [3e-6, 4e-4]
+    runs.settings = dataclasses.replace(probed, probe_epochs=0)
+    _, optimizer, _ = runs.start(0, full_training(demo, real), real)
+    assert [group["lr"] for group in optimizer.param_groups] == [3e-6, 0.02]
+    runs.restore()
 
 
 @pytest.mark.parametrize("architecture", ["gcn", "sage", "sgc"])

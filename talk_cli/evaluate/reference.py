@@ -22,7 +22,7 @@ from talk_cli.evaluate.train import EvalSettings
 from talk_cli.provenance import Provenance
 
 
-UNKEYED = {"gnn": ("runs", "seed", "lm_lr", "probe_epochs", "batch_size"), "joint": ("runs", "seed", "epochs", "eval_every", "batch_size")}
+UNKEYED = {"gnn": ("runs", "seed", "lm_lr", "finetune_lr", "probe_epochs", "batch_size"), "joint": ("runs", "seed", "epochs", "eval_every", "batch_size")}
 
 
 def reference_key(provenance: Provenance, settings: EvalSettings, protocol: str = "gnn") -> dict[str, Any]:

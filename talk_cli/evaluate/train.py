@@ -31,8 +31,8 @@ PROTOCOLS = ("gnn", "joint")
 TRAINING_DEFAULTS = {
     ("gnn", False): {"epochs": 200, "eval_every": 1},
     ("gnn", True): {"epochs": 200, "eval_every": 1},
-    ("joint", False): {"epochs": 100, "eval_every": 20, "lm_lr": 5e-6, "probe_epochs": 200},
-    ("joint", True): {"epochs": 3, "eval_every": 1, "lm_lr": 2e-5, "probe_epochs": 200},
+    ("joint", False): {"epochs": 100, "eval_every": 20, "lm_lr": 5e-6, "finetune_lr": 0.01, "probe_epochs": 200},
+    ("joint", True): {"epochs": 3, "eval_every": 1, "lm_lr": 2e-5, "finetune_lr": 0.01, "probe_epochs": 200},
 }
 
 
@@ -48,6 +48,11 @@ class EvalSettings:
     eval_every: int = setting(TRAINING_DEFAULTS["gnn", False]["eval_every"], "Epochs between validations (the best is kept).")
     lr: float = setting(0.01, "Adam learning rate of the GNN.")
     lm_lr: float = setting(TRAINING_DEFAULTS["joint", False]["lm_lr"], "Adam learning rate of the LM (joint protocol).")
+    finetune_lr: float = setting(
+        TRAINING_DEFAULTS["joint", False]["finetune_lr"],
+        "Joint protocol: Adam learning rate of the probed GNN while it is fine-tuned together with the LM "
+        "(--lr trains the probe, and the GNN throughout when there is no probe).",
+    )
     probe_epochs: int = setting(
         TRAINING_DEFAULTS["joint", False]["probe_epochs"],
         "Joint protocol: epochs of the GNN alone on the pretrained LM's features before LM + GNN are fine-tuned "
@@ -70,6 +75,8 @@ class EvalSettings:
             raise SettingsError(f"--hidden must be at least 1, got {self.hidden}")
         if not self.lr > 0:
             raise SettingsError(f"--lr must be positive, got {self.lr}")
+        if self.finetune_lr < 0:
+            raise SettingsError(f"--finetune-lr must not be negative, got {self.finetune_lr} (0 keeps the probed GNN as it is)")
         if self.lm_lr < 0 or self.weight_decay < 0:
             raise SettingsError("--lm-lr and --weight-decay must not be negative (--lm-lr 0 keeps the LM as it is)")
         if not 0 <= self.dropout < 1:
