@@ -54,10 +54,9 @@ def main() -> None:
     ]
     for entry in args.grid:
         lm_lr, epochs, *optional = entry.split(":")
-        defaults = training_defaults("joint", False)
-        given = {name: type(defaults[name])(value) for name, value in zip(("probe_epochs", "finetune_lr"), optional)}
+        given = {name: kind(value) for (name, kind), value in zip((("probe_epochs", int), ("finetune_lr", float)), optional)}
         chosen = {"runs": args.runs, "lm_lr": float(lm_lr), "epochs": int(epochs), "eval_every": args.eval_every}
-        evaluation = EvalSettings(**defaults | chosen | given)
+        evaluation = EvalSettings(**training_defaults("joint", False) | chosen | given)
         summary = evaluate_joint(bundle, prepared.tag, prepared.lm, prepared.features, evaluation, settings.max_length, prepared.device)
         result = summary.as_dict()
         epochs_chosen = ", ".join(str(run.best_epoch) for run in summary.runs)

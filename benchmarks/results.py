@@ -82,9 +82,9 @@ PARTIAL = "*Partial: the run that writes this section was stopped, or is still r
 
 
 def joint_note(probe_epochs: int | None) -> str:
-    from talk_cli.evaluate import training_defaults
+    from talk_cli.evaluate import EvalSettings, training_defaults
 
-    bundle, full = (training_defaults("joint", full) | probe_setting(probe_epochs) for full in (False, True))
+    bundle, full = (dataclasses.asdict(EvalSettings(**training_defaults("joint", full) | probe_setting(probe_epochs))) for full in (False, True))
     return JOINT_NOTE.format(**bundle, full=full)
 
 

@@ -228,7 +228,7 @@ def per_protocol(name: str) -> str:
     )
 
 
-EVAL_DEFAULTS = {"*": "{}", **{name: per_protocol(name) for name in ("epochs", "eval_every", "lm_lr", "finetune_lr", "probe_epochs")}}
+EVAL_DEFAULTS = {"*": "{}", **{name: per_protocol(name) for name in ("epochs", "eval_every", "lm_lr", "probe_epochs")}}
 
 
 @command(

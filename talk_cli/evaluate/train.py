@@ -31,8 +31,8 @@ PROTOCOLS = ("gnn", "joint")
 TRAINING_DEFAULTS = {
     ("gnn", False): {"epochs": 200, "eval_every": 1},
     ("gnn", True): {"epochs": 200, "eval_every": 1},
-    ("joint", False): {"epochs": 100, "eval_every": 20, "lm_lr": 5e-6, "finetune_lr": 0.01, "probe_epochs": 200},
-    ("joint", True): {"epochs": 3, "eval_every": 1, "lm_lr": 2e-5, "finetune_lr": 0.01, "probe_epochs": 200},
+    ("joint", False): {"epochs": 100, "eval_every": 20, "lm_lr": 5e-6, "probe_epochs": 200},
+    ("joint", True): {"epochs": 3, "eval_every": 1, "lm_lr": 2e-5, "probe_epochs": 200},
 }
 
 
@@ -49,7 +49,7 @@ class EvalSettings:
     lr: float = setting(0.01, "Adam learning rate of the GNN.")
     lm_lr: float = setting(TRAINING_DEFAULTS["joint", False]["lm_lr"], "Adam learning rate of the LM (joint protocol).")
     finetune_lr: float = setting(
-        TRAINING_DEFAULTS["joint", False]["finetune_lr"],
+        0.01,
         "Joint protocol: Adam learning rate of the probed GNN while it is fine-tuned together with the LM "
         "(--lr trains the probe, and the GNN throughout when there is no probe).",
     )
