@@ -264,14 +264,13 @@ def test_the_probed_gnn_is_fine_tuned_at_its_own_rate(demo, tiny):
 
     lm, features = tiny
     real = RealNodes.of(demo, features, CPU)
+    training = full_training(demo, real)
     probed = EvalSettings(lr=0.02, lm_lr=3e-6, finetune_lr=4e-4, probe_epochs=5)
-    runs = JointRuns(lm, demo.num_classes, probed, CPU)
-    _, optimizer, _ = runs.start(0, full_training(demo, real), real)
-    assert [group["lr"] for group in optimizer.param_groups] == [3e-6, 4e-4]
-    runs.settings = dataclasses.replace(probed, probe_epochs=0)
-    _, optimizer, _ = runs.start(0, full_training(demo, real), real)
-    assert [group["lr"] for group in optimizer.param_groups] == [3e-6, 0.02]
-    runs.restore()
+    for settings, rates in [(probed, [3e-6, 4e-4]), (dataclasses.replace(probed, probe_epochs=0), [3e-6, 0.02])]:
+        runs = JointRuns(lm, demo.num_classes, settings, CPU)
+        _, optimizer, _ = runs.start(0, training, real)
+        runs.restore()
+        assert [group["lr"] for group in optimizer.param_groups] == rates
 
 
 @pytest.mark.parametrize("architecture", ["gcn", "sage", "sgc"])
