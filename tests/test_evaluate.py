@@ -212,6 +212,8 @@ def test_a_joint_result_is_compared_with_the_full_data_trained_at_its_own_lm_rat
     slower_head = dataclasses.replace(full_settings, finetune_lr=1e-3)  # the GNN's fine-tuning rate makes another joint reference
     assert reference_key(provenance, full_settings, "joint") != reference_key(provenance, slower_head, "joint")
     assert reference_key(provenance, full_settings) == reference_key(provenance, slower_head)  # but not another frozen one
+    unprobed_full = dataclasses.replace(full_settings, probe_epochs=0)  # without a probe the rate is never used
+    assert reference_key(provenance, unprobed_full, "joint") == reference_key(provenance, dataclasses.replace(unprobed_full, finetune_lr=1e-3), "joint")
 
 
 @pytest.mark.parametrize("full", [True, False])
