@@ -65,7 +65,7 @@ VARIANTS: list[tuple[str, dict]] = [
 ]
 
 
-def markdown(command: str, base: DistillSettings, gcn_runs: int, joint_runs: int, rows: list[tuple]) -> str:
+def markdown(command: str, base: DistillSettings, gcn_runs: int, joint_runs: int, eval_seed: int, rows: list[tuple]) -> str:
     shown = (
         "structure", "kernel", "hops", "layers", "loss", "soft_labels", "seq_len", "lr", "ridge", "inner_every",
         "inner_steps", "inner_lr", "inner_restart", "inner_refresh", "invert_steps", "select", "allocation_power", "krr_batch",
@@ -74,7 +74,8 @@ def markdown(command: str, base: DistillSettings, gcn_runs: int, joint_runs: int
     joint = f" joint val acc ({joint_runs} runs) | joint test acc (info) |" if joint_runs else ""
     table = [
         *run_header(command),
-        f"Base settings: `{ {k: v for k, v in base.as_dict().items() if k in shown} }`",
+        f"Base settings: `{ {k: v for k, v in base.as_dict().items() if k in shown} }`  ",
+        f"Evaluation runs are seeded {eval_seed}, {eval_seed + 1}, ...",
         "",
         f"| variant | val KRR acc | test KRR acc (info) | GCN val acc ({gcn_runs} runs) | GCN test acc (info) |{joint} best step | distil s |",
         "|---|---:|---:|---:|---:|" + ("---:|---:|" if joint_runs else "") + "---:|---:|",
@@ -97,6 +98,14 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="run only these variant names")
     parser.add_argument("--gcn-runs", type=int, default=3, help="GCN runs per row (the gnn protocol of talk evaluate)")
     parser.add_argument("--joint-runs", type=int, default=0, help="joint-protocol runs per row (0: no joint columns)")
+    parser.add_argument(
+        "--eval-seed",
+        type=int,
+        default=1000,
+        help="first seed of the GCN and joint runs (default 1000: `select=gcn` scores each step with a GCN run seeded by "
+        "the distillation seed, and an evaluation run with that seed would repeat it and favour the selected step; "
+        "sections written before 2026-11-24 ran with 0)",
+    )
     parser.add_argument("--write", type=Path, help="update the ablation section of this markdown file (after every row)")
     parser.add_argument("--section", help="name of that section (default: ablation-DATASET-RATIO)")
     args = parser.parse_args()
@@ -121,18 +130,18 @@ def main() -> None:
             scores = distiller.predict(selected, test_nodes)
         test = float((scores.argmax(dim=1) == tag.labels[test_nodes]).float().mean())
         bundle = make_bundle(tag, lm, settings, outcome)
-        gcn = evaluate_bundle(bundle, tag, features, EvalSettings(runs=args.gcn_runs), torch.device("cpu")).as_dict()
+        gcn = evaluate_bundle(bundle, tag, features, EvalSettings(runs=args.gcn_runs, seed=args.eval_seed), torch.device("cpu")).as_dict()
         joint = None
         if args.joint_runs:
-            joint_settings = EvalSettings(runs=args.joint_runs, **training_defaults("joint", False))
+            joint_settings = EvalSettings(runs=args.joint_runs, seed=args.eval_seed, **training_defaults("joint", False))
             joint = evaluate_joint(bundle, tag, lm, features, joint_settings, settings.max_length, torch.device("cpu")).as_dict()
         rows.append((name, val, test, gcn, joint, outcome.best_step, seconds))
-        print(markdown(command, base, args.gcn_runs, args.joint_runs, rows).splitlines()[-1], flush=True)
+        print(markdown(command, base, args.gcn_runs, args.joint_runs, args.eval_seed, rows).splitlines()[-1], flush=True)
         if args.write:  # a long ablation keeps what it has measured if it is stopped
             section = args.section or f"ablation-{args.dataset}-{args.ratio}"
-            write_section(args.write, section, markdown(command, base, args.gcn_runs, args.joint_runs, rows))
+            write_section(args.write, section, markdown(command, base, args.gcn_runs, args.joint_runs, args.eval_seed, rows))
         lm = load_language_model()  # fresh pretrained weights for the next row (the inner loop trains them)
-    print(markdown(command, base, args.gcn_runs, args.joint_runs, rows))
+    print(markdown(command, base, args.gcn_runs, args.joint_runs, args.eval_seed, rows))
 
 
 if __name__ == "__main__":
