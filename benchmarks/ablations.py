@@ -2,8 +2,8 @@
 
     python benchmarks/ablations.py --dataset cora --ratio 0.01 --write docs/method.md
 
-Every row distils with the base settings (the dataset's recipe in talk_cli/recipes/, at --ratio and
---steps) except the one named. The decision metric is the
+Every row distils with the base settings (the dataset's recipe in talk_cli/recipes/, or --recipe, at
+--ratio and --steps) except the one named. The decision metric is the
 validation KRR accuracy of the selected synthetic set (selection never looks at test nodes; rows
 with `select=gcn` chose their step by a GCN's validation accuracy, which favours their GCN column);
 the test KRR accuracy is printed for information only. Each row's bundle is also evaluated
@@ -92,6 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="cora")
     parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument("--recipe", help="the base settings' recipe: a file, a shipped name, or none for the defaults (default: the dataset's)")
     parser.add_argument("--ratio", type=float, default=0.01)
     parser.add_argument("--steps", type=int, default=100)
     add_set_option(parser)
@@ -110,7 +111,7 @@ def main() -> None:
     parser.add_argument("--section", help="name of that section (default: ablation-DATASET-RATIO)")
     args = parser.parse_args()
 
-    base = recipe_settings(parser, args.dataset, dict(args.set), args.dataset, ratio=args.ratio, steps=args.steps)
+    base = recipe_settings(parser, args.dataset, dict(args.set), args.recipe, ratio=args.ratio, steps=args.steps)
     prepared = prepared_dataset(args.dataset, args.data_root, base.max_length)
     tag, lm, features = prepared.tag, prepared.lm, prepared.features
     test_nodes = torch.nonzero(tag.test_mask).flatten()
