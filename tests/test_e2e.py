@@ -61,8 +61,8 @@ def test_python_dash_m_runs_the_cli():
 
 
 def test_distilling_cora_at_one_percent(tmp_path):
-    """16 synthetic nodes must let kernel regression classify Cora's validation nodes well,
-    far above what the seed texts alone give."""
+    """16 synthetic nodes must train a classifier of Cora's validation nodes well (scored as the
+    recipe selects: a GCN trained on them), far above what the seed texts alone give."""
     out = tmp_path / "cora-1pct"
     result = run_cli("distill", "--dataset", "cora", "--data-root", SHARED_DATASETS, "--ratio", "0.01", "--out", out, "--json", "--quiet")
     assert result.exit_code == 0, result.output
