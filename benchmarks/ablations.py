@@ -11,6 +11,9 @@ with the gnn protocol of `talk evaluate` (GCN, a few runs): its validation accur
 second decision signal and its test accuracy is again for information only. With --joint-runs,
 also with the joint protocol (LM + GCN fine-tuned on the bundle): the signal that decides the
 inner loop's settings, since the inner loop exists to serve LM training.
+With --holdout, distillation selects on half of the validation nodes and the GCN and joint
+columns score the other half, so a variant whose selection reads validation (every one does, and
+`select=gcn` by the very model the GCN column trains) is not judged on the nodes it was chosen on.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_set_option, prepared_dataset, recipe_settings, run_header, write_section  # noqa: E402
 
+from talk_cli.data import TAG  # noqa: E402
 from talk_cli.distill import DistillSettings, Distiller, distill, make_bundle  # noqa: E402
 from talk_cli.encode import load_language_model  # noqa: E402
 from talk_cli.evaluate import EvalSettings, evaluate_bundle, evaluate_joint, training_defaults  # noqa: E402
@@ -65,7 +69,7 @@ VARIANTS: list[tuple[str, dict]] = [
 ]
 
 
-def markdown(command: str, base: DistillSettings, gcn_runs: int, joint_runs: int, eval_seed: int, rows: list[tuple]) -> str:
+def markdown(command: str, base: DistillSettings, gcn_runs: int, joint_runs: int, notes: list[str], rows: list[tuple]) -> str:
     shown = (
         "structure", "kernel", "hops", "layers", "loss", "soft_labels", "seq_len", "lr", "ridge", "inner_every",
         "inner_steps", "inner_lr", "inner_restart", "inner_refresh", "invert_steps", "select", "allocation_power", "krr_batch",
@@ -75,7 +79,7 @@ def markdown(command: str, base: DistillSettings, gcn_runs: int, joint_runs: int
     table = [
         *run_header(command),
         f"Base settings: `{ {k: v for k, v in base.as_dict().items() if k in shown} }`  ",
-        f"Evaluation runs are seeded {eval_seed}, {eval_seed + 1}, ...",
+        "  \n".join(notes),
         "",
         f"| variant | val KRR acc | test KRR acc (info) | GCN val acc ({gcn_runs} runs) | GCN test acc (info) |{joint} best step | distil s |",
         "|---|---:|---:|---:|---:|" + ("---:|---:|" if joint_runs else "") + "---:|---:|",
@@ -86,6 +90,20 @@ def markdown(command: str, base: DistillSettings, gcn_runs: int, joint_runs: int
             cells += [f"{joint_scores['val_accuracy_mean']:.4f}", f"{joint_scores['test_accuracy_mean']:.4f}"]
         table.append(f"| {name} | {' | '.join(cells)} | {step} | {seconds:.1f} |")
     return "\n".join(table)
+
+
+def validation_halves(tag: TAG) -> tuple[TAG, TAG]:
+    """The TAG twice, each with half of its validation nodes (a fixed random half, so that every row
+    and every run of the script splits alike): the first to select on, the second to judge with.
+    A step chosen as best on some nodes scores above its worth there; the other half is unbiased."""
+    val = torch.nonzero(tag.val_mask).flatten()
+    shuffled = val[torch.randperm(len(val), generator=torch.Generator().manual_seed(0))]
+    halves = []
+    for part in shuffled.tensor_split(2):
+        mask = torch.zeros_like(tag.val_mask)
+        mask[part] = True
+        halves.append(dataclasses.replace(tag, val_mask=mask))
+    return halves[0], halves[1]
 
 
 def main() -> None:
@@ -107,6 +125,12 @@ def main() -> None:
         "the distillation seed, and an evaluation run with that seed would repeat it and favour the selected step; "
         "sections written before 2026-11-24 ran with 0)",
     )
+    parser.add_argument(
+        "--holdout",
+        action="store_true",
+        help="split the validation nodes in two halves (seeded): distillation selects on one, and the GCN and joint "
+        "validation columns score the other, which no selection read",
+    )
     parser.add_argument("--write", type=Path, help="update the ablation section of this markdown file (after every row)")
     parser.add_argument("--section", help="name of that section (default: ablation-DATASET-RATIO)")
     args = parser.parse_args()
@@ -114,6 +138,14 @@ def main() -> None:
     base = recipe_settings(parser, args.dataset, dict(args.set), args.recipe, ratio=args.ratio, steps=args.steps)
     prepared = prepared_dataset(args.dataset, args.data_root, base.max_length)
     tag, lm, features = prepared.tag, prepared.lm, prepared.features
+    judged = tag  # the TAG whose validation nodes the GCN and joint columns score
+    notes = [f"Evaluation runs are seeded {args.eval_seed}, {args.eval_seed + 1}, ..."]
+    if args.holdout:
+        tag, judged = validation_halves(tag)
+        notes.append(
+            f"Held out: distillation selected on {int(tag.val_mask.sum())} validation nodes; the GCN and joint validation "
+            f"columns score the other {int(judged.val_mask.sum())}, which no selection read."
+        )
     test_nodes = torch.nonzero(tag.test_mask).flatten()
     command = "python benchmarks/ablations.py " + " ".join(sys.argv[1:])
     rows = []
@@ -131,18 +163,18 @@ def main() -> None:
             scores = distiller.predict(selected, test_nodes)
         test = float((scores.argmax(dim=1) == tag.labels[test_nodes]).float().mean())
         bundle = make_bundle(tag, lm, settings, outcome)
-        gcn = evaluate_bundle(bundle, tag, features, EvalSettings(runs=args.gcn_runs, seed=args.eval_seed), torch.device("cpu")).as_dict()
+        gcn = evaluate_bundle(bundle, judged, features, EvalSettings(runs=args.gcn_runs, seed=args.eval_seed), torch.device("cpu")).as_dict()
         joint = None
         if args.joint_runs:
             joint_settings = EvalSettings(runs=args.joint_runs, seed=args.eval_seed, **training_defaults("joint", False))
-            joint = evaluate_joint(bundle, tag, lm, features, joint_settings, settings.max_length, torch.device("cpu")).as_dict()
+            joint = evaluate_joint(bundle, judged, lm, features, joint_settings, settings.max_length, torch.device("cpu")).as_dict()
         rows.append((name, val, test, gcn, joint, outcome.best_step, seconds))
-        print(markdown(command, base, args.gcn_runs, args.joint_runs, args.eval_seed, rows).splitlines()[-1], flush=True)
+        print(markdown(command, base, args.gcn_runs, args.joint_runs, notes, rows).splitlines()[-1], flush=True)
         if args.write:  # a long ablation keeps what it has measured if it is stopped
             section = args.section or f"ablation-{args.dataset}-{args.ratio}"
-            write_section(args.write, section, markdown(command, base, args.gcn_runs, args.joint_runs, args.eval_seed, rows))
+            write_section(args.write, section, markdown(command, base, args.gcn_runs, args.joint_runs, notes, rows))
         lm = load_language_model()  # fresh pretrained weights for the next row (the inner loop trains them)
-    print(markdown(command, base, args.gcn_runs, args.joint_runs, args.eval_seed, rows))
+    print(markdown(command, base, args.gcn_runs, args.joint_runs, notes, rows))
 
 
 if __name__ == "__main__":
