@@ -122,7 +122,7 @@ def main() -> None:
         type=int,
         default=1000,
         help="first seed of the GCN and joint runs (default 1000: `select=gcn` scores each step with a GCN run seeded by "
-        "the distillation seed, and an evaluation run with that seed would repeat it and favour the selected step; "
+        "the distillation seed, and an evaluation run with that seed would train the same GCN and favour the selected step; "
         "sections written before 2026-11-24 ran with 0)",
     )
     parser.add_argument(
