@@ -55,12 +55,8 @@ class JointRuns:
         gnn = build_model(settings.architecture, self.lm.identity.hidden_size, self.num_classes, settings.hidden, settings.dropout)
         gnn = gnn.to(self.device)
         probed = probe(gnn, probe_training, real, settings)
-        # Fine-tuning starts a fresh Adam, whose first steps move every weight by about its rate
-        # whatever the gradient, so the probed GNN has a rate of its own (docs/evaluate.md measures
-        # slower ones); without a probe there is nothing to keep.
-        gnn_lr = settings.finetune_lr if settings.probe_epochs else settings.lr
         optimizer = torch.optim.Adam(
-            [{"params": self.lm.model.parameters(), "lr": settings.lm_lr}, {"params": gnn.parameters(), "lr": gnn_lr}],
+            [{"params": self.lm.model.parameters(), "lr": settings.lm_lr}, {"params": gnn.parameters(), "lr": settings.joint_gnn_lr}],
             weight_decay=settings.weight_decay,
         )
         return gnn, optimizer, probed

@@ -27,8 +27,8 @@ UNKEYED = {"gnn": ("runs", "seed", "lm_lr", "finetune_lr", "probe_epochs", "batc
 
 def reference_key(provenance: Provenance, settings: EvalSettings, protocol: str = "gnn") -> dict[str, Any]:
     kept = {k: v for k, v in dataclasses.asdict(settings).items() if k not in UNKEYED[protocol]}
-    if protocol == "joint" and settings.probe_epochs == 0:
-        del kept["finetune_lr"]  # without a probe the GNN trains at --lr throughout: the rate changes nothing
+    if protocol == "joint":
+        kept["finetune_lr"] = settings.joint_gnn_lr  # the rate it was fine-tuned at: --lr when there is no probe
     return {**provenance.run_key(), "protocol": protocol, "settings": kept}
 
 

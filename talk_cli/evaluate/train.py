@@ -82,6 +82,13 @@ class EvalSettings:
         if not 0 <= self.dropout < 1:
             raise SettingsError(f"--dropout must be in [0, 1), got {self.dropout}")
 
+    @property
+    def joint_gnn_lr(self) -> float:
+        """The GNN's Adam rate while it is fine-tuned with the LM: its own after a probe, since a fresh
+        Adam's first steps move every weight by about its rate whatever the gradient (docs/evaluate.md
+        measures slower ones); without a probe there is nothing to keep, and --lr trains it throughout."""
+        return self.finetune_lr if self.probe_epochs else self.lr
+
 
 @dataclass(frozen=True)
 class Training:
