@@ -4,6 +4,10 @@ rate) setting.
 
     python benchmarks/joint_settings.py --dataset cora --ratio 0.01 --runs 2 --write docs/evaluate.md
     python benchmarks/joint_settings.py --dataset arxiv_2023 --grid 1e-5:100 --device cuda   # on a GPU
+    python benchmarks/joint_settings.py --dataset cora --full --runs 1 --grid 2e-5:5:200:0.001
+
+`--full` grids the joint full-data reference instead (`talk evaluate --full --protocol joint`: LM +
+GCN on every real training node in batches); its epochs are passes over the training nodes.
 
 Validation accuracy (the best check, every --eval-every epochs) decides; test accuracy is for
 information only. lm_lr 0 keeps the pretrained LM (the gnn protocol's features, trained the
@@ -18,13 +22,14 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_device_option, prepared_dataset, resolved_device, run_header, write_section  # noqa: E402
 
 from talk_cli import pipeline  # noqa: E402
-from talk_cli.evaluate import EvalSettings, evaluate_joint, training_defaults  # noqa: E402
+from talk_cli.evaluate import EvalSettings, evaluate_joint, evaluate_joint_full, training_defaults  # noqa: E402
 
 
 def main() -> None:
@@ -35,29 +40,36 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--grid", nargs="+", default=["2e-5:30", "2e-5:100", "5e-6:100", "0:100"], metavar="LM_LR:EPOCHS[:PROBE_EPOCHS[:FINETUNE_LR]]")
     parser.add_argument("--eval-every", type=int, default=10)
-    parser.add_argument("--write", type=Path, help="update the joint-settings-DATASET-RATIO section (or --section) of this markdown file")
-    parser.add_argument("--section", help="the section's name, when not joint-settings-DATASET-RATIO")
+    parser.add_argument("--full", action="store_true", help="grid the joint full-data reference, not a bundle (--ratio unused)")
+    parser.add_argument("--write", type=Path, help="update the joint-settings-DATASET-RATIO (--full: joint-reference-DATASET) section, or --section, of this markdown file")
+    parser.add_argument("--section", help="the section's name, when not the default above")
     add_device_option(parser)
     args = parser.parse_args()
     device = resolved_device(parser, args.device)
 
     settings, _ = pipeline.distill_settings(args.dataset, ratio=args.ratio)
     prepared = prepared_dataset(args.dataset, args.data_root, settings.max_length, device)
-    with tempfile.TemporaryDirectory() as tmp:
-        bundle, _ = pipeline.distill(prepared, settings, Path(tmp) / "bundle")
+    if args.full:
+        train = partial(evaluate_joint_full, prepared.tag)
+        section = f"joint-reference-{args.dataset}"
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            bundle, _ = pipeline.distill(prepared, settings, Path(tmp) / "bundle")
+        train = partial(evaluate_joint, bundle, prepared.tag)
+        section = f"joint-settings-{args.dataset}-{args.ratio}"
     command = "python benchmarks/joint_settings.py " + " ".join(sys.argv[1:])
     table = [
         *run_header(command, device=device),
         "",
-        f"| LM lr | epochs | probe epochs | GCN fine-tuning lr | val acc ({args.runs} runs) | test acc (info) | best epochs | s per run |",
+        f"| LM lr | {'passes' if args.full else 'epochs'} | probe epochs | GCN fine-tuning lr | val acc ({args.runs} runs) | test acc (info) | best epochs | s per run |",
         "|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for entry in args.grid:
         lm_lr, epochs, *optional = entry.split(":")
         given = {name: kind(value) for (name, kind), value in zip((("probe_epochs", int), ("finetune_lr", float)), optional)}
         chosen = {"runs": args.runs, "lm_lr": float(lm_lr), "epochs": int(epochs), "eval_every": args.eval_every}
-        evaluation = EvalSettings(**training_defaults("joint", False) | chosen | given)
-        summary = evaluate_joint(bundle, prepared.tag, prepared.lm, prepared.features, evaluation, settings.max_length, prepared.device)
+        evaluation = EvalSettings(**training_defaults("joint", args.full) | chosen | given)
+        summary = train(prepared.lm, prepared.features, evaluation, settings.max_length, prepared.device)
         result = summary.as_dict()
         epochs_chosen = ", ".join(str(run.best_epoch) for run in summary.runs)
         table.append(
@@ -66,7 +78,7 @@ def main() -> None:
         )
         print(table[-1], flush=True)
         if args.write:
-            write_section(args.write, args.section or f"joint-settings-{args.dataset}-{args.ratio}", "\n".join(table))
+            write_section(args.write, args.section or section, "\n".join(table))
     print("\n".join(table))
 
 
