@@ -138,12 +138,14 @@ def main() -> None:
     base = recipe_settings(parser, args.dataset, dict(args.set), args.recipe, ratio=args.ratio, steps=args.steps)
     prepared = prepared_dataset(args.dataset, args.data_root, base.max_length)
     tag, lm, features = prepared.tag, prepared.lm, prepared.features
-    judged = tag  # the TAG whose validation nodes the GCN and joint columns score
+    # `selecting`: the TAG whose validation nodes distillation selects on; `judged`: the one whose
+    # validation nodes the GCN and joint columns score. The same TAG unless --holdout.
+    selecting = judged = tag
     notes = [f"Evaluation runs are seeded {args.eval_seed}, {args.eval_seed + 1}, ..."]
     if args.holdout:
-        tag, judged = validation_halves(tag)
+        selecting, judged = validation_halves(tag)
         notes.append(
-            f"Held out: distillation selected on {int(tag.val_mask.sum())} validation nodes; the GCN and joint validation "
+            f"Held out: distillation selected on {int(selecting.val_mask.sum())} validation nodes; the GCN and joint validation "
             f"columns score the other {int(judged.val_mask.sum())}, which no selection read."
         )
     test_nodes = torch.nonzero(tag.test_mask).flatten()
@@ -154,7 +156,7 @@ def main() -> None:
             continue
         settings = dataclasses.replace(base, **change)
         started = time.perf_counter()
-        distiller = Distiller(tag, lm, features, settings, torch.device("cpu"))
+        distiller = Distiller(selecting, lm, features, settings, torch.device("cpu"))
         outcome = distill(distiller)
         seconds = time.perf_counter() - started
         with torch.no_grad():  # the selected state is loaded; test accuracy is reported, never used
@@ -162,7 +164,7 @@ def main() -> None:
             val = distiller.krr_accuracy(selected)  # the KRR column, whatever `select` chose the step by
             scores = distiller.predict(selected, test_nodes)
         test = float((scores.argmax(dim=1) == tag.labels[test_nodes]).float().mean())
-        bundle = make_bundle(tag, lm, settings, outcome)
+        bundle = make_bundle(selecting, lm, settings, outcome)
         gcn = evaluate_bundle(bundle, judged, features, EvalSettings(runs=args.gcn_runs, seed=args.eval_seed), torch.device("cpu")).as_dict()
         joint = None
         if args.joint_runs:
