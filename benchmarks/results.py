@@ -69,7 +69,8 @@ JOINT_NOTE = (
     "The GCN is first trained alone on the pretrained LM's features ({probe_epochs} probe epochs; 0: none), then the LM is "
     "fine-tuned with it on the bundle ({epochs} epochs, LM lr {lm_lr}, GCN lr {finetune_lr} once probed); every {eval_every} epochs every real "
     "text is re-encoded with the fine-tuned LM and classified, and the epoch best on validation is kept, the probed GCN "
-    "included (docs/evaluate.md); *best epochs* lists each run's (0: the probed GCN on the pretrained LM). "
+    "included (docs/evaluate.md); *best epochs* lists each run's (0: the probed GCN on the pretrained LM), and *val % probe / "
+    "fine-tuned* the mean validation accuracy of the probed GCN and of each run's best fine-tuned epoch. "
     "*full (joint)* is `talk evaluate --full --protocol joint`: LM + GCN trained on every real training node in "
     "batches (the same probe, then {full[epochs]} epochs, LM lr {full[lm_lr]}, GCN lr {full[finetune_lr]}, one run, read from the reference cache when an earlier run made it; "
     "its *eval s* is then that run's training time); its *% of frozen full* compares it with the frozen-LM GCN. *% of joint "
@@ -96,6 +97,14 @@ def probe_setting(probe_epochs: int | None) -> dict:
 def best_epochs(summary: dict) -> str:
     """The epoch each joint run selected; references cached before it was recorded have none."""
     return ", ".join(str(epoch) for epoch in summary.get("best_epochs", [])) or "-"
+
+
+def validations(summary: dict) -> str:
+    """The probe's and the best fine-tuned epoch's mean validation accuracy of joint runs (none
+    without a probe, or in results recorded before them)."""
+    if "probe_val_mean" not in summary:
+        return "-"
+    return f"{pct(summary['probe_val_mean'])} / {pct(summary['fine_tuned_val_mean'])}"
 
 
 def pct(value: float) -> str:
@@ -237,8 +246,8 @@ def main() -> None:
         name = args.joint_section or name
         out = sections[name] = [f"## Joint protocol ({args.joint_runs} runs per row)", "", *header, joint_note(args.joint_probe_epochs), ""]
         out += [
-            "| dataset | method | ratio | nodes | test acc % | macro-F1 % | % of joint full | % of frozen full | best epochs | distil s | eval s | peak RSS MiB |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+            "| dataset | method | ratio | nodes | test acc % | macro-F1 % | % of joint full | % of frozen full | best epochs | val % probe / fine-tuned | distil s | eval s | peak RSS MiB |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
         ]
         for dataset in dict.fromkeys(pair.split(":")[0] for pair in args.joint):
             frozen = references.get(dataset) or run_child(dataset, "full", "1.0", "1", "1", "gnn", *root)["summary"]["test_accuracy_mean"]
@@ -246,7 +255,7 @@ def main() -> None:
             joint_reference = full["summary"]["test_accuracy_mean"]
             out.append(
                 f"| {dataset} | full (joint) | 1.0 | {full['n_syn']} | {scores(full['summary'])} | 100.0 "
-                f"| {100 * joint_reference / frozen:.1f} | {best_epochs(full['summary'])} | - | {full['eval_seconds']:.0f} | {mib(full['peak_rss_mib'])} |"
+                f"| {100 * joint_reference / frozen:.1f} | {best_epochs(full['summary'])} | {validations(full['summary'])} | - | {full['eval_seconds']:.0f} | {mib(full['peak_rss_mib'])} |"
             )
             print(out[-1], file=sys.stderr, flush=True)
             write_sections(args.write, sections, building=name)
@@ -257,7 +266,7 @@ def main() -> None:
                     accuracy = r["summary"]["test_accuracy_mean"]
                     out.append(
                         f"| {dataset} | {method} | {ratio} | {r['n_syn']} | {scores(r['summary'])} "
-                        f"| {100 * accuracy / joint_reference:.1f} | {100 * accuracy / frozen:.1f} | {best_epochs(r['summary'])} | {r['distill_seconds']:.1f} "
+                        f"| {100 * accuracy / joint_reference:.1f} | {100 * accuracy / frozen:.1f} | {best_epochs(r['summary'])} | {validations(r['summary'])} | {r['distill_seconds']:.1f} "
                         f"| {r['eval_seconds']:.0f} | {mib(r['peak_rss_mib'])} |"
                     )
                     print(out[-1], file=sys.stderr, flush=True)

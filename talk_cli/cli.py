@@ -286,6 +286,11 @@ def evaluate(**options) -> None:
         if protocol == "joint" and "best_epochs" in result:  # a reference cached before it was recorded has none
             chosen = ", ".join(map(str, result["best_epochs"]))
             stderr.print(f"selected epochs: {chosen} (0: the GNN probed on the pretrained LM, before any fine-tuning)")
+        if protocol == "joint" and "probe_val_mean" in result:
+            stderr.print(
+                f"validation accuracy: {100 * result['probe_val_mean']:.2f}% probed, "
+                f"{100 * result['fine_tuned_val_mean']:.2f}% at the best fine-tuned epoch (means over runs)"
+            )
         kind = "joint (LM + GNN) " if protocol == "joint" else ""
         if payload["percent_of_full"] is not None:
             stderr.print(f"{payload['percent_of_full']:.1f}% of the {kind}full-data reference ({100 * reference['test_accuracy_mean']:.2f}%, {reference['runs']} runs, cached)")

@@ -166,6 +166,22 @@ def test_joint_protocol_fine_tunes_the_lm_and_restores_it(demo, tiny, tmp_path):
     assert weights_sha256(lm.model) == lm.identity.weights_sha256  # the caller's LM is left as it was
 
 
+def test_joint_runs_record_the_probe_and_the_best_fine_tuned_validation(demo, tiny):
+    from talk_cli.evaluate.joint import evaluate_joint
+
+    lm, features = tiny
+    bundle = coreset_bundle(demo, lm, features, torch.nonzero(demo.train_mask).flatten()[:30])
+    probed = evaluate_joint(bundle, demo, lm, features, EvalSettings(runs=2, epochs=3, probe_epochs=20, lm_lr=1e-3), 128, CPU)
+    for run in probed.runs:  # the kept epoch is whichever of the two was better, the probe winning ties
+        assert run.val_accuracy == max(run.start_val, run.trained_val)
+        assert (run.best_epoch == 0) == (run.start_val >= run.trained_val)
+    summary = probed.as_dict()
+    assert summary["probe_val_mean"] == pytest.approx(sum(r.start_val for r in probed.runs) / 2)
+    assert summary["fine_tuned_val_mean"] == pytest.approx(sum(r.trained_val for r in probed.runs) / 2)
+    unprobed = evaluate_joint(bundle, demo, lm, features, EvalSettings(runs=1, epochs=2, probe_epochs=0), 128, CPU)
+    assert unprobed.runs[0].start_val is None and "probe_val_mean" not in unprobed.as_dict()
+
+
 def test_joint_full_reference_trains_the_lm_through_the_gnn_and_restores_it(tmp_path, tiny_model_dir):
     """On a TAG whose class shows in one word per text, LM + GNN trained jointly learn it."""
     import random

@@ -126,6 +126,10 @@ class RunResult:
     val_accuracy: float
     best_epoch: int
     seconds: float
+    # Joint runs: the probed GNN's validation (epoch 0) and the best validation any trained epoch
+    # reached, so a run that kept the probe says how far fine-tuning fell short of it.
+    start_val: float | None = None
+    trained_val: float | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,17 @@ class Summary:
             "val_accuracy_mean": statistics.fmean(r.val_accuracy for r in self.runs),
             "train_seconds_mean": statistics.fmean(r.seconds for r in self.runs),
             "best_epochs": [r.best_epoch for r in self.runs],  # joint: 0 is the probed GNN on the pretrained LM
+            **self.start_and_trained(),
+        }
+
+    def start_and_trained(self) -> dict[str, float]:
+        """Joint runs that began from a probe: the probe's mean validation and that of the best
+        trained epoch (fine-tuned LM + GNN) of each run."""
+        if any(r.start_val is None for r in self.runs):
+            return {}
+        return {
+            "probe_val_mean": statistics.fmean(r.start_val for r in self.runs),
+            "fine_tuned_val_mean": statistics.fmean(r.trained_val for r in self.runs),
         }
 
 
@@ -151,7 +166,7 @@ def accuracy(predicted: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor) 
     return float((predicted[rows] == labels[rows]).float().mean())
 
 
-def scored_run(predicted_test: torch.Tensor, real: RealNodes, val_accuracy: float, epoch: int, seconds: float) -> RunResult:
+def scored_run(predicted_test: torch.Tensor, real: RealNodes, val_accuracy: float, epoch: int, seconds: float, **record) -> RunResult:
     """Score the predictions for the real test rows (the one place test labels are read)."""
     truth = real.labels[real.test_rows].cpu()
     predicted_test = predicted_test.cpu()
@@ -161,6 +176,7 @@ def scored_run(predicted_test: torch.Tensor, real: RealNodes, val_accuracy: floa
         val_accuracy=val_accuracy,
         best_epoch=epoch,
         seconds=seconds,
+        **record,
     )
 
 
@@ -184,16 +200,20 @@ def validated_training(
     on_epoch=None,
     start: Choice = NO_CHOICE,
     on_best: Callable[[], None] | None = None,
+    validations: list[float] | None = None,
 ) -> Choice:
     """Train for `settings.epochs`, validating every `eval_every` epochs and after the last;
     `start` is a candidate validated before training (epoch 0), and `on_best` is called whenever
-    an epoch beats every earlier one (to keep its weights). No test label is read here."""
+    an epoch beats every earlier one (to keep its weights). Each trained epoch's validation is
+    appended to `validations` when given. No test label is read here."""
     best = start
     for epoch in range(1, settings.epochs + 1):
         train_epoch()
         if epoch % settings.eval_every == 0 or epoch == settings.epochs:
             predicted = predict()
             val = accuracy(predicted, real.labels, real.val_rows)
+            if validations is not None:
+                validations.append(val)
             if val > best[0]:
                 best = (val, epoch, predicted)
                 if on_best:
@@ -213,8 +233,10 @@ def selected_run(
 ) -> RunResult:
     """`validated_training`, then the test predictions of the selected epoch are scored."""
     started = time.perf_counter()
-    val, epoch, predicted = validated_training(train_epoch, predict, real, settings, on_epoch, start)
-    return scored_run(predicted[real.test_rows], real, val, epoch, time.perf_counter() - started)
+    validations: list[float] = []
+    val, epoch, predicted = validated_training(train_epoch, predict, real, settings, on_epoch, start, validations=validations)
+    record = {} if start is NO_CHOICE else {"start_val": start[0], "trained_val": max(validations)}
+    return scored_run(predicted[real.test_rows], real, val, epoch, time.perf_counter() - started, **record)
 
 
 def validation_run(training: Training, real: RealNodes, settings: EvalSettings, seed: int) -> float:
