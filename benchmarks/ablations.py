@@ -134,6 +134,9 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="update the ablation section of this markdown file (after every row)")
     parser.add_argument("--section", help="name of that section (default: ablation-DATASET-RATIO)")
     args = parser.parse_args()
+    unknown = sorted(set(args.only or ()) - {name for name, _ in VARIANTS})
+    if unknown:
+        parser.error(f"--only: no variant named {', '.join(unknown)} (variants: {', '.join(name for name, _ in VARIANTS)})")
 
     base = recipe_settings(parser, args.dataset, dict(args.set), args.recipe, ratio=args.ratio, steps=args.steps)
     prepared = prepared_dataset(args.dataset, args.data_root, base.max_length)
