@@ -36,11 +36,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import run_header, write_section  # noqa: E402
+from common import add_set_option, run_header, write_section  # noqa: E402
 from talk_cli.memory import peak_rss_mib  # noqa: E402
 
-COMMAND = "python benchmarks/scale.py --nodes 10000 100000 1000000 --procs 1 2 --write docs/performance.md"
-DATASETS_COMMAND = "python benchmarks/scale.py --datasets cora arxiv_2023 --write docs/performance.md"
 TORCHRUN_NOTE = "; 2 processes run under torchrun with 1 thread each"
 HIDDEN = 384  # MiniLM's width
 RATIO = 0.001
@@ -84,7 +82,7 @@ def stand_in_features(labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
     return features
 
 
-def worker(num_nodes: int, out_dir: Path) -> dict:
+def worker(num_nodes: int, out_dir: Path, changes: dict) -> dict:
     """One process's share of one (n, processes) run: encode the sample, then distil."""
     from talk_cli import distributed
     from talk_cli.data.build import build_tag
@@ -104,7 +102,7 @@ def worker(num_nodes: int, out_dir: Path) -> dict:
     encoded = encode_tag(sample, lm, EncodeSettings(max_length=64, chunk_size=128), out=out_dir / "sample.safetensors", force=True)
 
     stamps: list[float] = []
-    settings = DistillSettings(ratio=RATIO)
+    settings = DistillSettings(ratio=RATIO, **changes)
     started = time.perf_counter()
     bundle, outcome = run_distillation(
         tag, lm, features, settings, torch.device("cpu"), out_dir / "bundle", force=True, on_step=lambda _: stamps.append(time.perf_counter())
@@ -122,7 +120,7 @@ def worker(num_nodes: int, out_dir: Path) -> dict:
         "loop_s": outcome.seconds,
         "step_median_s": float(steps.median()) if len(steps) else float("nan"),
         "best_step": outcome.best_step,
-        "val_krr_accuracy": outcome.best_val_accuracy,
+        "val_accuracy": outcome.best_val_accuracy,
         "peak_rss_mib": peak_rss_mib(),
     }
 
@@ -133,9 +131,10 @@ def launch(procs: int, *program: str) -> None:
     subprocess.run([sys.executable, *launcher, *program], check=True)
 
 
-def run(num_nodes: int, procs: int, out_dir: Path) -> list[dict]:
+def run(num_nodes: int, procs: int, out_dir: Path, changes: dict) -> list[dict]:
     """Run the workers for one (n, processes) pair in fresh processes; one report per rank."""
-    launch(procs, __file__, "--worker", str(num_nodes), "--out", str(out_dir))
+    sets = [f"{key}={json.dumps(value)}" for key, value in changes.items()]  # JSON scalars read back as YAML
+    launch(procs, __file__, "--worker", str(num_nodes), "--out", str(out_dir), *(["--set", *sets] if sets else []))
     return [json.loads(line) for line in (out_dir / "reports.jsonl").read_text().splitlines()]
 
 
@@ -161,7 +160,7 @@ def distill_dataset(dataset: str, procs: int, out: Path) -> float:
     return time.perf_counter() - started
 
 
-def dataset_rows(datasets: list[str]) -> str:
+def dataset_rows(datasets: list[str], command: str) -> str:
     lines = [
         "| dataset | 1 process s | 2 processes s | 2 vs 1 process bundle |",
         "|---|---:|---:|---|",
@@ -174,7 +173,7 @@ def dataset_rows(datasets: list[str]) -> str:
             print(lines[-1], file=sys.stderr)
     return "\n".join(
         [
-            *run_header(DATASETS_COMMAND, TORCHRUN_NOTE),
+            *run_header(command, TORCHRUN_NOTE),
             "Wall seconds of the whole `talk distill --ratio 0.01` command (shipped recipe, features cached; "
             "process start and model loading included).",
             "",
@@ -218,16 +217,28 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="update the scale section of this markdown file (and its plot)")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # child mode: one rank of one run
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    add_set_option(parser)
     args = parser.parse_args()
+    changes = dict(args.set)
+    from talk_cli.distill import DistillSettings
+    from talk_cli.errors import SettingsError
+
+    try:
+        planned = DistillSettings(ratio=RATIO, **changes)
+    except (SettingsError, TypeError) as error:
+        parser.error(f"--set: {error}")
     if args.worker:
         from talk_cli import distributed
 
-        report = worker(args.worker, args.out)
+        report = worker(args.worker, args.out, changes)
         with open(args.out / "reports.jsonl", "a") as file:  # one short line per rank: appends do not interleave
             file.write(json.dumps({**report, "rank": distributed.rank()}) + "\n")
         return
+    command = "python benchmarks/scale.py " + " ".join(sys.argv[1:])
     if args.datasets:
-        markdown = dataset_rows(args.datasets)
+        if changes:
+            parser.error("--set changes the generated graphs' settings; --datasets runs each dataset's recipe")
+        markdown = dataset_rows(args.datasets, command)
         print(markdown)
         if args.write:
             write_section(args.write, "scale-datasets", markdown)
@@ -239,7 +250,7 @@ def main() -> None:
             for procs in args.procs:
                 out = Path(tmp) / f"{n}-{procs}"
                 out.mkdir()
-                reports = run(n, procs, out)
+                reports = run(n, procs, out, changes)
                 first = min(reports, key=lambda r: r["rank"])
                 row = {**first, "procs": procs, "peak_rss_mib": max(r["peak_rss_mib"] for r in reports)}
                 row["same"] = compare(Path(tmp) / f"{n}-1" / "bundle", out / "bundle") if procs > 1 and 1 in args.procs else "-"
@@ -247,17 +258,18 @@ def main() -> None:
                 print(json.dumps(row), file=sys.stderr)
 
     lines = [
-        *run_header(COMMAND, TORCHRUN_NOTE),
-        f"Settings: the defaults at ratio {RATIO}; stand-in features (see the script's docstring); the real MiniLM in the loop.",
+        *run_header(command, TORCHRUN_NOTE),
+        f"Settings: the defaults{' with ' + ', '.join(f'{k}={v}' for k, v in changes.items()) if changes else ''} at ratio {RATIO} "
+        f"(selection: {planned.select}, warm start: {planned.invert_steps} steps); stand-in features (see the script's docstring); the real MiniLM in the loop.",
         "",
         "| nodes | edges | processes | synthetic | encode texts/s | distil s (whole run) | setup s | s per outer step (median) "
-        "| peak RSS per process MiB | best step | val KRR acc | 2 vs 1 process bundle |",
+        "| peak RSS per process MiB | best step | val acc | 2 vs 1 process bundle |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['nodes']:,} | {r['edges']:,} | {r['procs']} | {r['synthetic']} | {r['encode_texts_per_s']:.1f} | {r['distill_s']:.1f} "
-            f"| {r['setup_s']:.1f} | {r['step_median_s']:.2f} | {r['peak_rss_mib']:.0f} | {r['best_step']} | {r['val_krr_accuracy']:.3f} | {r['same']} |"
+            f"| {r['setup_s']:.1f} | {r['step_median_s']:.2f} | {r['peak_rss_mib']:.0f} | {r['best_step']} | {r['val_accuracy']:.3f} | {r['same']} |"
         )
     lines.append("")
     for procs in args.procs:
