@@ -188,6 +188,7 @@ def main() -> None:
     parser.add_argument("--joint", nargs="*", default=["cora:0.01", "arxiv_2023:0.01"], help="dataset:ratio pairs for the joint protocol")
     parser.add_argument("--joint-runs", type=int, default=3)
     parser.add_argument("--joint-probe-epochs", type=int, help="the joint protocol's --probe-epochs (default: the protocol's)")
+    parser.add_argument("--section", help="the gnn-protocol section's name, with one dataset (default: results-DATASET, then the ratios when not the defaults)")
     parser.add_argument(
         "--joint-section", help="the joint section's name (default: results-joint, then the pairs, probe and device when not the defaults)"
     )
@@ -196,6 +197,8 @@ def main() -> None:
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     device = resolved_device(parser, args.device)
+    if args.section and len(args.datasets) != 1:
+        parser.error("--section names one dataset's section: give one dataset")
     if args.child:
         dataset, method, ratio, runs, seeds, protocol = args.child
         probe = args.joint_probe_epochs if protocol == "joint" else None
@@ -216,7 +219,7 @@ def main() -> None:
         runs = args.runs[min(index, len(args.runs) - 1)]
         full = run_child(dataset, "full", "1.0", str(runs), "1", "gnn", *root)
         reference = references[dataset] = full["summary"]["test_accuracy_mean"]
-        name = f"results-{dataset}" + ("" if args.ratios == default_ratios else "-" + "-".join(map(str, args.ratios))) + suffix
+        name = args.section or f"results-{dataset}" + ("" if args.ratios == default_ratios else "-" + "-".join(map(str, args.ratios))) + suffix
         count = f"{args.seeds} distillation seeds x {runs} runs" if per_seed else f"{runs} runs"
         out = sections[name] = [f"## {dataset} ({count} per row, ratios {', '.join(map(str, args.ratios))})", "", *header]
         seed_column = ["per-seed test acc %"] if per_seed else []

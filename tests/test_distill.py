@@ -39,7 +39,9 @@ def demo_features(demo, tiny_lm):
 
 
 def settings(**change) -> DistillSettings:
-    base = dict(size=10, ratio=None, steps=6, seq_len=8, eval_every=2, lm_chunk=3, krr_batch=0, structure="identity")
+    """A small run of the KRR loop on the tokens alone (no warm start, KRR selection), which is what
+    most tests here examine; the tests of the warm start and of GCN selection turn them on."""
+    base = dict(size=10, ratio=None, steps=6, seq_len=8, eval_every=2, lm_chunk=3, krr_batch=0, structure="identity", invert_steps=0, select="krr")
     return DistillSettings(**(base | change))
 
 
@@ -297,7 +299,7 @@ def test_best_at_step_0_is_reported_as_the_warm_start_when_there_is_one(tiny_mod
     is the seed nodes, and the CLI warns; with it, step 0 is the fitted set (the shipped arxiv_2023
     recipe's usual choice), so the CLI names it and gives no advice against it."""
     common = ["distill", "--dataset", "demo", "--model", tiny_model_dir, "--size", "6", "--steps", "2", "--eval-every", "1", "--lr", "1e-12"]
-    seeds = run_cli(*common, "--out", tmp_path / "seeds")
+    seeds = run_cli(*common, "--invert-steps", "0", "--out", tmp_path / "seeds")
     assert seeds.exit_code == 0, seeds.output
     assert "warm start" not in seeds.stderr and "no step improved" in seeds.stderr
     warm = run_cli(*common, "--invert-steps", "3", "--out", tmp_path / "warm")
@@ -358,7 +360,8 @@ def test_cli_ctrl_c_stops_at_a_step_boundary_and_says_how_to_resume(tiny_model_d
         return report
 
     monkeypatch.setattr(Distiller, "outer_step", interrupted_at_step_3)
-    common = ["distill", "--dataset", "demo", "--model", tiny_model_dir, "--steps", "6", "--seq-len", "8", "--out", tmp_path / "b"]
+    # No warm start: its free-feature stage runs outer steps of its own, and the interruption is meant for the token loop's.
+    common = ["distill", "--dataset", "demo", "--model", tiny_model_dir, "--steps", "6", "--seq-len", "8", "--invert-steps", "0", "--out", tmp_path / "b"]
     stopped = run_cli(*common)
     assert stopped.exit_code == 130, stopped.output
     assert "interrupted: stopped after step 3 of 6" in stopped.stderr and "--resume" in stopped.stderr
@@ -386,7 +389,7 @@ def test_a_run_whose_best_step_is_zero_says_so(tmp_path, tiny_model_dir):
     from conftest import run_cli
 
     result = run_cli("distill", "--dataset", "demo", "--model", tiny_model_dir, "--size", "10", "--steps", "4", "--eval-every", "2",
-                     "--lr", "1e-30", "--out", tmp_path / "b")  # fmt: skip
+                     "--lr", "1e-30", "--invert-steps", "0", "--out", tmp_path / "b")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "best at step 0" in result.stderr and "try a smaller --lr" in result.stderr
 

@@ -56,7 +56,7 @@ def test_print_settings_layers_defaults_recipe_and_flags(tmp_path):
     assert "no recipe for 'mine': using the defaults" in plain.stderr
     assert json.loads(plain.stdout) == DistillSettings().as_dict()
     shipped = run_cli("distill", "--dataset", "arxiv_2023", "--print-settings")  # no data needed to print
-    assert json.loads(shipped.stdout)["invert_steps"] != DistillSettings().invert_steps
+    assert json.loads(shipped.stdout)["layers"] != DistillSettings().layers
     bare = run_cli("distill", "--dataset", "arxiv_2023", "--recipe", "none", "--print-settings")
     assert json.loads(bare.stdout) == DistillSettings().as_dict()
 

@@ -67,13 +67,13 @@ class DistillSettings:
         "features they were last encoded with (0: re-encode every real node).",
     )
     invert_steps: int = setting(
-        0,
+        100,
         "talk: learn free feature vectors with the kernel loop first, then fit the token embeddings to them "
         "for this many steps before the KRR loop on the tokens (0: start from the seed texts).",
     )
     eval_every: int = setting(10, "Validation every this many steps.")
     select: str = setting(
-        "krr",
+        "gcn",
         "What scores a step on the real validation nodes: krr (the kernel's prediction) or gcn (a GCN, the gnn "
         "protocol's model, trained on the synthetic set).",
     )
