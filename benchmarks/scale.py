@@ -105,7 +105,7 @@ def worker(num_nodes: int, out_dir: Path, changes: dict) -> dict:
     settings = DistillSettings(ratio=RATIO, **changes)
     started = time.perf_counter()
     bundle, outcome = run_distillation(
-        tag, lm, features, settings, torch.device("cpu"), out_dir / "bundle", force=True, on_step=lambda _: stamps.append(time.perf_counter())
+        tag, lm, features, settings, torch.device("cpu"), out_dir / "bundle", force=True, on_step=lambda report: report.phase == "tokens" and stamps.append(time.perf_counter())
     )
     total = time.perf_counter() - started
     steps = torch.tensor(stamps).diff()

@@ -22,16 +22,17 @@ DATASET_NOTES = {
 
 
 @contextmanager
-def progress_bar(description: str, total: int, quiet: bool, fields: str = "") -> Iterator[Callable[..., None]]:
+def progress_bar(description: str, total: int, quiet: bool, fields: str = "", **initial: str) -> Iterator[Callable[..., None]]:
     """A Rich progress bar on stderr, silent with --quiet or when stderr is not a terminal.
-    Yields `update(advance=0, completed=None, **fields)`; `fields` is a template of extra text.
-    The bar appears at the first update, so work that turns out to be cached shows none."""
+    Yields `update(advance=0, completed=None, **fields)`; `fields` is a template of extra text
+    whose values start as `initial`. The bar appears at the first update, so work that turns out
+    to be cached shows none."""
     if quiet or not stderr.is_terminal or total == 0:
         yield lambda *args, **kwargs: None
         return
     extra = (TextColumn(fields),) if fields else ()
     bar = Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), *extra, *TIMES, console=stderr, transient=True)
-    task = bar.add_task(description, total=total, **{name: "-" for name in ("loss", "val", "best")})
+    task = bar.add_task(description, total=total, **initial)
 
     def update(advance=0, completed=None, **values) -> None:
         if not bar.live.is_started:

@@ -415,6 +415,20 @@ def test_warm_start_starts_the_token_loop_from_the_free_features_solution(demo, 
     assert not torch.equal(bundle.token_embeddings, cold.token_embeddings)
 
 
+def test_the_warm_start_reports_its_stages_before_the_token_loop(demo, tiny_lm, demo_features, tmp_path):
+    """Progress covers the whole run: the free-feature loop's steps, then the inversion's (its
+    squared error falling), then the token loop's, each counted from 1."""
+    reports = []
+    plan = settings(invert_steps=5, lr=0.05)
+    run_distillation(demo, tiny_lm, demo_features, plan, CPU, tmp_path / "b", on_step=reports.append)
+    phases = [r.phase for r in reports]
+    assert phases == ["free features"] * plan.steps + ["inversion"] * 5 + ["tokens"] * plan.steps
+    for phase, steps in (("free features", plan.steps), ("inversion", 5), ("tokens", plan.steps)):
+        assert [r.step for r in reports if r.phase == phase] == list(range(1, steps + 1))
+    inversion = [r.loss for r in reports if r.phase == "inversion"]
+    assert inversion[-1] < inversion[0]
+
+
 def test_gcn_selection_scores_the_set_as_evaluate_trains_it_and_never_reads_test_labels(demo, tiny_lm, demo_features, tmp_path):
     import dataclasses
 

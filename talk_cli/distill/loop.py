@@ -54,6 +54,12 @@ class StepReport:
     loss: float
     val_accuracy: float | None  # only on validation steps
     best_val_accuracy: float
+    # Which loop the step belongs to: the token loop, or one of the warm start's two stages before
+    # it (its free-feature loop, then the inversion, whose loss is the squared error it fits).
+    phase: str = "tokens"
+
+
+WARM_START_PHASES = ("free features", "inversion")
 
 
 @dataclass
@@ -174,23 +180,29 @@ class Distiller:
     def features(self) -> torch.Tensor:
         return self.synthetic.representation.features()
 
-    def warm_start(self) -> None:
+    def warm_start(self, on_step: Callable[[StepReport], None] | None = None) -> None:
         """Feature-to-token inversion (`invert_steps` > 0, talk): run the same kernel loop on free
         feature vectors from the same seeds (no LM in it, so it is cheap), then fit the token
         embeddings so that pool(LM(E)) matches the vectors it selected, and take its learned
         labels and structure. The KRR loop on E then starts where free features ended instead
         of at the seed texts: gradients through the LM move E slowly and unevenly, while free
         input embeddings let the LM reproduce much of the free solution (the report says how
-        closely: `inversion_cosine`; docs/method.md)."""
+        closely: `inversion_cosine`; docs/method.md). Each stage's steps go to `on_step`, marked
+        with their phase."""
         started = time.perf_counter()
+        free_phase, inversion_phase = WARM_START_PHASES
         free = Distiller(
             self.tag, self.lm, self.real_features, dataclasses.replace(self.settings, method="kernel-features", invert_steps=0, inner_every=0),
             self.device, real=self.real, seed_nodes=self.seed_nodes,
         )
-        target = distill(free)
+        target = distill(free, on_step and (lambda report: on_step(dataclasses.replace(report, phase=free_phase))))
         state = {k: v for k, v in free.synthetic.state_dict().items() if not k.startswith("features.")}
         self.synthetic.load_state_dict({**self.synthetic.state_dict(), **state})
-        self.synthetic.representation.fit(target.features.to(self.device), self.settings.invert_steps, self.settings.lr)
+
+        def on_fit_step(step: int, loss: float) -> None:
+            on_step(StepReport(step, self.settings.invert_steps, loss, None, target.best_val_accuracy, inversion_phase))
+
+        self.synthetic.representation.fit(target.features.to(self.device), self.settings.invert_steps, self.settings.lr, on_step and on_fit_step)
         features = self.features()
         self.warm_start_report = {
             "free_val_accuracy": round(target.best_val_accuracy, 6),
@@ -370,7 +382,7 @@ def distill(
     started = time.perf_counter()
     resumed_from = distiller.step
     if distiller.step == 0 and distiller.settings.invert_steps and METHODS[distiller.settings.method].reads_texts:
-        distiller.warm_start()
+        distiller.warm_start(on_step)
     steps, every = distiller.settings.steps, distiller.settings.checkpoint_every
     while distiller.step < steps:
         report = distiller.outer_step()

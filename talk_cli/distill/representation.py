@@ -54,15 +54,26 @@ class TokenSequences:
     def inject(self, grad: torch.Tensor) -> None:
         self.backward_by_chunk(lambda part, out: out.backward(grad[part].to(out.dtype)))
 
-    def fit(self, target: torch.Tensor, steps: int, lr: float) -> None:
+    def fit(self, target: torch.Tensor, steps: int, lr: float, on_step: Callable[[int, float], None] | None = None) -> None:
         """Feature-to-token inversion: `steps` Adam steps on E that bring pool(LM(E)) towards
         `target` [n_syn, h] in squared error. One LM pass per step, chunk by chunk as in the
-        outer loop, so memory stays flat and ranks share the work."""
+        outer loop, so memory stays flat and ranks share the work. `on_step(step, error)` hears
+        each step's squared error (summed over every rank's chunks)."""
         optimizer = torch.optim.Adam([self.embeddings], lr=lr)
-        for _ in range(steps):
+        for step in range(1, steps + 1):
             optimizer.zero_grad()
-            self.backward_by_chunk(lambda part, out: (out.float() - target[part]).pow(2).sum().backward())
+            error = torch.zeros(1, dtype=torch.float64)
+
+            def backward(part: slice, out: torch.Tensor) -> None:
+                loss = (out.float() - target[part]).pow(2).sum()
+                loss.backward()
+                error.add_(loss.detach().cpu().double())
+
+            self.backward_by_chunk(backward)
             optimizer.step()
+            total = distributed.sum_over_ranks(error.to(self.embeddings.device)).item()  # on every rank, heard or not: a collective
+            if on_step:
+                on_step(step, total)
 
     def backward_by_chunk(self, backward: Callable[[slice, torch.Tensor], None]) -> None:
         """Run the LM on this rank's chunks with autograd, let `backward(chunk, pooled)`
