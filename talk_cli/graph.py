@@ -12,6 +12,7 @@ matrices built once, which is what `Graph` holds and hands to the layers as thei
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
@@ -54,6 +55,13 @@ class Graph:
         n = x.shape[0]
         ones = torch.ones(edge_index.shape[1], dtype=x.dtype, device=x.device)
         return cls(x, normalized_adjacency_sparse(edge_index, n, x.dtype, edge_weight), sparse_csr(edge_index, ones, n))
+
+    @cached_property
+    def propagated(self) -> torch.Tensor:
+        """ÂX, computed on first use and kept with the graph (no gradient): a GCN predicting on the
+        same graph many times starts each prediction from it (`models.GCN`)."""
+        with torch.no_grad():
+            return self.normalized @ self.x
 
     def with_features(self, x: torch.Tensor) -> Graph:
         """The same structure with other node features (the joint protocol re-encodes them)."""

@@ -365,3 +365,23 @@ def test_models_on_a_prepared_graph_match_pyg_on_the_edge_list(architecture):
             second.load_state_dict(model.second.state_dict())
             reference = second(torch.relu(first(x, index)), index)
     assert torch.allclose(prepared, reference, atol=1e-5)
+
+
+def test_a_predicting_gcn_starts_from_the_propagation_kept_with_the_graph():
+    """Predicting (eval, no gradient), the GCN's first layer is (ÂX)W from ÂX kept with the graph,
+    the same logits as the training path's Â(XW); a graph with new features computes its own."""
+    from talk_cli.evaluate import build_model
+    from talk_cli.graph import Graph
+
+    index, weight = random_weighted_graph()
+    x = torch.randn(12, 6)
+    model = build_model("gcn", 6, 3, hidden=5).eval()
+    graph = Graph.from_edges(x, index, weight)
+    for features in (x, 2 * x):
+        current = graph.with_features(features)
+        with torch.enable_grad():
+            direct = model(current)  # Â(XW), as in training
+        with torch.no_grad():
+            kept = model(current)
+        assert torch.allclose(direct, kept, atol=1e-5) and "propagated" in vars(current)
+        assert torch.allclose(current.propagated, graph.normalized @ features, atol=1e-6)

@@ -22,8 +22,13 @@ class GCN(torch.nn.Module):
         self.dropout = dropout
 
     def forward(self, graph: Graph) -> torch.Tensor:
-        x = F.dropout(graph.x, self.dropout, self.training)
-        x = F.relu(self.first(x, graph.normalized))
+        if self.training or torch.is_grad_enabled():
+            x = F.relu(self.first(F.dropout(graph.x, self.dropout, self.training), graph.normalized))
+        else:
+            # Predicting: the first layer Â(XW) + b equals (ÂX)W + b, and ÂX is kept with the graph,
+            # so the widest sparse product is done once per graph, not once per prediction
+            # (validation every epoch, GCN selection's checks; docs/performance.md).
+            x = F.relu(self.first.lin(graph.propagated) + self.first.bias)
         return self.second(F.dropout(x, self.dropout, self.training), graph.normalized)
 
 
