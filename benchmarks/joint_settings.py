@@ -14,7 +14,8 @@ information only. lm_lr 0 keeps the pretrained LM (the gnn protocol's features, 
 joint protocol's way). Probe epochs: the GCN alone on the pretrained LM's features before
 fine-tuning together, and the GCN's learning rate while it is fine-tuned with the LM (each the
 protocol's default when a grid entry leaves it out); an epoch of 0 in "best epochs" is that
-probed GCN on the pretrained LM.
+probed GCN on the pretrained LM, and "val probe / fine-tuned" gives the probed GCN's validation
+accuracy and that of each run's best fine-tuned check (means over the runs).
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ def main() -> None:
     table = [
         *run_header(command, device=device),
         "",
-        f"| LM lr | {'passes' if args.full else 'epochs'} | probe epochs | GCN fine-tuning lr | val acc ({args.runs} runs) | test acc (info) | best epochs | s per run |",
-        "|---:|---:|---:|---:|---:|---:|---|---:|",
+        f"| LM lr | {'passes' if args.full else 'epochs'} | probe epochs | GCN fine-tuning lr | val acc ({args.runs} runs) | val probe / fine-tuned | test acc (info) | best epochs | s per run |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for entry in args.grid:
         lm_lr, epochs, *optional = entry.split(":")
@@ -72,8 +73,10 @@ def main() -> None:
         summary = train(prepared.lm, prepared.features, evaluation, settings.max_length, prepared.device)
         result = summary.as_dict()
         epochs_chosen = ", ".join(str(run.best_epoch) for run in summary.runs)
+        probe_and_tuned = f"{result['probe_val_mean']:.4f} / {result['fine_tuned_val_mean']:.4f}" if "probe_val_mean" in result else "-"
         table.append(
-            f"| {lm_lr} | {epochs} | {evaluation.probe_epochs} | {evaluation.finetune_lr:g} | {result['val_accuracy_mean']:.4f} | {result['test_accuracy_mean']:.4f} "
+            f"| {lm_lr} | {epochs} | {evaluation.probe_epochs} | {evaluation.finetune_lr:g} | {result['val_accuracy_mean']:.4f} | {probe_and_tuned} "
+            f"| {result['test_accuracy_mean']:.4f} "
             f"| {epochs_chosen} | {result['train_seconds_mean']:.0f} |"
         )
         print(table[-1], flush=True)
