@@ -87,7 +87,7 @@ def worker(num_nodes: int, out_dir: Path, changes: dict) -> dict:
     from talk_cli import distributed
     from talk_cli.data.build import build_tag
     from talk_cli.data.split import SplitSpec
-    from talk_cli.distill import DistillSettings, run_distillation
+    from talk_cli.distill import TOKEN_PHASE, DistillSettings, run_distillation
     from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
 
     distributed.start(torch.device("cpu"))
@@ -105,7 +105,7 @@ def worker(num_nodes: int, out_dir: Path, changes: dict) -> dict:
     settings = DistillSettings(ratio=RATIO, **changes)
     started = time.perf_counter()
     bundle, outcome = run_distillation(
-        tag, lm, features, settings, torch.device("cpu"), out_dir / "bundle", force=True, on_step=lambda report: report.phase == "tokens" and stamps.append(time.perf_counter())
+        tag, lm, features, settings, torch.device("cpu"), out_dir / "bundle", force=True, on_step=lambda report: report.phase == TOKEN_PHASE and stamps.append(time.perf_counter())
     )
     total = time.perf_counter() - started
     steps = torch.tensor(stamps).diff()

@@ -167,7 +167,7 @@ def distill(**options) -> None:
     """Distil a dataset into a synthetic-graph bundle with TaLK (or a baseline)."""
     from talk_cli import pipeline
     from talk_cli.bundle.bundle import check_target
-    from talk_cli.distill import METHODS, WARM_START_PHASES
+    from talk_cli.distill import METHODS, TOKEN_PHASE, WARM_START_PHASES
     from talk_cli.distill.loop import check_shardable
 
     settings, recipe = distill_settings(options)
@@ -185,7 +185,7 @@ def distill(**options) -> None:
         return  # the other ranks helped encode; rank 0 picks the coreset
     # One bar over the whole run: the warm start's free-feature loop and inversion, then the token loop.
     free_steps, inversion_steps = (settings.steps, settings.invert_steps) if settings.invert_steps and METHODS[settings.method].reads_texts else (0, 0)
-    offsets = dict(zip((*WARM_START_PHASES, "tokens"), (0, free_steps, free_steps + inversion_steps)))
+    offsets = dict(zip((*WARM_START_PHASES, TOKEN_PHASE), (0, free_steps, free_steps + inversion_steps)))
     fields = "{task.fields[phase]}  loss {task.fields[loss]}  val {task.fields[val]}  best {task.fields[best]}"
     total = free_steps + inversion_steps + settings.steps if learned else 0
     with progress_bar("distilling", total, options["quiet"], fields, phase="", loss="-", val="-", best="-") as update, stop_at_step_boundary() as stop:
@@ -193,7 +193,7 @@ def distill(**options) -> None:
         def on_step(report) -> None:
             values = {"phase": report.phase, "loss": f"{report.loss:.4f}", "best": f"{report.best_val_accuracy:.3f}"}
             update(completed=offsets[report.phase] + report.step, **values, **({"val": f"{report.val_accuracy:.3f}"} if report.val_accuracy is not None else {}))
-            if report.phase == "tokens":  # the warm start runs to its end; a stop takes effect in the token loop
+            if report.phase == TOKEN_PHASE:  # the warm start runs to its end; a stop takes effect in the token loop
                 stop()
 
         bundle, outcome = pipeline.distill(prepared, settings, out, options["force"], options["resume"], on_step)

@@ -59,6 +59,7 @@ class StepReport:
     phase: str = "tokens"
 
 
+TOKEN_PHASE = StepReport.phase
 WARM_START_PHASES = ("free features", "inversion")
 
 
