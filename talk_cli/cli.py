@@ -184,7 +184,7 @@ def distill(**options) -> None:
     if distributed.rank() != 0 and not learned:
         return  # the other ranks helped encode; rank 0 picks the coreset
     # One bar over the whole run: the warm start's free-feature loop and inversion, then the token loop.
-    free_steps, inversion_steps = (settings.steps, settings.invert_steps) if settings.invert_steps and METHODS[settings.method].reads_texts else (0, 0)
+    free_steps, inversion_steps = (settings.steps, settings.invert_steps) if settings.warm_starts else (0, 0)
     offsets = dict(zip((*WARM_START_PHASES, TOKEN_PHASE), (0, free_steps, free_steps + inversion_steps)))
     fields = "{task.fields[phase]}  loss {task.fields[loss]}  val {task.fields[val]}  best {task.fields[best]}"
     total = free_steps + inversion_steps + settings.steps if learned else 0
@@ -202,11 +202,11 @@ def distill(**options) -> None:
     if not options["quiet"]:
         ratio = f"ratio {settings.ratio} of {bundle.dataset.num_train} training nodes" if settings.size is None else "size given"
         # With the feature-to-token warm start, step 0 is that fitted set, not the seed nodes: often the best.
-        warm_start = " (the feature-to-token warm start)" if outcome.best_step == 0 and settings.invert_steps else ""
+        warm_start = " (the feature-to-token warm start)" if outcome.best_step == 0 and settings.warm_starts else ""
         selection = f"; best validation {settings.select.upper()} accuracy {outcome.best_val_accuracy:.4f} at step {outcome.best_step}{warm_start}" if learned else ""
         resumed = f"; resumed from step {outcome.resumed_from_step}" if outcome.resumed_from_step else ""
         stderr.print(f"{settings.method}: {prepared.tag.name} -> {bundle.num_synthetic} synthetic nodes ({ratio}) in {outcome.seconds:.1f} s{selection}{resumed}")
-        if learned and outcome.best_step == 0 and settings.steps > 0 and not settings.invert_steps:
+        if learned and outcome.best_step == 0 and settings.steps > 0 and not settings.warm_starts:
             stderr.print(
                 "note: no step improved validation accuracy on the starting set (best at step 0), so the bundle holds the "
                 "initial seed nodes; try a smaller --lr or more --steps, and compare with --method herding"

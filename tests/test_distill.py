@@ -305,6 +305,12 @@ def test_best_at_step_0_is_reported_as_the_warm_start_when_there_is_one(tiny_mod
     warm = run_cli(*common, "--invert-steps", "3", "--out", tmp_path / "warm")
     assert warm.exit_code == 0, warm.output
     assert "at step 0 (the feature-to-token warm start)" in warm.stderr and "no step improved" not in warm.stderr
+    # kernel-features has no warm start whatever --invert-steps says (its default is 100): step 0 is its seeds.
+    free = run_cli(*common, "--method", "kernel-features", "--out", tmp_path / "free")
+    assert free.exit_code == 0, free.output
+    assert "warm start" not in free.stderr and "no step improved" in free.stderr
+    assert [DistillSettings(method=m).warm_starts for m in ("talk", "kernel-features", "herding")] == [True, False, False]
+    assert not DistillSettings(invert_steps=0).warm_starts
 
 
 def test_herding_and_kcenter_pick_what_they_promise():

@@ -382,7 +382,7 @@ def distill(
     """Run the outer loop to `settings.steps`, from wherever `distiller` stands (resume)."""
     started = time.perf_counter()
     resumed_from = distiller.step
-    if distiller.step == 0 and distiller.settings.invert_steps and METHODS[distiller.settings.method].reads_texts:
+    if distiller.step == 0 and distiller.settings.warm_starts:
         distiller.warm_start(on_step)
     steps, every = distiller.settings.steps, distiller.settings.checkpoint_every
     while distiller.step < steps:

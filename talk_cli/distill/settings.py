@@ -116,6 +116,12 @@ class DistillSettings:
     def kernel_spec(self) -> KernelSpec:
         return KernelSpec(self.kernel, self.hops, self.layers)
 
+    @property
+    def warm_starts(self) -> bool:
+        """Whether the run begins with the feature-to-token warm start: only a loop that learns
+        token sequences has one (kernel-features and the coresets ignore `invert_steps`)."""
+        return self.invert_steps > 0 and METHODS[self.method].learns and METHODS[self.method].reads_texts
+
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
