@@ -62,16 +62,16 @@ class TokenSequences:
         optimizer = torch.optim.Adam([self.embeddings], lr=lr)
         for step in range(1, steps + 1):
             optimizer.zero_grad()
-            error = torch.zeros(1, dtype=torch.float64)
+            error = torch.zeros(1, dtype=torch.float64, device=self.embeddings.device)  # summed where it is computed: no sync per chunk
 
             def backward(part: slice, out: torch.Tensor) -> None:
                 loss = (out.float() - target[part]).pow(2).sum()
                 loss.backward()
-                error.add_(loss.detach().cpu().double())
+                error.add_(loss.detach())
 
             self.backward_by_chunk(backward)
             optimizer.step()
-            total = distributed.sum_over_ranks(error.to(self.embeddings.device)).item()  # on every rank, heard or not: a collective
+            total = distributed.sum_over_ranks(error).item()  # on every rank, heard or not: a collective
             if on_step:
                 on_step(step, total)
 
