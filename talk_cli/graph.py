@@ -63,6 +63,12 @@ class Graph:
         with torch.no_grad():
             return self.normalized @ self.x
 
+    @cached_property
+    def propagated_twice(self) -> torch.Tensor:
+        """Â²X, kept like `propagated`: SGC's input on fixed features (`models.SGC`)."""
+        with torch.no_grad():
+            return self.normalized @ self.propagated
+
     def with_features(self, x: torch.Tensor) -> Graph:
         """The same structure with other node features (the joint protocol re-encodes them)."""
         return Graph(x, self.normalized, self.pattern)

@@ -385,3 +385,21 @@ def test_a_predicting_gcn_starts_from_the_propagation_kept_with_the_graph():
             kept = model(current)
         assert torch.allclose(direct, kept, atol=1e-5) and "propagated" in vars(current)
         assert torch.allclose(current.propagated, graph.normalized @ features, atol=1e-6)
+
+
+def test_sgc_on_fixed_features_starts_from_the_two_hops_kept_with_the_graph():
+    """On features that need no gradient SGC reads Â²X kept with the graph, the same logits as the
+    two sparse products; on features being learnt it computes them, so the gradient reaches X."""
+    from talk_cli.evaluate import build_model
+    from talk_cli.graph import Graph
+
+    index, weight = random_weighted_graph()
+    x = torch.randn(12, 6)
+    model = build_model("sgc", 6, 3)
+    graph = Graph.from_edges(x, index, weight)
+    two_hops = graph.normalized @ (graph.normalized @ x)
+    assert torch.allclose(model(graph), model.linear(two_hops), atol=1e-5) and "propagated_twice" in vars(graph)
+    learnt = graph.with_features(x.clone().requires_grad_(True))
+    model(learnt).sum().backward()
+    assert learnt.x.grad is not None and learnt.x.grad.abs().sum() > 0
+    assert "propagated_twice" not in vars(learnt)

@@ -54,7 +54,11 @@ class SGC(torch.nn.Module):
         self.hop, self.linear = SimpleConv(aggr="sum"), torch.nn.Linear(in_dim, classes)
 
     def forward(self, graph: Graph) -> torch.Tensor:
-        return self.linear(self.hop(self.hop(graph.x, graph.normalized), graph.normalized))
+        if graph.x.requires_grad:  # the features are being learnt: the gradient must reach them
+            return self.linear(self.hop(self.hop(graph.x, graph.normalized), graph.normalized))
+        # Otherwise Â²X is a constant of the graph, kept with it: training on fixed features
+        # (every epoch) and predicting start from it rather than redoing both sparse products.
+        return self.linear(graph.propagated_twice)
 
 
 class APPNPNet(torch.nn.Module):
