@@ -68,7 +68,7 @@ DEFAULTS = "/defaults"  # a method name with this suffix distils with the defaul
 JOINT_NOTE = (
     "The GCN is first trained alone on the pretrained LM's features ({probe_epochs} probe epochs; 0: none), then the LM is "
     "fine-tuned with it on the bundle ({epochs} epochs, LM lr {lm_lr}, GCN lr {finetune_lr} once probed); every {eval_every} epochs every real "
-    "text is re-encoded with the fine-tuned LM and classified, and the epoch best on validation is kept, the probed GCN "
+    "text is re-encoded with the fine-tuned LM and classified{refit_note}, and the epoch best on validation is kept, the probed GCN "
     "included (docs/evaluate.md); *best epochs* lists each run's (0: the probed GCN on the pretrained LM), and *val % probe / "
     "fine-tuned* the mean validation accuracy of the probed GCN and of each run's best fine-tuned epoch. "
     "*full (joint)* is `talk evaluate --full --protocol joint`: LM + GCN trained on every real training node in "
@@ -85,8 +85,9 @@ PARTIAL = "*Partial: the run that writes this section was stopped, or is still r
 def joint_note(probe_epochs: int | None) -> str:
     from talk_cli.evaluate import EvalSettings, training_defaults
 
-    bundle, full = (dataclasses.asdict(EvalSettings(**training_defaults("joint", full) | probe_setting(probe_epochs))) for full in (False, True))
-    return JOINT_NOTE.format(**bundle, full=full)
+    bundle, full = (EvalSettings(**training_defaults("joint", full) | probe_setting(probe_epochs)) for full in (False, True))
+    refit_note = " by a GCN fitted afresh, as the probe was, on the features that LM gives" if bundle.refits else " by the GCN fine-tuned with it"
+    return JOINT_NOTE.format(**dataclasses.asdict(bundle), full=dataclasses.asdict(full), refit_note=refit_note)
 
 
 def probe_setting(probe_epochs: int | None) -> dict:

@@ -233,6 +233,32 @@ def test_a_joint_result_is_compared_with_the_full_data_trained_at_its_own_lm_rat
 
 
 @pytest.mark.parametrize("full", [True, False])
+def test_a_refitted_check_of_an_unchanged_lm_is_the_probe_again(demo, tiny, full):
+    """A refitted check fits a fresh GNN as the probe was fitted, on the current LM's features: with
+    the LM left as it was (LM rate 0), every check reproduces the probe, and epoch 0 is kept. The
+    GNN fine-tuned alongside still moves, so classifying with it (--no-refit) does not."""
+    import dataclasses
+
+    from talk_cli.encode.lm import encode_embeddings
+    from talk_cli.evaluate.joint import evaluate_joint, evaluate_joint_full
+
+    lm, features = tiny
+    bundle = coreset_bundle(demo, lm, features, torch.nonzero(demo.train_mask).flatten()[:30])
+    bundle.token_embeddings = torch.randn_like(bundle.token_embeddings)
+    with torch.no_grad():  # the bundle's features are what its token embeddings read through the LM give
+        bundle.features = encode_embeddings(lm, bundle.token_embeddings, bundle.attention_mask)
+    settings = EvalSettings(runs=2, epochs=3, eval_every=1, lm_lr=0.0, finetune_lr=0.05, probe_epochs=15)
+
+    def runs(settings):
+        return (evaluate_joint_full(demo, lm, features, settings, 128, CPU) if full else evaluate_joint(bundle, demo, lm, features, settings, 128, CPU)).runs
+
+    for run in runs(settings):
+        assert run.trained_val == pytest.approx(run.start_val) and run.best_epoch == 0
+    co_trained = runs(dataclasses.replace(settings, refit=False))
+    assert any(run.trained_val != pytest.approx(run.start_val) for run in co_trained)
+
+
+@pytest.mark.parametrize("full", [True, False])
 def test_joint_model_selection_never_reads_test_labels(demo, tiny, full):
     import dataclasses
 

@@ -22,13 +22,14 @@ from talk_cli.evaluate.train import EvalSettings
 from talk_cli.provenance import Provenance
 
 
-UNKEYED = {"gnn": ("runs", "seed", "lm_lr", "finetune_lr", "probe_epochs", "batch_size"), "joint": ("runs", "seed", "epochs", "eval_every", "batch_size")}
+UNKEYED = {"gnn": ("runs", "seed", "lm_lr", "finetune_lr", "probe_epochs", "refit", "batch_size"), "joint": ("runs", "seed", "epochs", "eval_every", "batch_size")}
 
 
 def reference_key(provenance: Provenance, settings: EvalSettings, protocol: str = "gnn") -> dict[str, Any]:
     kept = {k: v for k, v in dataclasses.asdict(settings).items() if k not in UNKEYED[protocol]}
     if protocol == "joint":
         kept["finetune_lr"] = settings.joint_gnn_lr  # the rate it was fine-tuned at: --lr when there is no probe
+        kept["refit"] = settings.refits  # what its checks did
     return {**provenance.run_key(), "protocol": protocol, "settings": kept}
 
 

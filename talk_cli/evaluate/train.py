@@ -58,6 +58,12 @@ class EvalSettings:
         "Joint protocol: epochs of the GNN alone on the pretrained LM's features before LM + GNN are fine-tuned "
         "together from its best state on validation, which stays a candidate (0: start from a random GNN).",
     )
+    refit: bool = setting(
+        True,
+        "Joint protocol: each check classifies with a fresh GNN fitted, as the probe is, on the current LM's features, "
+        "rather than with the GNN fine-tuned alongside the LM (needs a probe: the refit trains as the probe does).",
+        flag="--refit/--no-refit",
+    )
     weight_decay: float = setting(5e-4, "Adam weight decay.")
     hidden: int = setting(256, "Hidden units of the GNN.")
     dropout: float = setting(0.5, "Dropout of the GNN.")
@@ -88,6 +94,11 @@ class EvalSettings:
         Adam's first steps move every weight by about its rate whatever the gradient (docs/evaluate.md
         measures slower ones); without a probe there is nothing to keep, and --lr trains it throughout."""
         return self.finetune_lr if self.probe_epochs else self.lr
+
+    @property
+    def refits(self) -> bool:
+        """Whether a joint check fits a fresh GNN: the refit is a probe, so there must be one."""
+        return self.refit and self.probe_epochs > 0
 
 
 @dataclass(frozen=True)
