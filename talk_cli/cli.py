@@ -247,7 +247,7 @@ EVAL_DEFAULTS = {"*": "{}", **{name: per_protocol(name) for name in ("epochs", "
     option("allow_mismatch", bool, False, "--allow-mismatch", help="Evaluate a bundle made from other data or another LM."),
     option("store", bool, False, "--write-back", help="Store the results in the bundle's manifest."),
     option("model", Optional[str], None, "--model", help="LM for the real features.", show_default="the bundle's"),
-    option("max_length", Optional[int], None, "--max-length", help="Tokens per real text.", show_default="the bundle's, else 128"),
+    option("max_length", Optional[int], None, "--max-length", help="Tokens per real text.", show_default="the bundle's, else what talk distill uses on the dataset"),
     option("pooling", Optional[str], None, "--pooling", help=f"{' or '.join(POOLINGS)}.", show_default=f"the bundle's, else {DEFAULT_POOLING}"),
     generated=settings_options(EvalSettings, EVAL_DEFAULTS),
 )  # fmt: skip
@@ -269,7 +269,9 @@ def evaluate(**options) -> None:
     values = {k: v for k, v in given(options, EvalSettings).items() if v is not None}
     settings = EvalSettings(**{**training_defaults(protocol, full), **values})
     bundle = load_bundle(path) if path is not None else None
-    length = options["max_length"] or (bundle.lm.max_length if bundle else EncodeSettings().max_length)
+    # A reference is encoded as `talk distill` encodes the dataset (its recipe may shorten the texts),
+    # so that the bundles distilled from it find the reference in the cache.
+    length = options["max_length"] or (bundle.lm.max_length if bundle else pipeline.distill_settings(options["dataset"])[0].max_length)
     pooling = options["pooling"] or (bundle.lm.pooling if bundle else DEFAULT_POOLING)
     prepared = prepare(options, options["model"] or (bundle.lm.name if bundle else None), pooling, EncodeSettings(max_length=length))
     if distributed.rank() != 0:

@@ -108,6 +108,19 @@ def test_cli_evaluate_reports_percent_of_full_and_writes_back(demo_bundle, tiny_
     assert stored["gnn-gcn-demo"]["test_accuracy_mean"] == payload["test_accuracy_mean"]
 
 
+def test_a_full_reference_reads_the_texts_at_the_length_talk_distill_uses(tiny_model_dir, tmp_path):
+    """A TAG with a shipped recipe (arxiv_2023's cuts texts to 64 tokens) gets its reference at that
+    length, where bundles distilled from it look for it; --max-length still wins."""
+    from conftest import write_tag_folder
+
+    folder = write_tag_folder(tmp_path / "arxiv_2023")
+    common = ["evaluate", "--full", "--dataset", folder, "--model", tiny_model_dir, "--runs", "1", "--epochs", "2"]
+    recipe_length = run_cli(*common)
+    assert recipe_length.exit_code == 0 and "len64" in recipe_length.stderr, recipe_length.output
+    given = run_cli(*common, "--max-length", "32")
+    assert given.exit_code == 0 and "len32" in given.stderr, given.output
+
+
 def test_cli_refuses_a_bundle_of_other_data_or_lm(demo_bundle, tiny_model_dir, tmp_path):
     from conftest import write_tag_folder
 
