@@ -75,8 +75,8 @@ class JointRuns:
 
         Why refit: the GNN fine-tuned alongside the LM learnt from features of the LM as it was
         step by step (and, on the full data, from historical features of its neighbours), while a
-        check gives it every feature from the latest LM; on Cora's full data it classifies worse
-        than a GNN fitted on those features (docs/evaluate.md, "Refitted checks")."""
+        check gives it every feature from the latest LM; on the full data of both shared datasets it
+        classified worse than a GNN fitted on those features (docs/evaluate.md, "Refitted checks")."""
         self.lm.model.eval()
         encoded, _ = encode_texts(tag.texts, self.lm, EncodeSettings(max_length=max_length), self.device)
         current = replace(real, graph=real.graph.with_features(encoded.to(self.device)))
