@@ -27,6 +27,7 @@ from talk_cli.distill import DistillSettings, chosen_recipe, resolve_settings, r
 from talk_cli.distill.loop import DistillOutcome, StepReport
 from talk_cli.data.split import SplitSpec
 from talk_cli.encode import EncodeResult, EncodeSettings, LanguageModel, encode_tag, load_language_model
+from talk_cli.errors import SettingsError
 from talk_cli.evaluate import EvalSettings, Evaluation, check_match, run_evaluation
 from talk_cli.provenance import Provenance
 
@@ -90,6 +91,11 @@ def distill(
     on_step: Callable[[StepReport], None] | None = None,
 ) -> tuple[Bundle, DistillOutcome]:
     """Distil the prepared dataset into the bundle `out` (written atomically)."""
+    if settings.max_length != prepared.settings.max_length:
+        raise SettingsError(
+            f"the settings read texts at {settings.max_length} tokens but the dataset was prepared at "
+            f"{prepared.settings.max_length}: prepare it with EncodeSettings(max_length={settings.max_length})"
+        )
     return run_distillation(
         prepared.tag, prepared.lm, prepared.features, settings, prepared.device, Path(out), force, resume, on_step
     )

@@ -264,7 +264,8 @@ def test_cli_unknown_dataset_and_recipe_key(tiny_model_dir, tmp_path):
 @pytest.mark.parametrize("method", ["random", "herding", "kcenter"])
 def test_coreset_bundles_hold_real_nodes_with_their_subgraph(demo, tiny_lm, demo_features, tmp_path, method):
     plan = DistillSettings(method=method, ratio=0.1, max_length=16)
-    bundle, outcome = run_distillation(demo, tiny_lm, demo_features, plan, CPU, tmp_path / "b")
+    real = encode_tag(demo, tiny_lm, EncodeSettings(max_length=16)).features  # features at the bundle's length
+    bundle, outcome = run_distillation(demo, tiny_lm, real, plan, CPU, tmp_path / "b")
     nodes = outcome.seed_nodes
     assert len(nodes) == 18 and len(set(nodes.tolist())) == 18 and bool(demo.train_mask[nodes].all())
     assert torch.equal(bundle.labels, demo.labels[nodes])
@@ -272,9 +273,11 @@ def test_coreset_bundles_hold_real_nodes_with_their_subgraph(demo, tiny_lm, demo
     dense = torch.zeros(demo.num_nodes, demo.num_nodes)
     dense[demo.edge_index[0], demo.edge_index[1]] = 1
     assert torch.equal(bundle.adjacency, dense[nodes][:, nodes])
-    # the stored features are the real nodes' features: same tokens, same LM, same max length
-    real = encode_tag(demo, tiny_lm, EncodeSettings(max_length=16)).features
-    assert torch.allclose(bundle.features, real[nodes], atol=1e-5)
+    # the stored features are the real nodes' features, and what the LM makes of the stored tokens
+    assert torch.equal(bundle.features, real[nodes])
+    with torch.no_grad():
+        pooled = encode_embeddings(tiny_lm, bundle.token_embeddings, bundle.attention_mask)
+    assert torch.allclose(bundle.features, pooled, atol=1e-5)
     assert load_bundle(tmp_path / "b").distillation.method == method
 
 

@@ -25,7 +25,7 @@ ARCHITECTURES = {
     "roberta": SHAPE | {"pad_token_id": 0},
     "deberta-v2": SHAPE,
     "distilbert": {"dim": 16, "n_layers": 2, "n_heads": 2, "hidden_dim": 32},
-    "mpnet": SHAPE | {"pad_token_id": 0},
+    "mpnet": SHAPE | {"pad_token_id": 1},
     "electra": SHAPE | {"embedding_size": 8},
 }
 
@@ -36,9 +36,13 @@ def model_dirs(tmp_path_factory) -> dict[str, Path]:
     tokenizer (the tokenizer does not change what the model accepts)."""
     from transformers import AutoConfig, AutoModel, BertTokenizer
 
-    tokenizer = BertTokenizer(vocab={word: i for i, word in enumerate(TINY_VOCAB)}, do_lower_case=True)
     folders = {}
     for name, shape in ARCHITECTURES.items():
+        # MPNet's embeddings take id 1 as padding when they number positions from input ids, as the
+        # real all-mpnet-base-v2 vocabulary has it; there [PAD] and [UNK] trade places, or every
+        # unknown word would be numbered as padding and token ids and embeddings read differently.
+        vocab = TINY_VOCAB if shape.get("pad_token_id") != 1 else [TINY_VOCAB[1], TINY_VOCAB[0], *TINY_VOCAB[2:]]
+        tokenizer = BertTokenizer(vocab={word: i for i, word in enumerate(vocab)}, do_lower_case=True)
         folder = tmp_path_factory.mktemp(name)
         config = AutoConfig.for_model(name, vocab_size=len(TINY_VOCAB), max_position_embeddings=128, **shape)
         torch.manual_seed(0)
@@ -69,12 +73,15 @@ def test_every_encoder_architecture_runs_encode_distill_decode_and_both_protocol
     for protocol in ("gnn", "joint"):
         result = ok("evaluate", bundle, "--dataset", "demo", "--protocol", protocol, "--runs", "1", "--epochs", "2", "--quiet", "--json")
         assert 0 <= result["test_accuracy_mean"] <= 1 and len(result["best_epochs"]) == 1
-    # The stored features are what the LM makes of the stored token embeddings.
+    # The stored features are what the LM makes of the stored token embeddings: a coreset's are
+    # taken from the features cache, which must agree with reading its texts as embeddings.
     from talk_cli import load_bundle
 
-    loaded = load_bundle(bundle)
-    with torch.no_grad():
-        assert torch.allclose(loaded.features, encode_embeddings(lm, loaded.token_embeddings, loaded.attention_mask), atol=1e-5)
+    coreset = tmp_path / "herding"
+    ok("distill", "--dataset", "demo", "--model", model, "--method", "herding", "--size", "10", "--out", coreset, "--quiet")
+    for loaded in (load_bundle(bundle), load_bundle(coreset)):
+        with torch.no_grad():
+            assert torch.allclose(loaded.features, encode_embeddings(lm, loaded.token_embeddings, loaded.attention_mask), atol=1e-5)
 
 
 def test_cls_pooling_is_recorded_in_the_manifest_and_read_back_by_evaluate(model_dirs, tmp_path):

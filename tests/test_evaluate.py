@@ -56,13 +56,13 @@ def coreset_bundle(tag, lm, features, nodes: torch.Tensor, labels: torch.Tensor 
 def test_all_training_nodes_match_the_full_reference_without_edges(demo, tiny, tmp_path):
     """With an MLP (edges unused), a coreset of every training node trains on exactly the data the
     full reference trains on, so the two must agree; any gap would be a pipeline bug."""
-    lm, features = tiny
+    lm, _ = tiny
     # no dropout: full-batch training then does not depend on the order of the training rows
     mlp = dataclasses.replace(FAST, architecture="mlp", epochs=100, dropout=0.0)
     plan = DistillSettings(method="random", ratio=1.0, max_length=64)
+    features = encode_tag(demo, lm, EncodeSettings(max_length=64)).features  # the coreset's length
     bundle, _ = run_distillation(demo, lm, features, plan, CPU, tmp_path / "all")
     assert bundle.num_synthetic == int(demo.train_mask.sum())
-    features = encode_tag(demo, lm, EncodeSettings(max_length=64)).features  # the coreset's length
     everything = evaluate_bundle(bundle, demo, features, mlp, CPU).as_dict()
     full = evaluate_full(demo, features, mlp, CPU).as_dict()
     assert full["val_accuracy_mean"] > 0.4  # above chance (0.2): the tiny model's features carry the topic words

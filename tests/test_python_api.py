@@ -66,3 +66,16 @@ def test_real_graph_refuses_data_that_is_not_the_bundles(demo_bundle, tmp_path):
 def test_a_split_description_gives_back_its_split(spec):
     assert SplitSpec.from_description(spec.describe()).describe() == spec.describe()
     assert SplitSpec.from_description("split.json").use_dataset_split
+
+
+def test_distilling_refuses_settings_at_another_length_than_the_prepared_features(tiny_model_dir, tmp_path):
+    """The prepared features are what the bundle is selected and evaluated with (and a coreset
+    stores): settings that read texts at another length would silently mismatch them."""
+    from talk_cli import pipeline
+    from talk_cli.encode import EncodeSettings
+
+    prepared = pipeline.prepare(load_dataset("demo"), str(tiny_model_dir), EncodeSettings(max_length=32))
+    settings, _ = pipeline.distill_settings("demo", method="herding", max_length=16)
+    with pytest.raises(SettingsError, match="prepared at 32"):
+        pipeline.distill(prepared, settings, tmp_path / "b")
+    assert not (tmp_path / "b").exists()

@@ -19,7 +19,7 @@ from talk_cli.distill.loop import DistillOutcome, Distiller, Interrupted, StepRe
 from talk_cli.distill.methods import METHODS
 from talk_cli.distill.settings import DistillSettings
 from talk_cli.distill.synthetic import class_allocation, initial_embeddings
-from talk_cli.encode.lm import LanguageModel, encode_embeddings
+from talk_cli.encode.lm import LanguageModel
 from talk_cli.errors import SettingsError
 from talk_cli.provenance import Provenance
 
@@ -35,21 +35,19 @@ def checkpoint_identity(tag: TAG, lm: LanguageModel, settings: DistillSettings) 
 
 def pick_coreset(tag: TAG, lm: LanguageModel, features: torch.Tensor, settings: DistillSettings) -> DistillOutcome:
     """Real training nodes with their subgraph. Texts keep `settings.max_length` tokens, the
-    length the real features were encoded with, so the stored features are the real ones."""
+    length `features` were encoded with, so pool(LM(E)) of the stored token embeddings is those
+    nodes' real features: they are taken from `features` rather than encoded again (a coreset of
+    every training node would otherwise cost most of a whole encode)."""
     lm.require_inputs_embeds(f"a {settings.method} bundle (its features are read from its stored token embeddings)")
     nodes = select(METHODS[settings.method].picker, tag, features, class_allocation(tag, settings), settings.seed)
     embeddings, mask = initial_embeddings([tag.texts[i] for i in nodes], lm, settings.max_length, padding="longest")
-    lm.model.eval()
-    device = lm.embeddings.weight.device
-    with torch.no_grad():
-        pooled = encode_embeddings(lm, embeddings.to(device), mask.to(device))
     return DistillOutcome(
         embeddings=embeddings,
         attention_mask=mask,
         adjacency=induced_adjacency(tag, nodes),
         labels=tag.labels[nodes],
         soft_labels=None,
-        features=pooled.float().cpu(),
+        features=features[nodes].float().cpu(),
         seed_nodes=nodes,
         best_step=0,
         best_val_accuracy=float("nan"),
@@ -134,7 +132,9 @@ def run_distillation(
     resume: bool = False,
     on_step: Callable[[StepReport], None] | None = None,
 ) -> tuple[Bundle, DistillOutcome]:
-    """Distil `tag` into the bundle `out`, checkpointing beside it as it goes."""
+    """Distil `tag` into the bundle `out`, checkpointing beside it as it goes. `real_features` are
+    every real node's features from `lm` at `settings.max_length` tokens, what the bundle will be
+    evaluated with: GCN selection trains on them and a coreset stores its nodes' rows."""
     out = Path(out)
     check_target(out, force)  # refuse now, not after a long run
     if not METHODS[settings.method].learns:
