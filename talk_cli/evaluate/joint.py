@@ -67,7 +67,6 @@ class JointRuns:
         self.lm.model.load_state_dict(self.pretrained)
         self.lm.model.eval().requires_grad_(False)
 
-
     def check(self, run: int, gnn: torch.nn.Module, tag: TAG, real: RealNodes, training_on, max_length: int) -> torch.Tensor:
         """Every real node classified with the current LM, every text re-encoded. With `refit`, by a
         fresh GNN fitted as the probe was (seeded alike, validated every epoch, kept at its best) on
