@@ -262,7 +262,7 @@ def test_cli_unknown_dataset_and_recipe_key(tiny_model_dir, tmp_path):
 
 
 @pytest.mark.parametrize("method", ["random", "herding", "kcenter"])
-def test_coreset_bundles_hold_real_nodes_with_their_subgraph(demo, tiny_lm, demo_features, tmp_path, method):
+def test_coreset_bundles_hold_real_nodes_with_their_subgraph(demo, tiny_lm, tmp_path, method):
     plan = DistillSettings(method=method, ratio=0.1, max_length=16)
     real = encode_tag(demo, tiny_lm, EncodeSettings(max_length=16)).features  # features at the bundle's length
     bundle, outcome = run_distillation(demo, tiny_lm, real, plan, CPU, tmp_path / "b")
