@@ -30,11 +30,12 @@ def demo():
 
 @pytest.fixture(scope="module")
 def tiny(tiny_model_dir, tmp_path_factory):
-    import os
-
-    os.environ["TALK_CACHE_DIR"] = str(tmp_path_factory.mktemp("eval-cache"))
-    lm = load_language_model(str(tiny_model_dir))
-    return lm, encode_tag(make_demo_tag(), lm).features
+    # Module-scoped, so the autouse per-test cache is not there yet: encode into a cache of its own,
+    # and leave the environment as it was for the modules after this one.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TALK_CACHE_DIR", str(tmp_path_factory.mktemp("eval-cache")))
+        lm = load_language_model(str(tiny_model_dir))
+        return lm, encode_tag(make_demo_tag(), lm).features
 
 
 def coreset_bundle(tag, lm, features, nodes: torch.Tensor, labels: torch.Tensor | None = None):
