@@ -61,7 +61,6 @@ VARIANTS: list[tuple[str, dict]] = [
     # The same rounds at the joint protocol's LM rate since 2026-11-25 (5e-6), and at its length too (100 steps).
     ("inner_every=25,restart,inner_lr=5e-6", {"inner_every": 25, "inner_restart": True, "inner_steps": 30, "inner_lr": 5e-6}),
     ("inner_every=25,restart,inner_steps=100,inner_lr=5e-6", {"inner_every": 25, "inner_restart": True, "inner_steps": 100, "inner_lr": 5e-6}),
-    ("inner_every=10,restart,inner_steps=100,inner_lr=5e-6", {"inner_every": 10, "inner_restart": True, "inner_steps": 100, "inner_lr": 5e-6}),
     ("invert_steps=100", {"invert_steps": 100}),
     ("select=gcn", {"select": "gcn"}),
     ("invert_steps=100,select=gcn", {"invert_steps": 100, "select": "gcn"}),
