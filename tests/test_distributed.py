@@ -61,7 +61,9 @@ def test_a_killed_rank_leaves_chunks_that_a_rerun_resumes(tiny_model_dir, tmp_pa
 
     resumed = torchrun(*args, "--out", str(tmp_path / "two.safetensors"))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert json.loads(resumed.stdout)["resumed_chunks"] >= 2  # rank 1's first chunk and whatever rank 0 finished
+    # Every chunk the killed run left is taken up again, whichever rank wrote it; how many rank 0
+    # finished before torchrun stopped it depends on the machine's speed, so the count is the files'.
+    assert json.loads(resumed.stdout)["resumed_chunks"] == len(left)
     single = run_cli(*args, "--out", tmp_path / "one.safetensors", "--quiet")
     assert single.exit_code == 0, single.output
     one, two = (load_file(str(tmp_path / f"{n}.safetensors"))["features"] for n in ("one", "two"))
