@@ -148,7 +148,7 @@ def encode_tag(
     # Rank 0 reports for the whole run, so the counts are every rank's, summed (this also waits
     # until every chunk is on disk).
     counts = distributed.sum_over_ranks(torch.tensor([num_tokens, resumed], device=device))
-    num_tokens, resumed = (int(count) for count in counts.tolist())
+    num_tokens, resumed = counts.tolist()
 
     if distributed.rank() == 0:
         features = torch.cat(
