@@ -17,7 +17,8 @@ for other dataset:ratio pairs than the default two. The joint protocol
 and ratios named by --joint, against the joint full-data reference (LM + GNN trained on every
 real training node; computed once and cached, which takes long: see docs/evaluate.md).
 `--write` updates the document after every row; a run that is stopped leaves the section it was
-writing marked partial, with the rows it measured.
+writing marked partial, with the rows it measured. Progress goes to stderr: each row's line, and
+between them a line as each evaluation run of the row ends, with the time left at that pace.
 """
 
 from __future__ import annotations
@@ -134,6 +135,23 @@ def scores(summary: dict) -> str:
     )
 
 
+def run_progress(label: str, settings, started: float):
+    """`on_epoch` of one evaluation: a stderr line as each of its runs ends, with the time left at
+    that pace (a joint row goes tens of minutes between two lines of the table)."""
+    epochs_done = 0
+
+    def on_epoch(epochs: int) -> None:
+        nonlocal epochs_done
+        epochs_done += epochs
+        if epochs_done % settings.epochs == 0:
+            runs_done, elapsed = epochs_done // settings.epochs, time.perf_counter() - started
+            left = elapsed / runs_done * (settings.runs - runs_done)
+            line = f"  {label}: run {runs_done}/{settings.runs} evaluated after {elapsed:.0f} s, about {left:.0f} s left"
+            print(line, file=sys.stderr, flush=True)
+
+    return on_epoch
+
+
 def child_run(
     dataset: str, method: str, ratio: float, runs: int, seeds: int, protocol: str, data_root: Path | None, device, probe_epochs: int | None
 ) -> dict:
@@ -145,8 +163,10 @@ def child_run(
     settings, _ = pipeline.distill_settings(dataset, recipe, **{"method": method if method != "full" else None, "ratio": ratio})
     prepared = prepared_dataset(dataset, data_root, settings.max_length, device)
     evaluation_settings = EvalSettings(runs=runs, **training_defaults(protocol, method == "full") | probe_setting(probe_epochs))
+    label = f"{dataset} {method} {ratio} ({protocol})"
     if method == "full":  # the reference, from the evaluate cache when an earlier run made it
-        evaluation, _ = pipeline.evaluate(prepared, settings=evaluation_settings, protocol=protocol)
+        on_epoch = run_progress(label, evaluation_settings, time.perf_counter())  # silent when read from the cache
+        evaluation, _ = pipeline.evaluate(prepared, settings=evaluation_settings, protocol=protocol, on_epoch=on_epoch)
         summary = evaluation.result
         # A cached reference carries the peak of the process that trained it (none in caches older than that record).
         return {"summary": summary, "distill_seconds": 0.0, "n_syn": int(prepared.tag.train_mask.sum()),
@@ -155,8 +175,11 @@ def child_run(
     for seed in range(seeds):
         with tempfile.TemporaryDirectory() as tmp:
             bundle, outcome = pipeline.distill(prepared, dataclasses.replace(settings, seed=seed), Path(tmp) / "bundle")
+        seed_label = f"{label}, seed {seed}" if seeds > 1 else label
+        print(f"  {seed_label}: distilled in {outcome.seconds:.0f} s", file=sys.stderr, flush=True)
         started = time.perf_counter()
-        evaluation, _ = pipeline.evaluate(prepared, bundle, evaluation_settings, protocol)
+        on_epoch = run_progress(seed_label, evaluation_settings, started)
+        evaluation, _ = pipeline.evaluate(prepared, bundle, evaluation_settings, protocol, on_epoch=on_epoch)
         eval_seconds.append(time.perf_counter() - started)
         distill_seconds.append(outcome.seconds)
         summaries.append(evaluation.result)
@@ -169,9 +192,10 @@ def mib(value: float | None) -> str:
 
 
 def run_child(*args: str) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True)
+    # The child's stderr (its progress, and its traceback if it fails) goes straight to ours.
+    done = subprocess.run([sys.executable, __file__, "--child", *args], stdout=subprocess.PIPE, text=True)
     if done.returncode != 0:
-        raise SystemExit(f"child {args} failed:\n{done.stderr[-3000:]}")
+        raise SystemExit(f"child {args} failed with exit code {done.returncode}: its error is printed above")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -201,6 +225,9 @@ def main() -> None:
     if args.section and len(args.datasets) != 1:
         parser.error("--section names one dataset's section: give one dataset")
     if args.child:
+        from talk_cli.cli import quiet_transformers
+
+        quiet_transformers()  # its stderr is ours: progress lines only, as `talk` prints
         dataset, method, ratio, runs, seeds, protocol = args.child
         probe = args.joint_probe_epochs if protocol == "joint" else None
         print(json.dumps(child_run(dataset, method, float(ratio), int(runs), int(seeds), protocol, args.data_root, device, probe)))
