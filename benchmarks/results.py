@@ -135,10 +135,10 @@ def scores(summary: dict) -> str:
     )
 
 
-def run_progress(label: str, settings, started: float):
-    """`on_epoch` of one evaluation: a stderr line as each of its runs ends, with the time left at
-    that pace (a joint row goes tens of minutes between two lines of the table)."""
-    epochs_done = 0
+def run_progress(label: str, settings):
+    """`on_epoch` of one evaluation, made as it starts: a stderr line as each of its runs ends, with
+    the time left at that pace (a joint row goes tens of minutes between two lines of the table)."""
+    started, epochs_done = time.perf_counter(), 0
 
     def on_epoch(epochs: int) -> None:
         nonlocal epochs_done
@@ -165,7 +165,7 @@ def child_run(
     evaluation_settings = EvalSettings(runs=runs, **training_defaults(protocol, method == "full") | probe_setting(probe_epochs))
     label = f"{dataset} {method} {ratio} ({protocol})"
     if method == "full":  # the reference, from the evaluate cache when an earlier run made it
-        on_epoch = run_progress(label, evaluation_settings, time.perf_counter())  # silent when read from the cache
+        on_epoch = run_progress(label, evaluation_settings)  # silent when read from the cache
         evaluation, _ = pipeline.evaluate(prepared, settings=evaluation_settings, protocol=protocol, on_epoch=on_epoch)
         summary = evaluation.result
         # A cached reference carries the peak of the process that trained it (none in caches older than that record).
@@ -177,8 +177,7 @@ def child_run(
             bundle, outcome = pipeline.distill(prepared, dataclasses.replace(settings, seed=seed), Path(tmp) / "bundle")
         seed_label = f"{label}, seed {seed}" if seeds > 1 else label
         print(f"  {seed_label}: distilled in {outcome.seconds:.0f} s", file=sys.stderr, flush=True)
-        started = time.perf_counter()
-        on_epoch = run_progress(seed_label, evaluation_settings, started)
+        started, on_epoch = time.perf_counter(), run_progress(seed_label, evaluation_settings)
         evaluation, _ = pipeline.evaluate(prepared, bundle, evaluation_settings, protocol, on_epoch=on_epoch)
         eval_seconds.append(time.perf_counter() - started)
         distill_seconds.append(outcome.seconds)
