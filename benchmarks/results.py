@@ -18,7 +18,8 @@ and ratios named by --joint, against the joint full-data reference (LM + GNN tra
 real training node; computed once and cached, which takes long: see docs/evaluate.md).
 `--write` updates the document after every row; a run that is stopped leaves the section it was
 writing marked partial, with the rows it measured. Progress goes to stderr: each row's line, and
-between them a line as each evaluation run of the row ends, with the time left at that pace.
+between them a line as each evaluation run of the row ends (and at most every 10 minutes within
+one), with the time left at that pace.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ JOINT_NOTE = (
 )
 
 
+LINE_EVERY_S = 600  # progress lines within one evaluation run come at most this often
 PARTIAL = "*Partial: the run that writes this section was stopped, or is still running, after the rows above.*"
 
 
@@ -136,18 +138,28 @@ def scores(summary: dict) -> str:
 
 
 def run_progress(label: str, settings):
-    """`on_epoch` of one evaluation, made as it starts: a stderr line as each of its runs ends, with
-    the time left at that pace (a joint row goes tens of minutes between two lines of the table)."""
-    started, epochs_done = time.perf_counter(), 0
+    """`on_epoch` of one evaluation, made as it starts: a stderr line as each of its runs ends its
+    epochs, and within a run at most every LINE_EVERY_S seconds (the joint reference reports its
+    batches as fractions of an epoch, and its 3 epochs take over an hour on arxiv_2023), with the
+    time left at that pace."""
+    started = last_line = time.perf_counter()
+    epochs_done, total = 0.0, settings.runs * settings.epochs
 
-    def on_epoch(epochs: int) -> None:
-        nonlocal epochs_done
+    def on_epoch(epochs: float) -> None:
+        nonlocal epochs_done, last_line
+        runs_before = int(round(epochs_done, 6) // settings.epochs)
         epochs_done += epochs
-        if epochs_done % settings.epochs == 0:
-            runs_done, elapsed = epochs_done // settings.epochs, time.perf_counter() - started
-            left = elapsed / runs_done * (settings.runs - runs_done)
-            line = f"  {label}: run {runs_done}/{settings.runs} evaluated after {elapsed:.0f} s, about {left:.0f} s left"
-            print(line, file=sys.stderr, flush=True)
+        done, now = round(epochs_done, 6), time.perf_counter()  # rounded: fractions of an epoch add up inexactly
+        runs_done = int(done // settings.epochs)
+        if runs_done == runs_before and now - last_line < LINE_EVERY_S:
+            return
+        left = (now - started) / done * (total - done)
+        if runs_done > runs_before:
+            where = f"run {runs_done}/{settings.runs} trained"
+        else:
+            where = f"run {runs_done + 1}/{settings.runs} at epoch {done - runs_done * settings.epochs:.1f}/{settings.epochs}"
+        print(f"  {label}: {where} after {now - started:.0f} s, about {left:.0f} s left", file=sys.stderr, flush=True)
+        last_line = now
 
     return on_epoch
 

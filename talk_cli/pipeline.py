@@ -31,7 +31,9 @@ from talk_cli.errors import SettingsError
 from talk_cli.evaluate import EvalSettings, Evaluation, check_match, run_evaluation
 from talk_cli.provenance import Provenance
 
-Progress = Callable[[int], None]
+# Work done since the last call, in the unit its bar counts: nodes encoded, steps, epochs (the
+# joint full-data reference reports each batch as a fraction of an epoch).
+Progress = Callable[[float], None]
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import pytest
 import torch
@@ -213,10 +214,18 @@ def test_joint_full_reference_trains_the_lm_through_the_gnn_and_restores_it(tmp_
     tag = load_tag(str(write_tag_folder(tmp_path / "topics", nodes=nodes, edges=edges)))
     lm = load_language_model(str(tiny_model_dir))
     features = encode_tag(tag, lm, EncodeSettings(max_length=32)).features
-    seen = []
+    seen, progress = [], []
     settings = EvalSettings(runs=1, epochs=8, batch_size=8, lm_lr=1e-3)
-    summary = evaluate_joint_full(tag, lm, features, settings, 32, CPU, on_epoch=lambda n: seen.append(weights_sha256(lm.model)))
+
+    def on_epoch(epochs: float) -> None:
+        progress.append(epochs)
+        seen.append(weights_sha256(lm.model))
+
+    summary = evaluate_joint_full(tag, lm, features, settings, 32, CPU, on_epoch=on_epoch)
     assert all(digest != lm.identity.weights_sha256 for digest in seen)  # the LM learned during training
+    # Progress comes batch by batch, as fractions of an epoch that add up to the epochs trained.
+    assert len(progress) == settings.epochs * math.ceil(int(tag.train_mask.sum()) / settings.batch_size)
+    assert sum(progress) == pytest.approx(settings.epochs)
     assert weights_sha256(lm.model) == lm.identity.weights_sha256  # and was restored afterwards
     assert summary.runs[0].test_accuracy >= 0.85  # two balanced classes: chance is 0.5
 

@@ -170,8 +170,10 @@ def evaluate_joint_full(
                 classification_loss(logits, real.labels[batch]).backward()
                 optimizer.step()
                 table[batch] = fresh.detach()
+                if on_epoch:  # an epoch over a large graph is long: its batches report as fractions of it
+                    on_epoch(len(batch) / len(train))
 
         predict = partial(runs.check, run, gnn, tag, real, partial(full_training, tag), max_length)
-        results.append(selected_run(train_epoch, predict, real, settings, on_epoch, start=probed))
+        results.append(selected_run(train_epoch, predict, real, settings, start=probed))
     runs.restore()
     return Summary(results)
