@@ -140,7 +140,7 @@ def scores(summary: dict) -> str:
 def run_progress(label: str, settings):
     """`on_epoch` of one evaluation, made as it starts: a stderr line as each of its runs ends its
     epochs, and within a run at most every LINE_EVERY_S seconds (the joint reference reports its
-    batches as fractions of an epoch, and its 3 epochs take over an hour on arxiv_2023), with the
+    batches as fractions of an epoch, and on arxiv_2023 it takes 40 to 80 minutes), with the
     time left at that pace."""
     started = last_line = time.perf_counter()
     epochs_done, total = 0.0, settings.runs * settings.epochs
