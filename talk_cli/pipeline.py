@@ -31,7 +31,7 @@ from talk_cli.errors import SettingsError
 from talk_cli.evaluate import EvalSettings, Evaluation, check_match, run_evaluation
 from talk_cli.provenance import Provenance
 
-# Work done since the last call, in the unit its bar counts: nodes encoded, steps, epochs (the
+# Work done since the last call, in the unit its bar counts: nodes encoded, or epochs trained (the
 # joint full-data reference reports each batch as a fraction of an epoch).
 Progress = Callable[[float], None]
 
