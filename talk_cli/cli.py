@@ -11,6 +11,7 @@ import dataclasses
 import inspect
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -23,12 +24,15 @@ import typer  # noqa: E402
 
 from talk_cli import __version__, distributed  # noqa: E402
 from talk_cli.cli_options import app, command, flag_of, given, option, reports_errors, settings_options, stop_at_step_boundary  # noqa: E402
+from talk_cli.data.importer import Columns  # noqa: E402
 from talk_cli.console import progress_bar, render_summary, report_dataset, stderr  # noqa: E402
+from talk_cli.bundle.card import DEFAULT_LICENSE  # noqa: E402
 from talk_cli.distill.settings import DistillSettings, unread_settings  # noqa: E402
 from talk_cli.encode.encoder import EncodeSettings  # noqa: E402
 from talk_cli.encode.lm import DEFAULT_POOLING, POOLINGS  # noqa: E402
 from talk_cli.errors import SettingsError  # noqa: E402
-from talk_cli.evaluate.train import TRAINING_DEFAULTS, EvalSettings  # noqa: E402
+from talk_cli.evaluate.train import PROTOCOLS, TRAINING_DEFAULTS, EvalSettings  # noqa: E402
+from talk_cli.device import DEVICES  # noqa: E402
 
 
 def emit_json(payload: dict) -> None:
@@ -69,7 +73,7 @@ DATASET = [
     option("split_seed", int, 0, "--split-seed", help="Seed of the random split (datasets without split.json)."),
     option("split_fractions", str, "0.6,0.2,0.2", "--split-fractions", help="Train,val,test fractions of the random split."),
     option("ignore_split_file", bool, False, "--ignore-split-file", help="Use the random split even when split.json exists."),
-    option("device", str, "auto", "--device", help="auto, cpu or cuda."),
+    option("device", str, "auto", "--device", choices=DEVICES, help="Where to compute: auto picks a GPU when there is one."),
     option("threads", Optional[int], None, "--threads", help="CPU threads for torch.", show_default="torch's choice: the cores available"),
     option("quiet", bool, False, "--quiet", "-q", help="No progress bar or messages on stderr."),
     option("as_json", bool, False, "--json", help="Print a machine-readable summary on stdout."),
@@ -111,7 +115,7 @@ def prepare(options: dict, model: str | None, pooling: str, encode: EncodeSettin
 
 
 MODEL = option("model", Optional[str], None, "--model", help="Local LM folder or Hugging Face id.", show_default="all-MiniLM-L6-v2")
-POOLING = option("pooling", str, DEFAULT_POOLING, "--pooling", help=f"How token states become one feature: {' or '.join(POOLINGS)} (first token).")
+POOLING = option("pooling", str, DEFAULT_POOLING, "--pooling", choices=POOLINGS, help="How token states become one feature: their mean, or the first token's (cls).")
 FORCE = option("force", bool, False, "--force", help="Replace an existing output.")
 
 
@@ -156,11 +160,12 @@ def distill_settings(options: dict):
 
 
 @command(
-    *DATASET, MODEL, POOLING, FORCE,
+    *DATASET, MODEL, FORCE,
     option("out", Optional[Path], None, "--out", "-o", help="Bundle directory to write (required unless --print-settings)."),
     option("recipe", Optional[str], None, "--recipe", help="Recipe file or shipped name; none for the defaults alone.", show_default="the dataset's shipped recipe, if any"),
     option("resume", bool, False, "--resume", help="Continue from the checkpoint beside --out."),
     option("print_settings", bool, False, "--print-settings", help="Print the effective settings (defaults < recipe < flags) and exit."),
+    option("license", str, DEFAULT_LICENSE, "--license", help="Licence named in the bundle's dataset card (other: the source dataset's applies)."),
     generated=settings_options(DistillSettings, {"*": "{}, or the recipe's"}),
 )  # fmt: skip
 def distill(**options) -> None:
@@ -179,7 +184,7 @@ def distill(**options) -> None:
     out = options["out"]
     check_target(out, options["force"])  # before encoding, not after it
     check_shardable(settings)
-    prepared = prepare(options, options["model"], options["pooling"], EncodeSettings(max_length=settings.max_length))
+    prepared = prepare(options, options["model"], settings.pooling, EncodeSettings(max_length=settings.max_length))
     learned = METHODS[settings.method].learns
     if distributed.rank() != 0 and not learned:
         return  # the other ranks helped encode; rank 0 picks the coreset
@@ -196,7 +201,8 @@ def distill(**options) -> None:
             if report.phase == TOKEN_PHASE:  # the warm start runs to its end; a stop takes effect in the token loop
                 stop()
 
-        bundle, outcome = pipeline.distill(prepared, settings, out, options["force"], options["resume"], on_step)
+        command_line = shlex.join(["talk", *sys.argv[1:]])
+        bundle, outcome = pipeline.distill(prepared, settings, out, options["force"], options["resume"], on_step, command_line, options["license"])
     if distributed.rank() != 0:
         return  # rank 0 wrote the bundle and reports
     if not options["quiet"]:
@@ -243,12 +249,12 @@ EVAL_DEFAULTS = {"*": "{}", **{name: per_protocol(name) for name in ("epochs", "
     ),
     *DATASET,
     option("full", bool, False, "--full", help="Train on every real training node: the reference."),
-    option("protocol", str, "gnn", "--protocol", help="gnn (LM frozen) or joint (LM fine-tuned with the GNN; slow)."),
+    option("protocol", str, "gnn", "--protocol", choices=PROTOCOLS, help="gnn (LM frozen) or joint (LM fine-tuned with the GNN; slow)."),
     option("allow_mismatch", bool, False, "--allow-mismatch", help="Evaluate a bundle made from other data or another LM."),
     option("store", bool, False, "--write-back", help="Store the results in the bundle's manifest."),
     option("model", Optional[str], None, "--model", help="LM for the real features.", show_default="the bundle's"),
     option("max_length", Optional[int], None, "--max-length", help="Tokens per real text.", show_default="the bundle's, else what talk distill uses on the dataset"),
-    option("pooling", Optional[str], None, "--pooling", help=f"{' or '.join(POOLINGS)}.", show_default=f"the bundle's, else {DEFAULT_POOLING}"),
+    option("pooling", Optional[str], None, "--pooling", choices=POOLINGS, help="How token states become one feature.", show_default=f"the bundle's, else {DEFAULT_POOLING}"),
     generated=settings_options(EvalSettings, EVAL_DEFAULTS),
 )  # fmt: skip
 def evaluate(**options) -> None:
@@ -259,11 +265,9 @@ def evaluate(**options) -> None:
     """
     from talk_cli import pipeline
     from talk_cli.bundle import load_bundle
-    from talk_cli.evaluate import PROTOCOLS, result_payload, training_defaults, write_back
+    from talk_cli.evaluate import result_payload, training_defaults, write_back
 
     protocol, full, path = options["protocol"], options["full"], options["bundle_path"]
-    if protocol not in PROTOCOLS:
-        raise SettingsError(f"--protocol must be gnn or joint, got {protocol!r}")
     if (path is None) == (not full):
         raise SettingsError("give a BUNDLE to evaluate, or --full for the full-data reference (not both)")
     values = {k: v for k, v in given(options, EvalSettings).items() if v is not None}
@@ -312,6 +316,45 @@ def evaluate(**options) -> None:
         emit_json(payload)
 
 
+@command(
+    inspect.Parameter(
+        "nodes", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        annotation=Annotated[Path, typer.Argument(metavar="NODES", help="Node table: .csv, .tsv, .parquet or .jsonl.", show_default=False)],
+    ),
+    option("edges", Path, ..., "--edges", help="Edge table (any of the same formats), one edge per row."),
+    option("out", Path, ..., "--out", "-o", help="TAG folder to write (docs/data-format.md)."),
+    option("id_column", str, Columns.id, "--id-column", help="Node table: the node ids (strings or integers)."),
+    option("text_column", Optional[list[str]], None, "--text-column", help="Node table: a text column; repeat it to join several, in order, one per line.", show_default=Columns.text[0]),
+    option("label_column", str, Columns.label, "--label-column", help="Node table: the class of each node (names or integers)."),
+    option("source_column", str, Columns.source, "--source-column", help="Edge table: the id of one end."),
+    option("target_column", str, Columns.target, "--target-column", help="Edge table: the id of the other end."),
+    FORCE,
+    option("quiet", bool, False, "--quiet", "-q", help="No messages on stderr."),
+    option("as_json", bool, False, "--json", help="Print a machine-readable summary on stdout."),
+)  # fmt: skip
+def import_(**options) -> None:
+    """Write a TAG folder from a node table and an edge table (CSV, TSV, Parquet, JSON Lines)."""
+    from talk_cli.data.importer import import_tables
+
+    columns = Columns(
+        options["id_column"], tuple(options["text_column"] or Columns.text), options["label_column"], options["source_column"], options["target_column"]
+    )
+    report = import_tables(options["nodes"], options["edges"], options["out"], columns, options["force"])
+    if not options["quiet"]:
+        stderr.print(
+            f"{report.out}: {report.num_nodes} nodes, {len(report.label_names)} classes ({', '.join(report.label_names[:8])}"
+            f"{', ...' if len(report.label_names) > 8 else ''}), {report.num_edges} edge rows"
+        )
+        if report.dropped_edges:
+            stderr.print(f"note: dropped {report.dropped_edges} edge row(s) naming an id that is not in {options['nodes']}")
+        if report.empty_texts:
+            stderr.print(f"note: {report.empty_texts} node(s) have no text")
+        for note in report.notes:
+            stderr.print(f"note: {note} (on loading)")
+    if options["as_json"]:
+        emit_json({**dataclasses.asdict(report), "out": str(report.out)})
+
+
 @app.command()
 @reports_errors
 def inspect(
@@ -323,6 +366,7 @@ def inspect(
     dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="Where --plot finds the real nodes.", show_default="the bundle's dataset under the data root")] = None,
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder of datasets.", show_default="$TALK_DATA_ROOT, else ../shared/datasets")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    card: Annotated[bool, typer.Option("--card", help="Print the bundle's dataset card (README.md) instead of the summary.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or notes on stderr (the summary still goes to stdout).")] = False,
 ) -> None:
     """Summarise, verify, decode or plot a bundle. The summary goes to stdout."""
@@ -333,6 +377,13 @@ def inspect(
     from talk_cli.errors import TalkError
 
     bundle = load_bundle(bundle_path)  # verifies everything; a damaged bundle stops here with exit 2
+    if card:
+        from talk_cli.bundle.card import CARD_FILE
+
+        if not (bundle_path / CARD_FILE).is_file():
+            raise TalkError(f"{bundle_path}: no dataset card (bundles of format 1.1 and older have none)")
+        sys.stdout.write((bundle_path / CARD_FILE).read_text(encoding="utf-8"))
+        return
     summary = summarize(bundle)
     if verify:
         summary["verified"] = list(CHECKS)

@@ -10,7 +10,8 @@ import signal
 import typing
 from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Annotated, Any, Optional
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal, Optional
 
 import typer
 
@@ -25,6 +26,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain help: options that take one of a few values list them (`<gnn|joint>`), flags show no type.
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 200},  # as wide as the terminal, up to 200 columns
 )
 USAGE_ERROR = 2
 
@@ -46,7 +50,10 @@ def reports_errors(command: Callable) -> Callable:
     return wrapper
 
 
-def option(name: str, annotation: Any, default: Any, *decls: str, **info: Any) -> inspect.Parameter:
+def option(name: str, annotation: Any, default: Any, *decls: str, choices: Sequence[str] | None = None, **info: Any) -> inspect.Parameter:
+    """A keyword option; with `choices`, typer lists them in --help and refuses any other value (exit 2)."""
+    if choices:
+        annotation = Optional[Literal[tuple(choices)]] if default is None else Literal[tuple(choices)]
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[annotation, typer.Option(*decls, **info)])
 
 
@@ -62,7 +69,7 @@ def settings_options(cls: type, defaults_note: dict[str, str]) -> list[inspect.P
     for f in dataclasses.fields(cls):
         kind = next(t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None))
         shown = defaults_note.get(f.name, defaults_note.get("*", "{}")).format(f.default)
-        params.append(option(f.name, Optional[kind], None, flag_of(f), help=f.metadata["help"], show_default=shown))
+        params.append(option(f.name, Optional[kind], None, flag_of(f), choices=f.metadata.get("choices"), help=f.metadata["help"], show_default=shown))
     return params
 
 

@@ -27,6 +27,7 @@ DTYPES = {
     "int64": DType(torch.int64, "I64"),
 }
 COMPUTE_DTYPES = ("float32", "float16", "bfloat16")
+DEVICES = ("auto", "cpu", "cuda")
 
 
 def processes_on_this_machine() -> int:
@@ -37,7 +38,7 @@ def processes_on_this_machine() -> int:
 def resolve_device(choice: str) -> torch.device:
     """'auto' picks CUDA when this machine has a GPU for each of its processes (NCCL gives every
     rank a GPU of its own), else the CPU; 'cuda' without them is an error."""
-    if choice not in ("auto", "cpu", "cuda"):
+    if choice not in DEVICES:
         raise SettingsError(f"--device must be auto, cpu or cuda, got {choice!r}")
     if choice == "cpu":
         return torch.device("cpu")
@@ -60,3 +61,36 @@ def resolve_dtype(name: str) -> torch.dtype:
     if name not in COMPUTE_DTYPES:
         raise SettingsError(f"--dtype must be one of {', '.join(COMPUTE_DTYPES)}, got {name!r}")
     return DTYPES[name].torch
+
+
+def device_name(device: torch.device) -> str:
+    """What the work ran on, in words: the GPU's name, else the CPU model (as /proc/cpuinfo or
+    the platform names it)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "")
+    except OSError:
+        model = ""
+    return f"{model or platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def environment(device: torch.device) -> dict[str, str]:
+    """The device and the library versions a result was computed with (bundle manifests record it)."""
+    import platform
+
+    import transformers
+
+    from talk_cli import __version__
+
+    return {
+        "device": device.type,
+        "device_name": device_name(device),
+        "python": platform.python_version(),
+        "torch": str(torch.__version__),  # a TorchVersion, which YAML cannot write
+        "transformers": transformers.__version__,
+        "talk_cli": __version__,
+    }

@@ -3,11 +3,13 @@ settings dataclasses and every default is written once, in the dataclass."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import field
 from typing import Any
 
 
-def setting(default: Any, help: str, flag: str | None = None) -> Any:
-    """A dataclass field with the help text the CLI shows and, where it is not `--field-name`,
-    its flag (e.g. "--soft-labels/--hard-labels")."""
-    return field(default=default, metadata={"help": help, "flag": flag})
+def setting(default: Any, help: str, flag: str | None = None, choices: Sequence[str] | None = None) -> Any:
+    """A dataclass field with the help text the CLI shows, where it is not `--field-name` its flag
+    (e.g. "--soft-labels/--hard-labels"), and for a field that takes one of a fixed set of values,
+    that set (the CLI lists it in --help and refuses anything else)."""
+    return field(default=default, metadata={"help": help, "flag": flag, "choices": tuple(choices) if choices else None})

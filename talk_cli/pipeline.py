@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from talk_cli.bundle import Bundle
+from talk_cli.bundle.card import DEFAULT_LICENSE
 from talk_cli.data import load_tag
 from talk_cli.data.tag import TAG
 from talk_cli.distill import DistillSettings, chosen_recipe, resolve_settings, run_distillation
@@ -91,15 +92,23 @@ def distill(
     force: bool = False,
     resume: bool = False,
     on_step: Callable[[StepReport], None] | None = None,
+    command: str | None = None,
+    license: str = DEFAULT_LICENSE,
 ) -> tuple[Bundle, DistillOutcome]:
-    """Distil the prepared dataset into the bundle `out` (written atomically)."""
+    """Distil the prepared dataset into the bundle `out` (written atomically, with its dataset
+    card: `command` is the command line to record there, `license` the card's licence)."""
     if settings.max_length != prepared.settings.max_length:
         raise SettingsError(
             f"the settings read texts at {settings.max_length} tokens but the dataset was prepared at "
             f"{prepared.settings.max_length}: prepare it with EncodeSettings(max_length={settings.max_length})"
         )
+    if settings.pooling != prepared.lm.identity.pooling:
+        raise SettingsError(
+            f"the settings pool the LM's states by {settings.pooling} but the dataset was prepared with {prepared.lm.identity.pooling} "
+            f"pooling: load the LM with load_language_model(name, {settings.pooling!r})"
+        )
     return run_distillation(
-        prepared.tag, prepared.lm, prepared.features, settings, prepared.device, Path(out), force, resume, on_step
+        prepared.tag, prepared.lm, prepared.features, settings, prepared.device, Path(out), force, resume, on_step, command, license
     )
 
 

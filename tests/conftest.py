@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import unittest.mock
 from pathlib import Path
 
 import pytest
@@ -87,8 +88,11 @@ def tag_folder(tmp_path) -> Path:
 
 
 def run_cli(*args: str):
-    """Invoke `talk` in-process; returns click's Result with separate stdout and stderr."""
-    return CliRunner().invoke(app, [str(a) for a in args])
+    """Invoke `talk` in-process, with the command line in sys.argv as a shell would set it;
+    returns click's Result with separate stdout and stderr."""
+    words = [str(a) for a in args]
+    with unittest.mock.patch.object(sys, "argv", ["talk", *words]):
+        return CliRunner().invoke(app, words)
 
 
 def torchrun(*args: str, env: dict[str, str] | None = None, program: tuple[str, ...] = ("-m", "talk_cli")) -> subprocess.CompletedProcess:

@@ -14,7 +14,7 @@ from talk_cli.data import make_demo_tag
 from talk_cli.distill import Distiller, DistillSettings, distill, run_distillation
 from talk_cli.distill.synthetic import allocate, learned_adjacency, synthetic_size
 from talk_cli.encode import EncodeSettings, encode_tag, encode_texts, load_language_model
-from talk_cli.encode.lm import encode_embeddings
+from talk_cli.encode.lm import encode_embeddings, weights_sha256
 from talk_cli.errors import SettingsError
 from talk_cli.kernel import RealGraphSide
 
@@ -200,8 +200,9 @@ def test_batch_wise_refresh_re_encodes_exactly_the_nodes_it_names(demo, tiny_lm,
     distiller = Distiller(demo, tiny_lm, demo_features, plan, CPU)
     nodes = distiller.inner_round()
     assert len(nodes.unique()) == 12 and bool(demo.train_mask[nodes].all())
-    full, _ = encode_texts(demo.texts, tiny_lm, EncodeSettings(max_length=plan.max_length), CPU)  # the inner loop's LM
+    full, _ = encode_texts(demo.texts, distiller.tuned, EncodeSettings(max_length=plan.max_length), CPU)  # the inner loop's LM
     assert not torch.allclose(full[nodes], demo_features[nodes], atol=1e-3)  # the LM did move
+    assert weights_sha256(tiny_lm.model) == tiny_lm.identity.weights_sha256  # on its own copy: the caller's LM is as loaded
     expected = demo_features.clone()
     expected[nodes] = full[nodes]
     assert torch.allclose(distiller.feature_table, expected, atol=1e-5)  # the others keep their features
@@ -237,7 +238,7 @@ def test_cli_distill_writes_a_verified_bundle(tiny_model_dir, tmp_path):
         (["--ratio", "0"], "--ratio must be in (0, 1]"),
         (["--ratio", "1.5"], "--ratio must be in (0, 1]"),
         (["--size", "3"], "--size 3 is below the number of classes with training nodes (5)"),
-        (["--structure", "star"], "structure must be one of identity, knn, learned"),
+        (["--structure", "star"], "'star' is not one of 'identity', 'knn', 'learned'"),
         (["--kernel", "interleaved", "--hops", "3"], "supports hops 1 or 2"),
         (["--recipe", "nosuchrecipe"], "unknown recipe 'nosuchrecipe'"),
     ],

@@ -154,8 +154,8 @@ def test_cli_refuses_another_lm_unless_allowed(demo_bundle, tiny_model_dir, tmp_
     "args, message",
     [
         (["--dataset", "demo"], "give a BUNDLE to evaluate, or --full"),
-        (["--dataset", "demo", "--full", "--model-type", "transformer"], "--model-type must be one of"),
-        (["--dataset", "demo", "--full", "--protocol", "both"], "--protocol must be gnn or joint"),
+        (["--dataset", "demo", "--full", "--model-type", "transformer"], "'transformer' is not one of 'gcn', 'sgc', 'appnp', 'sage', 'mlp'"),
+        (["--dataset", "demo", "--full", "--protocol", "both"], "'both' is not one of 'gnn', 'joint'"),
         (["--dataset", "demo", "--full", "--runs", "0"], "--runs, --epochs, --eval-every and --batch-size must be at least 1"),
         (["--dataset", "demo", "--full", "--lm-lr", "-1"], "--lm-lr and --weight-decay must not be negative"),
         (["--dataset", "demo", "--full", "--lr", "0"], "--lr must be positive"),
@@ -170,7 +170,7 @@ def test_cli_bad_options(args, message):
     assert result.exit_code == 2 and message in result.stderr
 
 
-def test_joint_protocol_fine_tunes_the_lm_and_restores_it(demo, tiny, tmp_path):
+def test_joint_protocol_fine_tunes_a_copy_and_leaves_the_callers_lm(demo, tiny, tmp_path):
     from talk_cli.encode.lm import weights_sha256
     from talk_cli.evaluate.joint import evaluate_joint
 
@@ -197,15 +197,25 @@ def test_joint_runs_record_the_probe_and_the_best_fine_tuned_validation(demo, ti
     assert unprobed.runs[0].start_val is None and "probe_val_mean" not in unprobed.as_dict()
 
 
-def test_joint_full_reference_trains_the_lm_through_the_gnn_and_restores_it(tmp_path, tiny_model_dir):
+def test_joint_full_reference_trains_a_copy_of_the_lm_through_the_gnn(tmp_path, tiny_model_dir, monkeypatch):
     """On a TAG whose class shows in one word per text, LM + GNN trained jointly learn it."""
     import random
 
     from talk_cli.data import load_tag
     from talk_cli.encode.lm import weights_sha256
+    from talk_cli.evaluate import joint
     from talk_cli.evaluate.joint import evaluate_joint_full
 
     from conftest import write_tag_folder
+
+    copies = []  # the trainable copies each run fine-tunes
+
+    def recorded(*args, **kwargs):
+        copies.append(trainable_copy(*args, **kwargs))
+        return copies[-1]
+
+    trainable_copy = joint.trainable_copy
+    monkeypatch.setattr(joint, "trainable_copy", recorded)
 
     rng = random.Random(0)
     topics, filler = [["galaxy", "star", "orbit", "planet"], ["recipe", "oven", "spice", "dough"]], ["the", "a", "of", "we", "study", "show"]
@@ -219,14 +229,14 @@ def test_joint_full_reference_trains_the_lm_through_the_gnn_and_restores_it(tmp_
 
     def on_epoch(epochs: float) -> None:
         progress.append(epochs)
-        seen.append(weights_sha256(lm.model))
+        seen.append(weights_sha256(copies[-1].model))
 
     summary = evaluate_joint_full(tag, lm, features, settings, 32, CPU, on_epoch=on_epoch)
-    assert all(digest != lm.identity.weights_sha256 for digest in seen)  # the LM learned during training
+    assert all(digest != lm.identity.weights_sha256 for digest in seen)  # the copy learned during training
     # Progress comes batch by batch, as fractions of an epoch that add up to the epochs trained.
     assert len(progress) == settings.epochs * math.ceil(int(tag.train_mask.sum()) / settings.batch_size)
     assert sum(progress) == pytest.approx(settings.epochs)
-    assert weights_sha256(lm.model) == lm.identity.weights_sha256  # and was restored afterwards
+    assert weights_sha256(lm.model) == lm.identity.weights_sha256  # while the caller's LM never changed
     assert summary.runs[0].test_accuracy >= 0.85  # two balanced classes: chance is 0.5
 
 
@@ -335,8 +345,7 @@ def test_the_probed_gnn_is_fine_tuned_at_its_own_rate(demo, tiny):
     probed = EvalSettings(lr=0.02, lm_lr=3e-6, finetune_lr=4e-4, probe_epochs=5)
     for settings, rates in [(probed, [3e-6, 4e-4]), (dataclasses.replace(probed, probe_epochs=0), [3e-6, 0.02])]:
         runs = JointRuns(lm, demo.num_classes, settings, CPU)
-        _, optimizer, _ = runs.start(0, training, real)
-        runs.restore()
+        _, _, optimizer, _ = runs.start(0, training, real)
         assert [group["lr"] for group in optimizer.param_groups] == rates
 
 

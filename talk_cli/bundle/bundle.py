@@ -19,6 +19,7 @@ from safetensors.torch import save
 from talk_cli import __version__
 from talk_cli.atomic import atomic_write_bytes, fsync_directory
 from talk_cli.bundle import spec
+from talk_cli.bundle.card import CARD_FILE, DEFAULT_LICENSE, card_front_matter, render_card
 from talk_cli.bundle.errors import (
     BundleExistsError,
     BundleNotFoundError,
@@ -63,6 +64,7 @@ class DistillationInfo:
     # One point per validation of a learned set: {step, val_accuracy, loss (mean over the steps
     # since the previous point)}. Empty for coresets.
     curve: list[dict[str, Any]] = field(default_factory=list)
+    ratio_denominator: int | None = None  # the training nodes the ratio counted (since 1.2)
 
 
 @dataclass
@@ -79,6 +81,9 @@ class Bundle:
     distillation: DistillationInfo
     soft_labels: torch.Tensor | None = None  # float32 [n, C]
     evaluation: dict[str, Any] = field(default_factory=dict)
+    # The command, device and library versions, time and peak memory of the run that made it.
+    made: dict[str, Any] = field(default_factory=dict)
+    license: str = DEFAULT_LICENSE  # the dataset card's
     created: str = ""
     tool_version: str = __version__
     format_version: str = spec.FORMAT_VERSION
@@ -138,7 +143,7 @@ class Bundle:
             "created": self.created or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "dataset": vars(self.dataset) | {"label_names": list(self.dataset.label_names)},
             "lm": dict(vars(self.lm)),
-            "distillation": dict(vars(self.distillation)),
+            "distillation": {k: v for k, v in vars(self.distillation).items() if v is not None or k != "ratio_denominator"},
             "tensors": {
                 "file": spec.TENSOR_FILE,
                 "sha256": tensor_sha256,
@@ -150,6 +155,8 @@ class Bundle:
         }
         if self.evaluation:
             manifest["evaluation"] = self.evaluation
+        if self.made:
+            manifest["made"] = self.made
         return manifest
 
 
@@ -183,6 +190,8 @@ def write_bundle(bundle: Bundle, path: Path, force: bool = False) -> Path:
         tensors = {name: t.detach().cpu().contiguous() for name, t in bundle.tensors().items()}
         atomic_write_bytes(staging / spec.TENSOR_FILE, save(tensors))
         manifest = bundle.manifest(sha256_file(staging / spec.TENSOR_FILE))
+        atomic_write_bytes(staging / CARD_FILE, render_card(manifest, bundle.labels.cpu(), bundle.license).encode())
+        manifest["card"] = {"file": CARD_FILE, "sha256": sha256_file(staging / CARD_FILE), "license": bundle.license}
         atomic_write_bytes(staging / spec.MANIFEST_FILE, yaml.safe_dump(manifest, sort_keys=False).encode())
         fsync_directory(staging)
         load_bundle(staging)  # never publish what a reader would refuse
@@ -243,18 +252,39 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
         raise ChecksumError(f"{file}: sha256 {actual[:16]}… does not match the manifest's {manifest['tensors']['sha256'][:16]}…")
     tensors = read_tensors(file, manifest["tensors"]["inventory"])
     spec.check_tensor_values(tensors, manifest["dataset"]["num_classes"])
+    if "card" in manifest:  # bundles before format 1.2 have none
+        check_card(path, manifest["card"])
     # Only the fields this version knows: a newer minor version may add others.
     info = {key: {f: manifest[key][f] for f in spec.SCHEMA[key]} for key in ("dataset", "lm", "distillation")}
     return Bundle(
         **tensors,
         dataset=DatasetInfo(**info["dataset"]),
         lm=LMInfo(**info["lm"], embedding_size=spec.embedding_size(manifest)),
-        distillation=DistillationInfo(**info["distillation"], curve=manifest["distillation"].get("curve", [])),
+        distillation=DistillationInfo(
+            **info["distillation"], curve=manifest["distillation"].get("curve", []), ratio_denominator=manifest["distillation"].get("ratio_denominator")
+        ),
         evaluation=manifest.get("evaluation", {}),
+        made=manifest.get("made", {}),
+        license=manifest["card"]["license"] if "card" in manifest else DEFAULT_LICENSE,
         created=manifest["created"],
         tool_version=manifest["tool"]["version"],
         format_version=manifest["format_version"],
     )
+
+
+def check_card(path: Path, card: dict[str, Any]) -> None:
+    """The dataset card the manifest lists: a regular file inside the bundle, its sha256 as
+    recorded, opening with YAML front matter."""
+    file = path / card["file"]
+    if file.is_symlink() or not file.is_file():
+        raise BundleNotFoundError(f"{path}: the dataset card {card['file']} is missing (or is a link)")
+    actual = sha256_file(file)
+    if actual != card["sha256"]:
+        raise ChecksumError(f"{file}: sha256 {actual[:16]}… does not match the manifest's {card['sha256'][:16]}…")
+    try:
+        card_front_matter(file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ManifestError(f"{file}: not a dataset card: {err}") from None
 
 
 def read_tensors(file: Path, inventory: dict[str, dict]) -> dict[str, torch.Tensor]:

@@ -16,11 +16,12 @@ from talk_cli.bundle.errors import (
     UnsafePathError,
     UnsupportedVersionError,
 )
+from talk_cli.bundle.card import CARD_FILE
 from talk_cli.device import DTYPES
 
 FORMAT_NAME = "talk-bundle"
-FORMAT_VERSION = "1.1.0"
-SUPPORTED_MAJOR, SUPPORTED_MINOR = 1, 1
+FORMAT_VERSION = "1.2.0"
+SUPPORTED_MAJOR, SUPPORTED_MINOR = 1, 2
 MANIFEST_FILE = "manifest.yaml"
 TENSOR_FILE = "synthetic.safetensors"
 MAX_MANIFEST_BYTES = 1 << 20
@@ -34,6 +35,7 @@ CHECKS = (
     "sha256 of the tensor file matches the manifest",
     "tensor names, shapes and dtypes match the inventory and each other",
     "values obey the format: finite, labels in range, 0/1 mask, symmetric non-negative adjacency with zero diagonal",
+    "the dataset card (README.md), where the manifest lists it, matches its sha256 and opens with YAML front matter",
 )
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -73,10 +75,15 @@ SCHEMA: dict[str, dict[str, tuple]] = {
 # Fields added by minor versions: readers accept their absence (older bundles).
 OPTIONAL_FIELDS: dict[str, dict[str, tuple]] = {
     "lm": {"embedding_size": (int,)},  # 1.1: width of the input embeddings, when it is not hidden_size
-    "distillation": {"curve": ("list[dict]",)},  # 1.1: the distillation curve, for plots
+    "distillation": {
+        "curve": ("list[dict]",),  # 1.1: the distillation curve, for plots
+        "ratio_denominator": (int,),  # 1.2: how many nodes the ratio is a fraction of
+    },
 }
 TOP_LEVEL = {"format": str, "format_version": str, "created": str, **{k: dict for k in SCHEMA}}
-OPTIONAL_TOP_LEVEL = {"evaluation": dict}
+# 1.2: `made` (the command, device and library versions, time and peak memory) and `card`.
+OPTIONAL_TOP_LEVEL = {"evaluation": dict, "made": dict, "card": dict}
+CARD_FIELDS = {"file": (str,), "sha256": ("sha256",), "license": (str,)}
 
 REQUIRED_TENSORS = ("token_embeddings", "attention_mask", "adjacency", "labels", "features")
 OPTIONAL_TENSORS = ("soft_labels",)
@@ -172,6 +179,16 @@ def validate_manifest(manifest: object) -> None:
         raise ManifestError(f"{MANIFEST_FILE}: 'distillation.ratio' must be in (0, 1], got {ratio}")
     check_file_name(manifest["tensors"]["file"])
     check_inventory(manifest)
+    if "card" in manifest:
+        check_card_entry(manifest["card"])
+
+
+def check_card_entry(card: Mapping) -> None:
+    for field, kinds in CARD_FIELDS.items():
+        if field not in card or not any(matches(card[field], kind) for kind in kinds):
+            raise ManifestError(f"{MANIFEST_FILE}: 'card.{field}' must be {type_name(kinds)}")
+    if card["file"] != CARD_FILE:
+        raise UnsafePathError(f"{MANIFEST_FILE}: card.file must be {CARD_FILE!r}, got {card['file']!r:.60}")
 
 
 def check_file_name(name: str) -> None:

@@ -27,6 +27,7 @@ class DenseGCN(torch.nn.Module):
 
 def train_lm_and_gcn(
     lm: LanguageModel,
+    trained: list[torch.nn.Parameter],
     gcn: DenseGCN,
     embeddings: torch.Tensor,
     mask: torch.Tensor,
@@ -35,16 +36,17 @@ def train_lm_and_gcn(
     steps: int,
     lm_lr: float,
 ) -> None:
-    """`steps` Adam steps of LM + GCN on the synthetic graph (its texts are fixed here).
-    `targets`: class ids, or a float [n, C] distribution per node (soft labels)."""
-    lm.model.requires_grad_(True)
-    optimizer = torch.optim.Adam(
-        [{"params": lm.model.parameters(), "lr": lm_lr}, {"params": gcn.parameters(), "lr": GCN_LEARNING_RATE}]
-    )
-    for _ in range(steps):
+    """`steps` Adam steps of the LM's `trained` parameters (every weight, or its LoRA adapters)
+    and the GCN on the synthetic graph (its texts are fixed here). `targets`: class ids, or a
+    float [n, C] distribution per node (soft labels)."""
+    for parameter in trained:
+        parameter.requires_grad_(True)
+    optimizer = torch.optim.Adam([{"params": trained, "lr": lm_lr}, {"params": gcn.parameters(), "lr": GCN_LEARNING_RATE}])
+    for _ in range(steps):  # in eval mode, as the outer loop reads the LM: no dropout
         logits = gcn(encode_embeddings(lm, embeddings, mask), adjacency)
         loss = F.cross_entropy(logits, targets)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    lm.model.requires_grad_(False)
+    for parameter in trained:
+        parameter.requires_grad_(False)

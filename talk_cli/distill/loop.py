@@ -17,7 +17,6 @@ rank applies the same update (docs/scale.md).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from talk_cli.distill.settings import DistillSettings
 from talk_cli.distill.synthetic import SyntheticGraph, class_allocation, initial_embeddings, pick_seed_nodes
 from talk_cli.encode.encoder import EncodeSettings, encode_texts
 from talk_cli.encode.lm import LanguageModel, check_length
+from talk_cli.encode.lora import trainable_copy, trained_parameters
 from talk_cli.graph import normalized_adjacency_dense, normalized_adjacency_sparse
 from talk_cli.errors import SettingsError
 from talk_cli.evaluate.gnn import synthetic_training, training_targets
@@ -160,15 +160,17 @@ class Distiller:
             seed_nodes = distributed.from_rank_0(pick_seed_nodes(tag, real_features, self.counts, settings.seed).to(device)).cpu()
         self.seed_nodes = seed_nodes
         self.real_features = real_features
+        # With the inner loop on, the outer loop reads the synthetic texts through the LM that the
+        # inner rounds fine-tune: a copy of the pretrained one (every weight, or LoRA adapters).
+        # Bundles are read with the pretrained LM, which nothing changes.
+        self.tuned = self.tuned_lm() if settings.inner_every else None
         embeddings, mask = initial_embeddings([tag.texts[i] for i in self.seed_nodes], lm, settings.seq_len)
         representation = method.learner(
-            embeddings.to(device), mask.to(device), real_features[self.seed_nodes].to(device), lm, settings.lm_chunk
+            embeddings.to(device), mask.to(device), real_features[self.seed_nodes].to(device), self.tuned or lm, settings.lm_chunk
         )
         self.synthetic = SyntheticGraph(representation, tag.labels[self.seed_nodes].to(device), tag.num_classes, settings)
         self.optimizer = torch.optim.Adam(self.synthetic.param_groups)
         self.gcn = DenseGCN(lm.identity.hidden_size, tag.num_classes).to(device) if settings.inner_every else None
-        # Bundles are read with the pretrained LM; the inner loop's LM is transient.
-        self.pretrained_lm = copy.deepcopy(lm.model.state_dict()) if settings.inner_every else None
         # The inner loop's view of the real texts: every node's features as last encoded (pretrained
         # until a round refreshes it), so a round re-encodes a batch, not the whole graph.
         self.feature_table = real_features.clone() if settings.inner_every else None
@@ -180,6 +182,16 @@ class Distiller:
 
     def features(self) -> torch.Tensor:
         return self.synthetic.representation.features()
+
+    def tuned_lm(self) -> LanguageModel:
+        """A fresh trainable copy of the pretrained LM for the inner loop, frozen between rounds."""
+        settings = self.settings
+        tuned = trainable_copy(self.lm, self.device, settings.lora_rank, settings.lora_alpha, settings.lora_dropout)
+        self.tuned_parameters = trained_parameters(tuned)
+        for parameter in self.tuned_parameters:
+            parameter.requires_grad_(False)  # the outer loop's backward reaches the tokens only
+        tuned.model.eval()
+        return tuned
 
     def warm_start(self, on_step: Callable[[StepReport], None] | None = None) -> None:
         """Feature-to-token inversion (`invert_steps` > 0, talk): run the same kernel loop on free
@@ -295,12 +307,12 @@ class Distiller:
         adjacency = synthetic.adjacency(self.features()).float().detach()
         tokens = synthetic.representation
         if self.settings.inner_restart:
-            self.lm.model.load_state_dict(self.pretrained_lm)
+            self.tuned = tokens.lm = self.tuned_lm()
             with torch.random.fork_rng():  # a fresh GCN that depends on the step, not on the RNG's history
                 torch.manual_seed(self.settings.seed + self.step)
                 self.gcn = DenseGCN(self.lm.identity.hidden_size, self.tag.num_classes).to(self.device)
         train_lm_and_gcn(
-            self.lm, self.gcn, tokens.token_embeddings, tokens.mask, adjacency, targets, self.settings.inner_steps, self.settings.inner_lr
+            self.tuned, self.tuned_parameters, self.gcn, tokens.token_embeddings, tokens.mask, adjacency, targets, self.settings.inner_steps, self.settings.inner_lr
         )
         return self.refresh_real_features()
 
@@ -315,7 +327,7 @@ class Distiller:
         else:
             nodes = train[torch.randperm(len(train), generator=self.generator)[:size]]
         encoded, _ = encode_texts(
-            [self.tag.texts[i] for i in nodes.tolist()], self.lm, EncodeSettings(max_length=self.settings.max_length), self.device
+            [self.tag.texts[i] for i in nodes.tolist()], self.tuned, EncodeSettings(max_length=self.settings.max_length), self.device
         )
         self.feature_table[nodes] = encoded
         self.real.set_features(self.feature_table)
@@ -333,7 +345,7 @@ class Distiller:
             "warm_start": self.warm_start_report,
         }
         if self.gcn is not None:
-            state |= {"lm": self.lm.model.state_dict(), "gcn": self.gcn.state_dict(), "feature_table": self.feature_table}
+            state |= {"lm": self.tuned.model.state_dict(), "gcn": self.gcn.state_dict(), "feature_table": self.feature_table}
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -343,7 +355,7 @@ class Distiller:
         self.generator.set_state(state["sampler"])
         self.warm_start_report = state["warm_start"]
         if self.gcn is not None:
-            self.lm.model.load_state_dict(state["lm"])
+            self.tuned.model.load_state_dict(state["lm"])
             self.gcn.load_state_dict(state["gcn"])
             self.feature_table = state["feature_table"]
             self.real.set_features(self.feature_table)
@@ -353,8 +365,8 @@ class Distiller:
         """Validate the final state, restore the best one and compute what the bundle stores."""
         self.remember_if_best(self.features().to(KERNEL_DTYPE))
         self.synthetic.load_state_dict(self.best["state"])
-        if self.pretrained_lm is not None:
-            self.lm.model.load_state_dict(self.pretrained_lm)
+        if self.tuned is not None:  # the stored set is what the pretrained LM reads
+            self.synthetic.representation.lm = self.lm
             self.real.set_features(self.real_features)
         synthetic = self.synthetic
         features = self.features()

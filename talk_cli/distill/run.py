@@ -12,6 +12,9 @@ import torch
 from talk_cli import distributed
 from talk_cli.bundle import Bundle, DatasetInfo, DistillationInfo, LMInfo, write_bundle
 from talk_cli.bundle.bundle import check_target
+from talk_cli.bundle.card import DEFAULT_LICENSE
+from talk_cli.device import environment
+from talk_cli.memory import peak_rss_mib
 from talk_cli.data.tag import TAG
 from talk_cli.distill.checkpoint import checkpoint_dir, load_checkpoint, remove_checkpoint, save_checkpoint
 from talk_cli.distill.coreset import induced_adjacency, select
@@ -69,7 +72,10 @@ def distillation_curve(history: list[dict]) -> list[dict]:
     return curve
 
 
-def make_bundle(tag: TAG, lm: LanguageModel, settings: DistillSettings, outcome: DistillOutcome) -> Bundle:
+def make_bundle(
+    tag: TAG, lm: LanguageModel, settings: DistillSettings, outcome: DistillOutcome, made: dict | None = None, license: str = DEFAULT_LICENSE
+) -> Bundle:
+    """The bundle of a run; `made` records how (command, device, versions, time, memory)."""
     if METHODS[settings.method].learns:
         hyperparameters = {k: v for k, v in settings.as_dict().items() if k not in ("method", "ratio", "seed")}
         hyperparameters["run"] = {
@@ -82,7 +88,10 @@ def make_bundle(tag: TAG, lm: LanguageModel, settings: DistillSettings, outcome:
         if outcome.warm_start is not None:
             hyperparameters["run"]["warm_start"] = outcome.warm_start
     else:  # a coreset: only these settings mean anything
-        hyperparameters = {"size": settings.size, "max_length": settings.max_length, "nodes": outcome.seed_nodes.tolist()}
+        hyperparameters = {
+            "size": settings.size, "allocation_power": settings.allocation_power, "max_length": settings.max_length,
+            "nodes": outcome.seed_nodes.tolist(),
+        }  # fmt: skip
     source = Provenance.of(tag, lm.identity, settings.max_length)
     return Bundle(
         token_embeddings=outcome.embeddings,
@@ -113,11 +122,14 @@ def make_bundle(tag: TAG, lm: LanguageModel, settings: DistillSettings, outcome:
             method=settings.method,
             ratio=settings.ratio if settings.size is None else None,
             ratio_of="train_nodes",
+            ratio_denominator=int(tag.train_mask.sum()),
             num_synthetic=int(outcome.labels.shape[0]),
             seed=settings.seed,
             settings=hyperparameters,
             curve=distillation_curve(outcome.history),
         ),
+        made=made or {},
+        license=license,
     )
 
 
@@ -131,10 +143,13 @@ def run_distillation(
     force: bool = False,
     resume: bool = False,
     on_step: Callable[[StepReport], None] | None = None,
+    command: str | None = None,
+    license: str = DEFAULT_LICENSE,
 ) -> tuple[Bundle, DistillOutcome]:
     """Distil `tag` into the bundle `out`, checkpointing beside it as it goes. `real_features` are
     every real node's features from `lm` at `settings.max_length` tokens, what the bundle will be
-    evaluated with: GCN selection trains on them and a coreset stores its nodes' rows."""
+    evaluated with: GCN selection trains on them and a coreset stores its nodes' rows. `command`
+    (the command line, when there is one) and `license` go into the bundle's card."""
     out = Path(out)
     check_target(out, force)  # refuse now, not after a long run
     if not METHODS[settings.method].learns:
@@ -161,7 +176,8 @@ def run_distillation(
                 f"stopped after step {distiller.step} of {settings.steps}; checkpoint at {checkpoint_dir(out)}: "
                 "run the same command with --resume to continue from it"
             ) from None
-    bundle = make_bundle(tag, lm, settings, outcome)
+    made = {"command": command, **environment(device), "seconds": round(outcome.seconds, 3), "peak_rss_mib": round(peak_rss_mib() or 0.0, 1)}
+    bundle = make_bundle(tag, lm, settings, outcome, made, license)
     if distributed.rank() == 0:
         write_bundle(bundle, out, force=force)
         remove_checkpoint(out)

@@ -13,6 +13,8 @@ import yaml
 
 from talk_cli.distill.methods import METHODS
 from talk_cli.encode.encoder import DEFAULT_MAX_LENGTH
+from talk_cli.encode.lm import DEFAULT_POOLING, POOLINGS
+from talk_cli.encode.lora import LORA_ALPHA, LORA_ALPHA_HELP, LORA_DROPOUT, LORA_DROPOUT_HELP, LORA_RANK_HELP, check_lora
 from talk_cli.errors import SettingsError
 from talk_cli.kernel import LOSSES, VARIANTS, KernelSpec
 from talk_cli.options import setting
@@ -23,14 +25,14 @@ RECIPES = resources.files("talk_cli") / "recipes"  # package data: installed wit
 NO_RECIPE = "none"  # `--recipe none`: the defaults alone, as on a dataset without a shipped recipe
 # What a coreset reads (how many nodes per class, which seed, the texts' length); every other
 # setting drives the kernel loop, which a coreset does not run.
-CORESET_SETTINGS = frozenset({"method", "ratio", "size", "allocation_power", "max_length", "seed"})
+CORESET_SETTINGS = frozenset({"method", "ratio", "size", "allocation_power", "max_length", "pooling", "seed"})
 
 
 @dataclass(frozen=True)
 class DistillSettings:
     """Every knob of a distillation run. Defaults are the measured choices of docs/method.md."""
 
-    method: str = setting("talk", f"talk, or a baseline: {', '.join(name for name in METHODS if name != 'talk')}.")
+    method: str = setting("talk", "talk, or a baseline at the same budget (docs/method.md).", choices=METHODS)
     ratio: float | None = setting(0.01, "Synthetic nodes as a fraction of the training nodes.")
     size: int | None = setting(None, "Number of synthetic nodes (overrides --ratio).")
     allocation_power: float = setting(
@@ -43,13 +45,13 @@ class DistillSettings:
     lr: float = setting(0.01, "Adam learning rate of the token embeddings.")
     lr_adjacency: float = setting(0.05, "Adam learning rate of the learned adjacency logits.")
     lr_labels: float = setting(0.05, "Adam learning rate of the soft labels.")
-    kernel: str = setting("propagate-first", "propagate-first or interleaved.")
+    kernel: str = setting("propagate-first", "Where the kernel's ReLU layers sit among its aggregation steps.", choices=VARIANTS)
     hops: int = setting(2, "Aggregation steps K of the kernel.")
     layers: int = setting(1, "ReLU layers L of the kernel.")
     ridge: float = setting(0.01, "KRR ridge λ, relative to tr(K_SS)/n_syn.")
-    loss: str = setting("mse", "mse or ce.")
+    loss: str = setting("mse", "KRR loss on the real training labels.", choices=LOSSES)
     krr_batch: int = setting(2048, "Real training nodes per outer step (0: all).")
-    structure: str = setting("identity", "identity (no edges), knn or learned.")
+    structure: str = setting("identity", "Synthetic edges: identity (none), knn or learned.", choices=STRUCTURES)
     knn: int = setting(3, "Neighbours per node of the knn structure (and the learned one's start).")
     soft_labels: bool = setting(False, "Learn the synthetic labels.", flag="--soft-labels/--hard-labels")
     inner_every: int = setting(0, "Inner LM+GNN loop every R outer steps (0: off).")
@@ -61,6 +63,9 @@ class DistillSettings:
         "trains, instead of continuing the previous round's.",
         flag="--inner-restart/--inner-continue",
     )
+    lora_rank: int = setting(0, "Inner loop: " + LORA_RANK_HELP)
+    lora_alpha: float = setting(LORA_ALPHA, "Inner loop: " + LORA_ALPHA_HELP)
+    lora_dropout: float = setting(LORA_DROPOUT, "Inner loop: " + LORA_DROPOUT_HELP)
     inner_refresh: int = setting(
         128,
         "Real training nodes re-encoded with the inner loop's LM after each inner round; the others keep the "
@@ -76,9 +81,11 @@ class DistillSettings:
         "gcn",
         "What scores a step on the real validation nodes: krr (the kernel's prediction) or gcn (a GCN, the gnn "
         "protocol's model, trained on the synthetic set).",
+        choices=SELECTIONS,
     )
     lm_chunk: int = setting(16, "Synthetic nodes per gradient-injection chunk (bounds memory).")
     max_length: int = setting(DEFAULT_MAX_LENGTH, "Tokens per real text (the features cache).")
+    pooling: str = setting(DEFAULT_POOLING, "How the LM's token states become one feature: the mean, or the first token's ([CLS]).", choices=POOLINGS)
     checkpoint_every: int = setting(25, "Write a checkpoint every this many steps (for --resume).")
     seed: int = setting(0, "Seed of initialisation and batches.")
 
@@ -111,6 +118,9 @@ class DistillSettings:
             raise SettingsError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.kernel not in VARIANTS:
             raise SettingsError(f"kernel must be one of {', '.join(VARIANTS)}, got {self.kernel!r}")
+        if self.pooling not in POOLINGS:
+            raise SettingsError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        check_lora(self.lora_rank, self.lora_alpha, self.lora_dropout)
         self.kernel_spec()  # validates hops/layers for the variant
 
     def kernel_spec(self) -> KernelSpec:

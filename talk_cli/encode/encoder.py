@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save
 from talk_cli import distributed
 from talk_cli.atomic import atomic_write_bytes
 from talk_cli.data.tag import TAG
-from talk_cli.device import resolve_dtype
+from talk_cli.device import COMPUTE_DTYPES, resolve_dtype
 from talk_cli.encode.cache import (
     FEATURES_TENSOR,
     FeatureKey,
@@ -44,7 +44,7 @@ DEFAULT_MAX_LENGTH = 128  # tokens per node text (longer texts are truncated)
 class EncodeSettings:
     max_length: int = setting(DEFAULT_MAX_LENGTH, "Tokens per text (longer texts are truncated).")
     batch_size: int = setting(32, "Texts per forward pass.")
-    dtype: str = setting("float32", "Compute dtype: float32, float16 or bfloat16.")
+    dtype: str = setting("float32", "Compute dtype.", choices=COMPUTE_DTYPES)
     chunk_size: int = setting(2048, "Nodes per resumable chunk of the features cache.")
 
     def __post_init__(self) -> None:

@@ -21,7 +21,6 @@ on the validation nodes is the one scored, the probed GNN on the pretrained LM (
 
 from __future__ import annotations
 
-import copy
 from dataclasses import replace
 from functools import partial
 
@@ -32,6 +31,7 @@ from talk_cli.data.tag import TAG
 from talk_cli.distill.methods import METHODS
 from talk_cli.encode.encoder import EncodeSettings, encode_texts
 from talk_cli.encode.lm import LanguageModel, encode_embeddings, pool
+from talk_cli.encode.lora import trainable_copy, trained_parameters
 from talk_cli.errors import SettingsError
 from talk_cli.evaluate.gnn import bundle_training, full_training
 from talk_cli.evaluate.models import RECEPTIVE_HOPS, build_model
@@ -39,45 +39,41 @@ from talk_cli.evaluate.train import Choice, EvalSettings, RealNodes, Summary, Tr
 
 
 class JointRuns:
-    """Fresh LM + GNN pairs for successive runs, and the pretrained LM restored at the end."""
+    """Fresh LM + GNN pairs for successive runs. Each run fine-tunes its own copy of the pretrained
+    LM (every weight, or LoRA adapters: `lora_rank`); the caller's LM is never changed."""
 
     def __init__(self, lm: LanguageModel, num_classes: int, settings: EvalSettings, device: torch.device):
         self.lm, self.num_classes, self.settings, self.device = lm, num_classes, settings, device
-        self.pretrained = copy.deepcopy(lm.model.state_dict())
 
-    def start(self, run: int, probe_training: Training, real: RealNodes) -> tuple[torch.nn.Module, torch.optim.Optimizer, Choice]:
-        """The pretrained LM and a GNN first fitted alone on `probe_training`'s pretrained-LM
-        features (`probe_epochs`), ready to be fine-tuned together; and the probed GNN's
-        validation, the run's epoch-0 candidate. `real` holds the cached pretrained-LM features,
-        which are what re-encoding with the LM would give at this point."""
+    def start(self, run: int, probe_training: Training, real: RealNodes) -> tuple[LanguageModel, torch.nn.Module, torch.optim.Optimizer, Choice]:
+        """A trainable copy of the pretrained LM and a GNN first fitted alone on `probe_training`'s
+        pretrained-LM features (`probe_epochs`), ready to be fine-tuned together; and the probed
+        GNN's validation, the run's epoch-0 candidate. `real` holds the cached pretrained-LM
+        features, which are what re-encoding with the LM would give at this point."""
         settings = self.settings
         torch.manual_seed(settings.seed + run)
-        self.lm.model.load_state_dict(self.pretrained)
-        self.lm.model.to(self.device).requires_grad_(True)
+        tuned = trainable_copy(self.lm, self.device, settings.lora_rank, settings.lora_alpha, settings.lora_dropout)
         gnn = build_model(settings.architecture, self.lm.identity.hidden_size, self.num_classes, settings.hidden, settings.dropout)
         gnn = gnn.to(self.device)
         probed = probe(gnn, probe_training, real, settings)
         optimizer = torch.optim.Adam(
-            [{"params": self.lm.model.parameters(), "lr": settings.lm_lr}, {"params": gnn.parameters(), "lr": settings.joint_gnn_lr}],
+            [{"params": trained_parameters(tuned), "lr": settings.lm_lr}, {"params": gnn.parameters(), "lr": settings.joint_gnn_lr}],
             weight_decay=settings.weight_decay,
         )
-        return gnn, optimizer, probed
+        return tuned, gnn, optimizer, probed
 
-    def restore(self) -> None:
-        self.lm.model.load_state_dict(self.pretrained)
-        self.lm.model.eval().requires_grad_(False)
-
-    def check(self, run: int, gnn: torch.nn.Module, tag: TAG, real: RealNodes, training_on, max_length: int) -> torch.Tensor:
-        """Every real node classified with the current LM, every text re-encoded. With `refit`, by a
-        fresh GNN fitted as the probe was (seeded alike, validated every epoch, kept at its best) on
-        `training_on(current real features)`; otherwise by `gnn`, the one fine-tuned with the LM.
+    def check(self, run: int, tuned: LanguageModel, gnn: torch.nn.Module, tag: TAG, real: RealNodes, training_on, max_length: int) -> torch.Tensor:
+        """Every real node classified with the fine-tuned LM `tuned`, every text re-encoded. With
+        `refit`, by a fresh GNN fitted as the probe was (seeded alike, validated every epoch, kept at
+        its best) on `training_on(current real features)`; otherwise by `gnn`, the one fine-tuned
+        with the LM.
 
         Why refit: the GNN fine-tuned alongside the LM learnt from features of the LM as it was
         step by step (and, on the full data, from historical features of its neighbours), while a
         check gives it every feature from the latest LM; on the full data of both shared datasets it
         classified worse than a GNN fitted on those features (docs/evaluate.md, "Refitted checks")."""
-        self.lm.model.eval()
-        encoded, _ = encode_texts(tag.texts, self.lm, EncodeSettings(max_length=max_length), self.device)
+        tuned.model.eval()
+        encoded, _ = encode_texts(tag.texts, tuned, EncodeSettings(max_length=max_length), self.device)
         current = replace(real, graph=real.graph.with_features(encoded.to(self.device)))
         if not self.settings.refits:
             gnn.eval()
@@ -123,22 +119,21 @@ def evaluate_joint(
     real = RealNodes.of(tag, features, device)
     results = []
     for run in range(settings.runs):
-        gnn, optimizer, probed = runs.start(run, synthetic, real)
+        tuned, gnn, optimizer, probed = runs.start(run, synthetic, real)
 
         def train_epoch() -> None:
-            lm.model.train()
+            tuned.model.train()
             gnn.train()
-            logits = gnn(synthetic.graph.with_features(encode_embeddings(lm, embeddings, mask)))
+            logits = gnn(synthetic.graph.with_features(encode_embeddings(tuned, embeddings, mask)))
             optimizer.zero_grad()
             classification_loss(logits, synthetic.targets).backward()
             optimizer.step()
 
-        def synthetic_on(_current: RealNodes) -> Training:
-            return bundle_training(bundle, encode_embeddings(lm, embeddings, mask), device)
+        def synthetic_on(_current: RealNodes, tuned: LanguageModel = tuned) -> Training:
+            return bundle_training(bundle, encode_embeddings(tuned, embeddings, mask), device)
 
-        predict = partial(runs.check, run, gnn, tag, real, synthetic_on, max_length)
+        predict = partial(runs.check, run, tuned, gnn, tag, real, synthetic_on, max_length)
         results.append(selected_run(train_epoch, predict, real, settings, on_epoch, start=probed))
-    runs.restore()
     return Summary(results)
 
 
@@ -153,17 +148,17 @@ def evaluate_joint_full(
     hops = RECEPTIVE_HOPS[settings.architecture]
     results = []
     for run in range(settings.runs):
-        gnn, optimizer, probed = runs.start(run, probe_training, real)
+        tuned, gnn, optimizer, probed = runs.start(run, probe_training, real)
         table = features.to(device).clone()  # historical features: pretrained, then each batch's latest
         order = torch.Generator().manual_seed(settings.seed + run)
 
         def train_epoch() -> None:
-            lm.model.train()
+            tuned.model.train()
             gnn.train()
             for batch in train[torch.randperm(len(train), generator=order)].split(settings.batch_size):
                 batch = batch.to(device)
                 subset, neighbourhood = real.graph.neighbourhood(batch, hops)  # its features are set just below
-                fresh = encode_with_grad(lm, [tag.texts[i] for i in batch.tolist()], max_length, device)
+                fresh = encode_with_grad(tuned, [tag.texts[i] for i in batch.tolist()], max_length, device)
                 x = torch.cat([fresh, table[subset[len(batch) :]]])  # the batch comes first in `subset`
                 logits = gnn(neighbourhood.with_features(x))[: len(batch)]
                 optimizer.zero_grad()
@@ -173,7 +168,6 @@ def evaluate_joint_full(
                 if on_epoch:  # an epoch over a large graph is long: its batches report as fractions of it
                     on_epoch(len(batch) / len(train))
 
-        predict = partial(runs.check, run, gnn, tag, real, partial(full_training, tag), max_length)
+        predict = partial(runs.check, run, tuned, gnn, tag, real, partial(full_training, tag), max_length)
         results.append(selected_run(train_epoch, predict, real, settings, start=probed))
-    runs.restore()
     return Summary(results)

@@ -22,7 +22,8 @@ from talk_cli.evaluate.train import EvalSettings
 from talk_cli.provenance import Provenance
 
 
-UNKEYED = {"gnn": ("runs", "seed", "lm_lr", "finetune_lr", "probe_epochs", "refit", "batch_size"), "joint": ("runs", "seed", "epochs", "eval_every", "batch_size")}
+LORA = ("lora_rank", "lora_alpha", "lora_dropout")
+UNKEYED = {"gnn": ("runs", "seed", "lm_lr", "finetune_lr", "probe_epochs", "refit", "batch_size", *LORA), "joint": ("runs", "seed", "epochs", "eval_every", "batch_size")}
 
 
 def reference_key(provenance: Provenance, settings: EvalSettings, protocol: str = "gnn") -> dict[str, Any]:
@@ -30,6 +31,8 @@ def reference_key(provenance: Provenance, settings: EvalSettings, protocol: str 
     if protocol == "joint":
         kept["finetune_lr"] = settings.joint_gnn_lr  # the rate it was fine-tuned at: --lr when there is no probe
         kept["refit"] = settings.refits  # what its checks did
+        if settings.lora_rank == 0:  # every weight fine-tuned: the adapters' settings mean nothing (and older keys lack them)
+            kept = {k: v for k, v in kept.items() if k not in LORA}
     return {**provenance.run_key(), "protocol": protocol, "settings": kept}
 
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
 from talk_cli.data.tag import TAG
+from talk_cli.encode.lora import LORA_ALPHA, LORA_ALPHA_HELP, LORA_DROPOUT, LORA_DROPOUT_HELP, LORA_RANK_HELP, check_lora
 from talk_cli.errors import SettingsError
 from talk_cli.evaluate.models import ARCHITECTURES, build_model
 from talk_cli.graph import Graph
@@ -42,7 +43,7 @@ def training_defaults(protocol: str, full: bool) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class EvalSettings:
-    architecture: str = setting("gcn", "gcn, sgc, appnp, sage or mlp.", flag="--model-type")
+    architecture: str = setting("gcn", "The GNN trained on the set.", flag="--model-type", choices=ARCHITECTURES)
     runs: int = setting(10, "Independent training runs (seeds seed..seed+runs-1).")
     epochs: int = setting(TRAINING_DEFAULTS["gnn", False]["epochs"], "Training epochs per run (joint: steps on the bundle; joint --full: passes over the training nodes).")
     eval_every: int = setting(TRAINING_DEFAULTS["gnn", False]["eval_every"], "Epochs between validations (the best is kept).")
@@ -68,6 +69,9 @@ class EvalSettings:
     hidden: int = setting(256, "Hidden units of the GNN.")
     dropout: float = setting(0.5, "Dropout of the GNN.")
     batch_size: int = setting(32, "Target nodes per step of the joint full-data reference.")
+    lora_rank: int = setting(0, "Joint protocol: " + LORA_RANK_HELP)
+    lora_alpha: float = setting(LORA_ALPHA, "Joint protocol: " + LORA_ALPHA_HELP)
+    lora_dropout: float = setting(LORA_DROPOUT, "Joint protocol: " + LORA_DROPOUT_HELP)
     seed: int = setting(0, "Seed of the first run.")
 
     def __post_init__(self) -> None:
@@ -87,6 +91,7 @@ class EvalSettings:
             raise SettingsError("--lm-lr and --weight-decay must not be negative (--lm-lr 0 keeps the LM as it is)")
         if not 0 <= self.dropout < 1:
             raise SettingsError(f"--dropout must be in [0, 1), got {self.dropout}")
+        check_lora(self.lora_rank, self.lora_alpha, self.lora_dropout)
 
     @property
     def joint_gnn_lr(self) -> float:

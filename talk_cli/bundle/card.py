@@ -1,0 +1,176 @@
+"""The bundle's dataset card (`README.md`): YAML front matter that dataset hubs read, then a
+short account in words of what the bundle is, how it was made, how well it trains, how to load
+it and what it does not hold. It is written from the manifest and the tensors, so it never says
+anything they do not; `talk evaluate --write-back` rewrites it with the new results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import yaml
+
+CARD_FILE = "README.md"
+DEFAULT_LICENSE = "other"
+DEFAULT_LICENSE_NOTE = (
+    "The bundle is derived from the source dataset (its texts shaped the synthetic token sequences, and a coreset "
+    "bundle holds real texts), so the source dataset's licence and terms apply to it."
+)
+TASK_CATEGORIES = ["graph-ml", "text-classification"]
+
+
+def size_category(n: int) -> str:
+    """The dataset hubs' size buckets."""
+    for bound, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if n < bound:
+            return name
+    return "n>1M"
+
+
+def front_matter(manifest: dict[str, Any], license: str) -> dict[str, Any]:
+    dataset, distillation = manifest["dataset"], manifest["distillation"]
+    share = f"{100 * distillation['ratio']:g}% of the training nodes" if distillation["ratio"] is not None else "size given"
+    return {
+        "license": license,
+        "pretty_name": f"{dataset['name']} distilled by {distillation['method']} ({distillation['num_synthetic']} synthetic nodes, {share})",
+        "task_categories": TASK_CATEGORIES,
+        "size_categories": [size_category(distillation["num_synthetic"])],
+        "tags": ["talk-bundle", "graph-condensation", "dataset-distillation", "text-attributed-graph", distillation["method"]],
+        "source_datasets": [dataset["name"]],
+    }
+
+
+def evaluation_rows(evaluation: dict[str, Any]) -> list[str]:
+    rows = []
+    for entry in evaluation.values():
+        full = f"{100 * entry['full_test_accuracy_mean']:.2f}% ({entry.get('full_runs', '?')} runs)" if entry.get("full_test_accuracy_mean") is not None else "not computed"
+        share = f"{entry['percent_of_full']:.1f}%" if entry.get("percent_of_full") is not None else "-"
+        rows.append(
+            f"| {entry['protocol']} | {entry['model_type']} | {100 * entry['test_accuracy_mean']:.2f} ± {100 * entry['test_accuracy_std']:.2f}% "
+            f"| {entry['runs']} | {full} | {share} | {entry.get('date', '-')} |"
+        )
+    return rows
+
+
+def render_card(manifest: dict[str, Any], labels: torch.Tensor, license: str) -> str:
+    """The card's text for a bundle with this manifest (its `card` entry aside) and these labels."""
+    dataset, lm, distillation, made = manifest["dataset"], manifest["lm"], manifest["distillation"], manifest.get("made", {})
+    settings = {k: v for k, v in distillation["settings"].items() if k not in ("run", "nodes")}
+    counts = torch.bincount(labels, minlength=dataset["num_classes"]).tolist()
+    per_class = ", ".join(f"{name} {count}" for name, count in zip(dataset["label_names"], counts))
+    denominator = distillation.get("ratio_denominator", dataset["num_train"])
+    ratio = (
+        f"ratio {distillation['ratio']} of the {denominator} training nodes (the ratio counts training nodes only, not validation or test nodes)"
+        if distillation["ratio"] is not None
+        else f"a size given directly ({distillation['num_synthetic']} nodes; the source has {denominator} training nodes)"
+    )
+    learned = distillation["method"] in ("talk", "kernel-features")
+    structure = settings.get("structure")
+    edges = (
+        "none: the synthetic nodes are unconnected (structure `identity`); the real graph shaped their features through the graph-aware kernel"
+        if structure == "identity"
+        else f"learned ({structure}); see the `adjacency` tensor" if learned else "the real edges among the picked training nodes"
+    )
+    evaluation = evaluation_rows(manifest.get("evaluation", {}))
+    lines = [
+        "---",
+        yaml.safe_dump(front_matter(manifest, license), sort_keys=False).rstrip(),
+        "---",
+        "",
+        f"# {dataset['name']}: {distillation['num_synthetic']} synthetic nodes ({distillation['method']})",
+        "",
+        f"A bundle written by talk_cli {manifest['tool']['version']} (format {manifest['format_version']}): a small synthetic graph that trains "
+        f"a node classifier for `{dataset['name']}` ({dataset['num_nodes']} nodes, {dataset['num_classes']} classes) in place of its training nodes.",
+        "",
+        "## What it is",
+        "",
+        f"- Method: `{distillation['method']}`; {ratio}.",
+        f"- Synthetic nodes per class: {per_class}.",
+        f"- Each node is a sequence of {manifest['tensors']['inventory']['token_embeddings']['shape'][1]} input-token embeddings for the LM below "
+        "(`token_embeddings`, with `attention_mask`), its pooled LM feature (`features`) and its class (`labels`).",
+        f"- Edges: {edges}.",
+        f"- Licence: `{license}`." + (f" {DEFAULT_LICENSE_NOTE}" if license == DEFAULT_LICENSE else ""),
+        "",
+        "## How it was made",
+        "",
+        f"- Command: `{made['command']}`" if made.get("command") else "- Command: not recorded (made from Python)",
+        f"- Source: `{dataset['name']}`, content sha256 `{dataset['content_hash']}`, split {dataset['split']}.",
+        f"- LM: `{lm['name']}`, weights sha256 `{lm['weights_sha256']}`, tokenizer {lm['tokenizer']}, {lm['pooling']} pooling, "
+        f"real texts read at {lm['max_length']} tokens.",
+        f"- Seed {distillation['seed']}; settings: `{yaml.safe_dump(settings, default_flow_style=True, width=10_000).strip()}`",
+    ]
+    if made:
+        lines += [
+            f"- Machine: {made.get('device_name', '?')} ({made.get('device', '?')}); python {made.get('python', '?')}, torch {made.get('torch', '?')}, "
+            f"transformers {made.get('transformers', '?')}, talk_cli {made.get('talk_cli', '?')}.",
+            f"- Time: {made.get('seconds', 0):.1f} s of distillation, features cached; peak memory {made.get('peak_rss_mib') or 0:.0f} MiB; "
+            f"written {manifest['created']}.",
+        ]
+    lines += ["", "## How well it trains", ""]
+    if evaluation:
+        lines += [
+            "Test accuracy on the real graph's test nodes of a model trained on this bundle (epochs chosen on the real validation "
+            "nodes). `gnn`: the LM frozen; `joint`: the LM fine-tuned with the GNN. % of full divides by the reference trained on "
+            "every training node under the same protocol.",
+            "",
+            "| protocol | model | test accuracy | runs | full-data reference | % of full | date |",
+            "|---|---|---:|---:|---:|---:|---|",
+            *evaluation,
+        ]
+    else:
+        lines.append(
+            f"Not measured yet: `talk evaluate BUNDLE --dataset {dataset['name']} --write-back` (and `--protocol joint`) trains on it, "
+            "tests on the real graph and records the result here."
+        )
+    lines += [
+        "",
+        "## How to load it",
+        "",
+        "With the command line: `talk inspect BUNDLE --verify` checks every checksum and rule; "
+        f"`talk evaluate BUNDLE --dataset {dataset['name']}` trains a GNN on it and tests it on the real graph.",
+        "",
+        "With `talk_cli` in Python:",
+        "",
+        "```python",
+        "from talk_cli import load_bundle",
+        "bundle = load_bundle('BUNDLE')  # verifies checksums, shapes and values",
+        "data = bundle.to_pyg()          # torch_geometric Data: x, edge_index, y, token_embeddings, attention_mask",
+        "```",
+        "",
+        "With only `safetensors` and `yaml`:",
+        "",
+        "```python",
+        "import hashlib, yaml",
+        "from safetensors.torch import load_file",
+        "manifest = yaml.safe_load(open('BUNDLE/manifest.yaml'))",
+        "path = 'BUNDLE/' + manifest['tensors']['file']",
+        "assert hashlib.sha256(open(path, 'rb').read()).hexdigest() == manifest['tensors']['sha256']",
+        "tensors = load_file(path)  # token_embeddings, attention_mask, adjacency, labels, features",
+        "```",
+        "",
+        "## Limitations",
+        "",
+        f"- The token embeddings mean something only to `{lm['name']}` with weights sha256 `{lm['weights_sha256'][:16]}…`; another LM reads them as noise.",
+        "- `features` are that LM's pooled output of the token embeddings"
+        + (", except for `kernel-features`, whose features were learned directly." if distillation["method"] == "kernel-features" else "."),
+        f"- It stands in for the training nodes only: testing needs the real `{dataset['name']}` graph with the same split ({dataset['split']}).",
+        "- Accuracy above was measured on one machine; results vary between machines by about half a point.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def card_front_matter(text: str) -> dict[str, Any]:
+    """The parsed YAML front matter of a card (ValueError when it has none or it is not a mapping)."""
+    if not text.startswith("---\n"):
+        raise ValueError("does not start with a '---' line of YAML front matter")
+    end = text.find("\n---\n", 4)
+    if end < 0:
+        raise ValueError("its YAML front matter has no closing '---' line")
+    try:
+        matter = yaml.safe_load(text[4:end])
+    except yaml.YAMLError as err:
+        raise ValueError(f"its front matter is not valid YAML ({getattr(err, 'problem', err)})") from None
+    if not isinstance(matter, dict):
+        raise ValueError("its front matter is not a YAML mapping")
+    return matter
