@@ -18,14 +18,19 @@ import yaml
 from talk_cli.atomic import atomic_write_bytes
 
 
-def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
-    """Best observed fp32 GEMM rate on this machine (GFLOP/s), the yardstick for efficiency."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_peak_gflops(size: int = 2048, repeats: int = 10, device: torch.device = torch.device("cpu"), dtype: torch.dtype = torch.float32) -> float:
+    """Best observed GEMM rate on this machine's `device` at `dtype` (GFLOP/s), the yardstick for efficiency."""
+    size = size if device.type == "cpu" else 8192  # a GPU needs a large product to reach its peak
+    a, b = torch.randn(size, size, device=device, dtype=dtype), torch.randn(size, size, device=device, dtype=dtype)
     a @ b  # warm-up
     best = float("inf")
     for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         start = time.perf_counter()
         a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best / 1e9
 

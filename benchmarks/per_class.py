@@ -24,7 +24,7 @@ from common import add_set_option, prepared_dataset, recipe_settings, run_header
 from talk_cli import pipeline  # noqa: E402
 from talk_cli.evaluate import EvalSettings, RealNodes, Training  # noqa: E402
 from talk_cli.evaluate.gnn import bundle_training  # noqa: E402
-from talk_cli.evaluate.train import trainer, validated_training  # noqa: E402
+from talk_cli.gnn.train import trainer, validated_training  # noqa: E402
 
 
 def predictions(training: Training, real: RealNodes, runs: int) -> list[torch.Tensor]:

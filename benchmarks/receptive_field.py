@@ -22,7 +22,7 @@ from common import run_header, write_section  # noqa: E402
 
 def main() -> None:
     from talk_cli import pipeline
-    from talk_cli.evaluate.models import RECEPTIVE_HOPS
+    from talk_cli.gnn.models import RECEPTIVE_HOPS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", type=Path, default=None)

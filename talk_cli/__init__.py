@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from talk_cli.bundle import Bundle
 
-__version__ = "0.1.0"
+from talk_cli.version import __version__
+
+__all__ = ["__version__", "load_bundle"]
 
 # The kernel and the evaluation models multiply by sparse CSR matrices, which torch flags as
 # "beta" on every construction; the operation we use (CSR @ dense) is stable, so the notice is noise.

@@ -31,7 +31,7 @@ from talk_cli.distill.settings import DistillSettings, unread_settings  # noqa: 
 from talk_cli.encode.encoder import EncodeSettings  # noqa: E402
 from talk_cli.encode.lm import DEFAULT_POOLING, POOLINGS  # noqa: E402
 from talk_cli.errors import SettingsError  # noqa: E402
-from talk_cli.evaluate.train import PROTOCOLS, TRAINING_DEFAULTS, EvalSettings  # noqa: E402
+from talk_cli.gnn.train import PROTOCOLS, TRAINING_DEFAULTS, EvalSettings  # noqa: E402
 from talk_cli.device import DEVICES  # noqa: E402
 
 
@@ -211,6 +211,7 @@ def distill(**options) -> None:
         warm_start = " (the feature-to-token warm start)" if outcome.best_step == 0 and settings.warm_starts else ""
         selection = f"; best validation {settings.select.upper()} accuracy {outcome.best_val_accuracy:.4f} at step {outcome.best_step}{warm_start}" if learned else ""
         resumed = f"; resumed from step {outcome.resumed_from_step}" if outcome.resumed_from_step else ""
+        resumed += f"; stopped at step {outcome.stopped_at} (--patience {settings.patience})" if learned and outcome.stopped_at is not None else ""
         stderr.print(f"{settings.method}: {prepared.tag.name} -> {bundle.num_synthetic} synthetic nodes ({ratio}) in {outcome.seconds:.1f} s{selection}{resumed}")
         if learned and outcome.best_step == 0 and settings.steps > 0 and not settings.warm_starts:
             stderr.print(
@@ -227,6 +228,7 @@ def distill(**options) -> None:
                 "val_accuracy": outcome.best_val_accuracy if learned else None, "selected_by": settings.select if learned else None,
                 "distill_seconds": round(outcome.seconds, 3), "encode_seconds": round(prepared.encoded.seconds, 3),
                 "features_reused": prepared.encoded.reused, "resumed_from_step": outcome.resumed_from_step,
+                "stopped_at": outcome.stopped_at if learned else None, "phase_seconds": outcome.phase_seconds,
                 "recipe": str(recipe) if recipe else None, "settings": settings.as_dict(), "device": str(prepared.device),
             }
         )  # fmt: skip
@@ -393,12 +395,13 @@ def inspect(
             stderr.print(f"note: the weights of {lm.identity.name!r} differ from those the bundle was made with; tokens are approximate")
         summary["decoded"] = decoded_rows(bundle, lm)
     if plot is not None:
+        from talk_cli import pipeline
         from talk_cli.bundle.plot import plot_bundle
 
         quiet_transformers()  # real_graph loads the LM
         try:
             with progress_bar(f"encoding {dataset or bundle.dataset.name}", bundle.dataset.num_nodes, quiet) as update:
-                real = bundle.real_graph(data_root, dataset=dataset, model=model, on_progress=lambda n: update(advance=n))
+                real = pipeline.real_graph(bundle, data_root, dataset=dataset, model=model, on_progress=lambda n: update(advance=n))
         except TalkError as err:
             real = None
             if not quiet:

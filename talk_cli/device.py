@@ -84,7 +84,7 @@ def environment(device: torch.device) -> dict[str, str]:
 
     import transformers
 
-    from talk_cli import __version__
+    from talk_cli.version import __version__
 
     return {
         "device": device.type,

@@ -53,7 +53,7 @@ class Provenance:
 
     def features_key(self, dtype: str) -> dict[str, Any]:
         """What the encoded features depend on (the split excluded: every node is encoded),
-        as the features cache's sidecar records it."""
+        as the features cache file records it."""
         return {
             "format": "talk-features",
             "version": 1,

@@ -142,6 +142,6 @@ def make_bundle(n: int = 6, seq_len: int = 4, hidden: int = 16, num_classes: int
             name="tiny", hidden_size=hidden, tokenizer="BertTokenizerFast", weights_sha256="b" * 64, pooling="mean", max_length=32, embedding_size=hidden
         ),
         distillation=DistillationInfo(
-            method="talk", ratio=0.1, ratio_of="train_nodes", num_synthetic=n, seed=0, settings={"lr": 0.01, "steps": 10}
+            method="talk", ratio=0.1, ratio_of="train_nodes", num_synthetic=n, seed=0, settings={"lr": 0.01, "steps": 10}, ratio_denominator=60
         ),
     )

@@ -58,17 +58,18 @@ def test_written_bundle_conforms_to_the_documented_spec(tmp_path):
     example = yaml.safe_load(re.search(r"```yaml\n(.*?)```", doc, flags=re.DOTALL).group(1).replace("{...}", "{}"))
 
     write_bundle(make_bundle(n=5, seq_len=3, hidden=16, num_classes=3, soft=True), tmp_path / "b")
-    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["manifest.yaml", "synthetic.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["README.md", "manifest.yaml", "synthetic.safetensors"]
     manifest = yaml.safe_load((tmp_path / "b" / "manifest.yaml").read_text())
-    assert set(manifest) == set(example) - {"evaluation"}  # evaluation is optional, absent until evaluated
-    for section in ("tool", "dataset", "lm", "distillation", "tensors"):
+    # evaluation is absent until evaluated; made is what `talk distill` records (this bundle was built in Python)
+    assert set(manifest) == set(example) - {"evaluation", "made"}
+    for section in ("tool", "dataset", "lm", "distillation", "tensors", "card"):
         assert set(manifest[section]) == set(example[section]), section
     sizes = {"n": 5, "L": 3, "h": 16, "e": 16, "C": 3}
     for name, entry in manifest["tensors"]["inventory"].items():
         dims, dtype, _ = documented[name]
         assert entry == {"shape": [sizes[d] for d in dims], "dtype": dtype}
     assert {n for n, (_, _, req) in documented.items() if req} <= set(manifest["tensors"]["inventory"])
-    assert manifest["format"] == "talk-bundle" and manifest["format_version"] == "1.1.0"
+    assert manifest["format"] == "talk-bundle" and manifest["format_version"] == "1.2.0"
 
 
 def test_a_format_1_0_bundle_without_the_1_1_fields_still_loads(tmp_path):

@@ -41,7 +41,7 @@ def demo_features(demo, tiny_lm):
 def settings(**change) -> DistillSettings:
     """A small run of the KRR loop on the tokens alone (no warm start, KRR selection), which is what
     most tests here examine; the tests of the warm start and of GCN selection turn them on."""
-    base = dict(size=10, ratio=None, steps=6, seq_len=8, eval_every=2, lm_chunk=3, krr_batch=0, structure="identity", invert_steps=0, select="krr")
+    base = dict(size=10, ratio=None, steps=6, seq_len=8, eval_every=2, lm_chunk=3, krr_batch=0, structure="identity", invert_steps=0, select="krr", patience=0)
     return DistillSettings(**(base | change))
 
 
@@ -456,3 +456,78 @@ def test_gcn_selection_scores_the_set_as_evaluate_trains_it_and_never_reads_test
     _, blind = run_distillation(other, tiny_lm, demo_features, plan, CPU, tmp_path / "c")
     assert blind.best_step == outcome.best_step
     assert [h["val_accuracy"] for h in blind.history] == [h["val_accuracy"] for h in outcome.history]
+
+
+def test_patience_stops_the_token_loop_where_the_full_run_would_have_stalled(demo, tiny_lm, demo_features, tmp_path):
+    plan = settings(steps=24, eval_every=2, lr=0.05)
+    full, every = run_distillation(demo, tiny_lm, demo_features, plan, CPU, tmp_path / "every")
+    curve = [point["val_accuracy"] for point in full.distillation.curve]
+    patience = 2
+    stop, best, since = None, -1.0, 0  # where the full run's validations first went `patience` checks without a new best
+    for index, val in enumerate(curve):
+        best, since = (val, 0) if val > best else (best, since + 1)
+        if since >= patience:
+            stop = index
+            break
+    assert stop is not None, "the tiny run never stalled: pick a setting that does"
+    bundle, outcome = run_distillation(demo, tiny_lm, demo_features, dataclasses.replace(plan, patience=patience), CPU, tmp_path / "p")
+    stopped_curve = [point["val_accuracy"] for point in bundle.distillation.curve]
+    assert stopped_curve == curve[: stop + 1]  # the same trajectory, cut at the stall
+    assert outcome.stopped_at == stop * plan.eval_every and bundle.distillation.settings["run"]["stopped_at"] == outcome.stopped_at
+    assert outcome.best_val_accuracy == max(curve[: stop + 1]) and every.stopped_at is None
+    assert outcome.phase_seconds["tokens: krr selection"] > 0 and "tokens: gradient injection" in outcome.phase_seconds
+
+
+def test_inversion_stops_once_it_reaches_the_cosine_asked_for(demo, tiny_lm, demo_features):
+    tokens = Distiller(demo, tiny_lm, demo_features, settings(), CPU).synthetic.representation
+    start = tokens.features()
+    target = start + torch.randn(start.shape, generator=torch.Generator().manual_seed(0)) * start.std()
+    start_cosine = float(torch.nn.functional.cosine_similarity(start, target).mean())
+    goal = start_cosine + (1 - start_cosine) / 2
+    steps, reached = tokens.fit(target, steps=200, lr=0.05, cosine=goal)
+    assert 1 < steps < 200 and reached >= goal
+    assert float(torch.nn.functional.cosine_similarity(tokens.features(), target).mean()) == pytest.approx(reached, abs=1e-5)
+
+
+def test_a_bundle_over_the_size_limit_is_refused_before_any_work(demo, tiny_lm, demo_features, tmp_path, monkeypatch):
+    """Before 2026-12-04 the writer refused an oversized bundle only after the whole run."""
+    from talk_cli.bundle import spec
+    from talk_cli.errors import SettingsError
+
+    monkeypatch.setattr(spec, "MAX_TENSOR_BYTES", 10_000)  # as a 40k-node coreset meets the real 4 GiB limit
+    picked = []
+    monkeypatch.setattr("talk_cli.distill.run.pick_coreset", lambda *args: picked.append(args))
+    with pytest.raises(SettingsError, match="over the format's"):
+        run_distillation(demo, tiny_lm, demo_features, settings(method="random", size=None, ratio=0.5), CPU, tmp_path / "b")
+    assert not picked and not (tmp_path / "b").exists()
+
+
+def test_with_the_inner_loop_gcn_selection_judges_the_set_as_it_is_stored(demo, tiny_lm, demo_features, monkeypatch):
+    """Before 2026-12-04 GCN selection scored the inner loop's fine-tuned features, a set never stored."""
+    from talk_cli.distill import loop
+
+    judged = []
+    # Each judgement scores higher than the last, so the final state is the one stored.
+    monkeypatch.setattr(loop, "validation_run", lambda training, real, settings, seed: judged.append(training.graph.x.clone()) or len(judged))
+    plan = settings(inner_every=1, inner_steps=3, inner_lr=1e-2, select="gcn", steps=3, eval_every=1)
+    distiller = Distiller(demo, tiny_lm, demo_features, plan, CPU)
+    distill(distiller)
+    stored = encode_embeddings(tiny_lm, distiller.synthetic.representation.token_embeddings, distiller.synthetic.representation.mask)
+    assert torch.allclose(judged[-1], stored.float(), atol=1e-5)  # the pretrained LM's reading of the tokens
+    tuned = distiller.synthetic.representation  # finish() put the pretrained LM back; read through the tuned one:
+    tuned.lm = distiller.tuned
+    assert not torch.allclose(tuned.features(), stored, atol=1e-3)  # which the inner loop did move
+
+
+def test_the_inner_loop_trains_on_the_class_distribution_evaluation_uses(demo, tiny_lm, demo_features, monkeypatch):
+    """Soft labels mean one thing to every classifier: clamped and normalised (before 2026-12-04 the
+    inner loop took their softmax)."""
+    from talk_cli.distill import loop
+    from talk_cli.gnn.train import training_targets
+
+    seen = []
+    monkeypatch.setattr(loop, "train_lm_and_gcn", lambda lm, trained, gcn, e, m, a, targets, *rest: seen.append(targets.clone()))
+    distiller = Distiller(demo, tiny_lm, demo_features, settings(inner_every=1, soft_labels=True, lr_labels=0.5), CPU)
+    distiller.outer_step()
+    synthetic = distiller.synthetic
+    assert torch.equal(seen[0], training_targets(synthetic.labels, synthetic.targets.detach()))

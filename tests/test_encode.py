@@ -10,7 +10,7 @@ import yaml
 
 from talk_cli.data import load_tag_folder, make_demo_tag
 from talk_cli.encode import EncodeSettings, encode_tag, encode_texts, load_language_model, mean_pool
-from talk_cli.encode.cache import sidecar_path
+from talk_cli.encode.cache import recorded_key
 
 from conftest import run_cli, write_tag_folder
 
@@ -57,13 +57,13 @@ def test_weights_hash_identifies_the_model(tiny_model_dir, tiny_lm):
     assert weights_sha256(again.model) != tiny_lm.identity.weights_sha256
 
 
-def test_cache_is_reused_and_sidecar_records_identity(tiny_lm, tmp_path):
+def test_cache_is_reused_and_records_its_key_inside(tiny_lm, tmp_path):
     tag = make_demo_tag()
     first = encode_tag(tag, tiny_lm)
     assert not first.reused and first.features.shape == (300, 16)
     second = encode_tag(tag, tiny_lm)
     assert second.reused and torch.equal(first.features, second.features) and second.path == first.path
-    side = yaml.safe_load(sidecar_path(first.path).read_text())
+    side = recorded_key(first.path)  # in the tensor file's own metadata: never out of step with it
     assert side["dataset"]["content_hash"] == tag.content_hash
     assert side["model"]["weights_sha256"] == tiny_lm.identity.weights_sha256
     assert (side["pooling"], side["max_length"], side["dtype"], side["shape"]) == ("mean", 128, "float32", [300, 16])
@@ -79,7 +79,7 @@ def test_cache_is_stale_when_dataset_or_settings_change(tiny_lm, tmp_path):
     changed = load_tag_folder(write_tag_folder(tmp_path / "g", nodes=nodes))
     result = encode_tag(changed, tiny_lm, EncodeSettings(max_length=16), out=out)
     assert not result.reused
-    assert yaml.safe_load(sidecar_path(out).read_text())["dataset"]["content_hash"] == changed.content_hash
+    assert recorded_key(out)["dataset"]["content_hash"] == changed.content_hash
 
 
 def test_damaged_cache_is_encoded_again(tiny_lm, tmp_path):
@@ -133,3 +133,26 @@ def test_cli_help_lists_subcommands_and_version():
         assert name in result.stdout
     version = run_cli("--version")
     assert version.exit_code == 0 and version.stdout.startswith("talk ")
+
+
+def test_mean_and_cls_features_of_a_dataset_keep_their_own_caches(tiny_model_dir):
+    """Before 2026-12-04 the cache file name left out the pooling: cls features replaced mean ones."""
+    from conftest import run_cli
+
+    def encode(pooling: str) -> dict:
+        result = run_cli("encode", "--dataset", "demo", "--model", tiny_model_dir, "--pooling", pooling, "--json", "--quiet")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    mean, cls, again = encode("mean"), encode("cls"), encode("mean")
+    assert not mean["reused"] and not cls["reused"] and mean["path"] != cls["path"]
+    assert again["reused"] and again["path"] == mean["path"]
+
+
+def test_encoding_in_bfloat16_leaves_the_callers_weights_as_loaded(tiny_lm):
+    """Before 2026-12-04 a bf16 encode cast the caller's LM in place, for good."""
+    from talk_cli.encode.lm import weights_sha256
+
+    encode_tag(make_demo_tag(), tiny_lm, EncodeSettings(dtype="bfloat16"))
+    assert next(tiny_lm.model.parameters()).dtype == torch.float32
+    assert weights_sha256(tiny_lm.model) == tiny_lm.identity.weights_sha256

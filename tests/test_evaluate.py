@@ -314,7 +314,7 @@ def test_joint_model_selection_never_reads_test_labels(demo, tiny, full):
 
 def test_the_probe_leaves_the_gnn_at_its_best_validation_state(demo, tiny):
     from talk_cli.evaluate import build_model
-    from talk_cli.evaluate.train import accuracy, probe
+    from talk_cli.gnn.train import accuracy, probe
 
     _, features = tiny
     real = RealNodes.of(demo, features, CPU)
@@ -352,7 +352,7 @@ def test_the_probed_gnn_is_fine_tuned_at_its_own_rate(demo, tiny):
 @pytest.mark.parametrize("architecture", ["gcn", "sage", "sgc"])
 def test_a_k_hop_neighbourhood_gives_its_nodes_the_whole_graphs_outputs(architecture):
     from talk_cli.evaluate import build_model
-    from talk_cli.evaluate.models import RECEPTIVE_HOPS
+    from talk_cli.gnn.models import RECEPTIVE_HOPS
     from talk_cli.graph import Graph
 
     index, weight = random_weighted_graph(nodes=40, edges=60)

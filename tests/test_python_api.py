@@ -1,5 +1,5 @@
 """The Python API from a user's side: docs/python-api.md's example runs as written, and
-`bundle.real_graph` gives the real graph with the bundle's split."""
+`pipeline.real_graph(bundle)` gives the real graph with the bundle's split."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import re
 import pytest
 import torch
 
-from talk_cli import load_bundle
+from talk_cli import load_bundle, pipeline
 from talk_cli.data.split import SplitSpec
 from talk_cli.errors import SettingsError
 from talk_cli.pipeline import load_dataset
@@ -43,7 +43,7 @@ def test_the_documented_train_your_own_model_example_runs(demo_bundle, tmp_path,
 
 def test_real_graph_has_the_cached_features_labels_and_the_bundles_split(demo_bundle, tiny_model_dir):
     bundle = load_bundle(demo_bundle("b", "--split-seed", "3", "--split-fractions", "0.5,0.25,0.25"))
-    real = bundle.real_graph()
+    real = pipeline.real_graph(bundle)
     tag = load_dataset("demo", split=SplitSpec((0.5, 0.25, 0.25), 3))
     assert torch.equal(real.train_mask, tag.train_mask) and torch.equal(real.test_mask, tag.test_mask)
     assert torch.equal(real.y, tag.labels) and torch.equal(real.edge_index, tag.edge_index)
@@ -59,7 +59,7 @@ def test_real_graph_refuses_data_that_is_not_the_bundles(demo_bundle, tmp_path):
 
     bundle = load_bundle(demo_bundle("b"))
     with pytest.raises(SettingsError, match="dataset hash differs"):
-        bundle.real_graph(dataset=write_tag_folder(tmp_path / "other"))
+        pipeline.real_graph(bundle, dataset=write_tag_folder(tmp_path / "other"))
 
 
 @pytest.mark.parametrize("spec", [SplitSpec(), SplitSpec((0.5, 0.3, 0.2), 7), SplitSpec((0.1, 0.1, 0.8), 0)])

@@ -16,7 +16,7 @@ import yaml
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
-from talk_cli import __version__
+from talk_cli.version import __version__
 from talk_cli.atomic import atomic_write_bytes, fsync_directory
 from talk_cli.bundle import spec
 from talk_cli.bundle.card import CARD_FILE, DEFAULT_LICENSE, card_front_matter, render_card
@@ -65,6 +65,9 @@ class DistillationInfo:
     # since the previous point)}. Empty for coresets.
     curve: list[dict[str, Any]] = field(default_factory=list)
     ratio_denominator: int | None = None  # the training nodes the ratio counted (since 1.2)
+    # Whether `features` are pool(LM(token_embeddings)), so that an LM fine-tuned on the tokens
+    # trains on what the bundle is (since 1.2; before, every method but kernel-features).
+    features_from_tokens: bool = True
 
 
 @dataclass
@@ -127,13 +130,6 @@ class Bundle:
         if self.soft_labels is not None:
             data.soft_y = self.soft_labels
         return data
-
-    def real_graph(self, data_root: str | os.PathLike | None = None, **options: Any):
-        """The real graph this bundle came from, with its cached features and the bundle's split
-        masks, for testing a model trained on the bundle (`talk_cli.pipeline.real_graph`)."""
-        from talk_cli.pipeline import real_graph
-
-        return real_graph(self, data_root, **options)
 
     def manifest(self, tensor_sha256: str) -> dict[str, Any]:
         manifest: dict[str, Any] = {
@@ -261,7 +257,10 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
         dataset=DatasetInfo(**info["dataset"]),
         lm=LMInfo(**info["lm"], embedding_size=spec.embedding_size(manifest)),
         distillation=DistillationInfo(
-            **info["distillation"], curve=manifest["distillation"].get("curve", []), ratio_denominator=manifest["distillation"].get("ratio_denominator")
+            **info["distillation"],
+            curve=manifest["distillation"].get("curve", []),
+            ratio_denominator=manifest["distillation"].get("ratio_denominator"),
+            features_from_tokens=manifest["distillation"].get("features_from_tokens", manifest["distillation"]["method"] not in spec.FREE_FEATURE_METHODS),
         ),
         evaluation=manifest.get("evaluation", {}),
         made=manifest.get("made", {}),

@@ -64,7 +64,7 @@ def draw_curve(ax, bundle: Bundle) -> None:
         ax.set_axis_off()
         return
     steps = [point["step"] for point in curve]
-    ax.plot(steps, [point["loss"] for point in curve], color="tab:red", marker=".")
+    ax.plot(steps, [float("nan") if point["loss"] is None else point["loss"] for point in curve], color="tab:red", marker=".")
     ax.set_xlabel("outer step")
     ax.set_ylabel("training KRR loss (mean since previous point)", color="tab:red", fontsize=8)
     accuracy = ax.twinx()
@@ -102,7 +102,7 @@ def draw_balance(ax, bundle: Bundle, colour) -> None:
 
 def plot_bundle(bundle: Bundle, path: Path, real=None) -> Path:
     """Draw the bundle to a PNG at `path` (atomically). `real`: the real graph as
-    `bundle.real_graph()` returns it, to place the synthetic nodes among the real ones."""
+    `talk_cli.pipeline.real_graph(bundle)` returns it, to place the synthetic nodes among the real ones."""
     has_edges = bool((bundle.adjacency > 0).any())
     panels = 4 if has_edges else 3
     fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 5.2))

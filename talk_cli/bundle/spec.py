@@ -78,8 +78,12 @@ OPTIONAL_FIELDS: dict[str, dict[str, tuple]] = {
     "distillation": {
         "curve": ("list[dict]",),  # 1.1: the distillation curve, for plots
         "ratio_denominator": (int,),  # 1.2: how many nodes the ratio is a fraction of
+        "features_from_tokens": (bool,),  # 1.2: whether features = pool(LM(token_embeddings))
     },
 }
+# Before 1.2 bundles did not say whether their features come from their tokens; the format's
+# text named this one method as the exception.
+FREE_FEATURE_METHODS = ("kernel-features",)
 TOP_LEVEL = {"format": str, "format_version": str, "created": str, **{k: dict for k in SCHEMA}}
 # 1.2: `made` (the command, device and library versions, time and peak memory) and `card`.
 OPTIONAL_TOP_LEVEL = {"evaluation": dict, "made": dict, "card": dict}

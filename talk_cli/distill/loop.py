@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from talk_cli import distributed
+from talk_cli.clock import PhaseClock
 from talk_cli.data.tag import TAG
 from talk_cli.distill.inner import DenseGCN, train_lm_and_gcn
 from talk_cli.distill.methods import METHODS
@@ -36,8 +37,7 @@ from talk_cli.encode.lm import LanguageModel, check_length
 from talk_cli.encode.lora import trainable_copy, trained_parameters
 from talk_cli.graph import normalized_adjacency_dense, normalized_adjacency_sparse
 from talk_cli.errors import SettingsError
-from talk_cli.evaluate.gnn import synthetic_training, training_targets
-from talk_cli.evaluate.train import EvalSettings, RealNodes, validation_run
+from talk_cli.gnn.train import EvalSettings, RealNodes, synthetic_training, training_targets, validation_run
 from talk_cli.kernel import KERNEL_DTYPE, RealGraphSide, RowShard, cross_kernel, krr_loss, krr_predict, synthetic_kernel
 
 
@@ -81,6 +81,8 @@ class DistillOutcome:
     seconds: float = 0.0
     resumed_from_step: int = 0
     warm_start: dict[str, Any] | None = None  # what the feature-to-token inversion reached
+    stopped_at: int | None = None  # the step at which `patience` ended the loop, if it did
+    phase_seconds: dict[str, float] = field(default_factory=dict)  # where the time went (PhaseClock)
 
 
 class StopRequested(Exception):
@@ -141,13 +143,17 @@ class Distiller:
         device: torch.device,
         real: RealSide | None = None,
         seed_nodes: torch.Tensor | None = None,
+        clock: PhaseClock | None = None,
+        stage: str = TOKEN_PHASE,
     ):
-        """`real` and `seed_nodes` let a warm-start run share its parent's real side and seeds."""
+        """`real`, `seed_nodes` and `clock` let a warm-start run share its parent's real side,
+        seeds and clock; `stage` names its loop's phases on the clock."""
         method = METHODS[settings.method]
         if not method.learns:
             raise ValueError(f"{settings.method} is a coreset: it has no outer loop")
         check_shardable(settings)
         self.tag, self.lm, self.settings, self.device = tag, lm, settings, device
+        self.clock, self.stage = clock or PhaseClock(device), stage
         check_length(lm, settings.seq_len, "--seq-len")
         torch.manual_seed(settings.seed)
         self.generator = torch.Generator().manual_seed(settings.seed)
@@ -176,6 +182,8 @@ class Distiller:
         self.feature_table = real_features.clone() if settings.inner_every else None
 
         self.step = 0
+        self.checks_since_best = 0  # validations since the best one (`patience` stops the loop)
+        self.stopped = False
         self.warm_start_report: dict[str, Any] | None = None  # set by warm_start()
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {"step": 0, "val": -1.0, "state": self.synthetic.state_dict()}
@@ -206,7 +214,7 @@ class Distiller:
         free_phase, inversion_phase = WARM_START_PHASES
         free = Distiller(
             self.tag, self.lm, self.real_features, dataclasses.replace(self.settings, method="kernel-features", invert_steps=0, inner_every=0),
-            self.device, real=self.real, seed_nodes=self.seed_nodes,
+            self.device, real=self.real, seed_nodes=self.seed_nodes, clock=self.clock, stage=free_phase,
         )
         target = distill(free, on_step and (lambda report: on_step(dataclasses.replace(report, phase=free_phase))))
         state = {k: v for k, v in free.synthetic.state_dict().items() if not k.startswith("features.")}
@@ -215,13 +223,17 @@ class Distiller:
         def on_fit_step(step: int, loss: float) -> None:
             on_step(StepReport(step, self.settings.invert_steps, loss, None, target.best_val_accuracy, inversion_phase))
 
-        self.synthetic.representation.fit(target.features.to(self.device), self.settings.invert_steps, self.settings.lr, on_step and on_fit_step)
+        with self.clock(inversion_phase):
+            taken, _ = self.synthetic.representation.fit(
+                target.features.to(self.device), self.settings.invert_steps, self.settings.lr, self.settings.invert_cosine, on_step and on_fit_step
+            )
         features = self.features()
         self.warm_start_report = {
             "free_val_accuracy": round(target.best_val_accuracy, 6),
             "free_best_step": target.best_step,
             "inverted_val_accuracy": round(self.validation_accuracy(features.to(KERNEL_DTYPE)), 6),
             "inversion_cosine": round(float(torch.nn.functional.cosine_similarity(features, target.features.to(self.device)).mean()), 6),
+            "inversion_steps": taken,
             "seconds": round(time.perf_counter() - started, 3),
         }
 
@@ -273,27 +285,62 @@ class Distiller:
                 correct += (scores.argmax(dim=1) == self.real.labels[block.to(self.device)]).sum()
         return float(distributed.sum_over_ranks(correct)) / len(self.real.val_nodes)
 
+    def stored_features(self, features: torch.Tensor) -> torch.Tensor:
+        """The synthetic features as the bundle will store them: with the inner loop on, the tokens
+        read through the pretrained LM (the inner loop's LM is transient), not the tuned one."""
+        if self.tuned is None:
+            return features
+        tokens = self.synthetic.representation
+        tokens.lm = self.lm
+        try:
+            return tokens.features().to(KERNEL_DTYPE)
+        finally:
+            tokens.lm = self.tuned
+
     def remember_if_best(self, features: torch.Tensor) -> float:
-        """Validation accuracy of the current synthetic set; keep a copy when it is the best so far."""
-        val = self.validation_accuracy(features)
+        """Validation accuracy of the current synthetic set; keep a copy when it is the best so far.
+        A GCN judges the set as it will be stored, against the pretrained LM's real features (what
+        `talk evaluate` reads); KRR judges it in the kernel's current view of the real graph."""
+        with self.clock(f"{self.stage}: {self.settings.select} selection"):
+            val = self.validation_accuracy(self.stored_features(features) if self.settings.select == "gcn" else features)
         if val > self.best["val"]:
             self.best = {"step": self.step, "val": val, "state": self.synthetic.state_dict()}
+            self.checks_since_best = 0
+        else:
+            self.checks_since_best += 1
         return val
 
+    @property
+    def stalled(self) -> bool:
+        """Whether `patience` validations in a row have not beaten the best (the loop then stops)."""
+        patience = self.settings.patience if self.stage == TOKEN_PHASE else 0  # the warm start's cheap loop runs to its end
+        return patience > 0 and self.checks_since_best >= patience
+
     def outer_step(self) -> StepReport:
-        features = self.features().to(KERNEL_DTYPE)
+        """One step: validate (every `eval_every` steps), then update. A validation that leaves the
+        loop stalled ends the run there, before an update nothing would read (`stopped`)."""
+        stage, clock = self.stage, self.clock
+        with clock(f"{stage}: synthetic features"):
+            features = self.features().to(KERNEL_DTYPE)
         val = self.remember_if_best(features) if self.step % self.settings.eval_every == 0 else None
+        if val is not None and self.stalled:
+            self.stopped = True
+            self.history.append({"step": self.step + 1, "loss": None, "val_accuracy": val})
+            return StepReport(self.step, self.settings.steps, float("nan"), val, self.best["val"])
         leaf = features.detach().requires_grad_()
         self.optimizer.zero_grad()
-        loss = self.kernel_loss(leaf, self.sample_batch())
-        loss.backward()
-        for parameter in [leaf, *self.synthetic.graph_parameters]:  # each rank's rows gave a part
-            distributed.sum_over_ranks(parameter.grad)
-        self.synthetic.representation.inject(leaf.grad)
-        self.optimizer.step()
+        with clock(f"{stage}: KRR loss and gradient"):
+            loss = self.kernel_loss(leaf, self.sample_batch())
+            loss.backward()
+            for parameter in [leaf, *self.synthetic.graph_parameters]:  # each rank's rows gave a part
+                distributed.sum_over_ranks(parameter.grad)
+        with clock(f"{stage}: gradient injection"):
+            self.synthetic.representation.inject(leaf.grad)
+            self.optimizer.step()
         self.step += 1
         if self.gcn is not None and self.step % self.settings.inner_every == 0:
-            self.inner_round()
+            with clock(f"{stage}: inner loop"):
+                self.inner_round()
         loss_value = distributed.sum_over_ranks(loss.detach().reshape(1)).item()
         self.history.append({"step": self.step, "loss": loss_value, "val_accuracy": val})
         return StepReport(self.step, self.settings.steps, loss_value, val, self.best["val"])
@@ -303,7 +350,7 @@ class Distiller:
         so the kernel sees the LM state that training on the synthetic set produces. Returns the
         refreshed nodes."""
         synthetic = self.synthetic
-        targets = synthetic.targets.detach().softmax(dim=1) if synthetic.soft_labels else synthetic.labels
+        targets = training_targets(synthetic.labels, synthetic.targets.detach() if synthetic.soft_labels else None)
         adjacency = synthetic.adjacency(self.features()).float().detach()
         tokens = synthetic.representation
         if self.settings.inner_restart:
@@ -343,6 +390,7 @@ class Distiller:
             "optimizer": self.optimizer.state_dict(),
             "sampler": self.generator.get_state(),
             "warm_start": self.warm_start_report,
+            "checks_since_best": self.checks_since_best,
         }
         if self.gcn is not None:
             state |= {"lm": self.tuned.model.state_dict(), "gcn": self.gcn.state_dict(), "feature_table": self.feature_table}
@@ -354,6 +402,7 @@ class Distiller:
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["sampler"])
         self.warm_start_report = state["warm_start"]
+        self.checks_since_best = state["checks_since_best"]
         if self.gcn is not None:
             self.tuned.model.load_state_dict(state["lm"])
             self.gcn.load_state_dict(state["gcn"])
@@ -362,8 +411,10 @@ class Distiller:
         self.step, self.history = state["step"], state["history"]
 
     def finish(self) -> DistillOutcome:
-        """Validate the final state, restore the best one and compute what the bundle stores."""
-        self.remember_if_best(self.features().to(KERNEL_DTYPE))
+        """Validate the final state (unless the run stopped at a validation), restore the best one
+        and compute what the bundle stores."""
+        if not self.stopped:
+            self.remember_if_best(self.features().to(KERNEL_DTYPE))
         self.synthetic.load_state_dict(self.best["state"])
         if self.tuned is not None:  # the stored set is what the pretrained LM reads
             self.synthetic.representation.lm = self.lm
@@ -383,6 +434,8 @@ class Distiller:
             best_val_accuracy=self.best["val"],
             history=self.history,
             warm_start=self.warm_start_report,
+            stopped_at=self.step if self.stopped else None,
+            phase_seconds=self.clock.report(),
         )
 
 
@@ -397,12 +450,13 @@ def distill(
     if distiller.step == 0 and distiller.settings.warm_starts:
         distiller.warm_start(on_step)
     steps, every = distiller.settings.steps, distiller.settings.checkpoint_every
-    while distiller.step < steps:
+    while distiller.step < steps and not distiller.stopped:
         report = distiller.outer_step()
         if on_step:
             on_step(report)
-        if on_checkpoint and distiller.step % every == 0 and distiller.step < steps:
-            on_checkpoint(distiller)
+        if on_checkpoint and distiller.step % every == 0 and distiller.step < steps and not distiller.stopped:
+            with distiller.clock("checkpoints"):
+                on_checkpoint(distiller)
     outcome = distiller.finish()
     outcome.seconds = time.perf_counter() - started
     outcome.resumed_from_step = resumed_from

@@ -54,26 +54,37 @@ class TokenSequences:
     def inject(self, grad: torch.Tensor) -> None:
         self.backward_by_chunk(lambda part, out: out.backward(grad[part].to(out.dtype)))
 
-    def fit(self, target: torch.Tensor, steps: int, lr: float, on_step: Callable[[int, float], None] | None = None) -> None:
-        """Feature-to-token inversion: `steps` Adam steps on E that bring pool(LM(E)) towards
-        `target` [n_syn, h] in squared error. One LM pass per step, chunk by chunk as in the
-        outer loop, so memory stays flat and ranks share the work. `on_step(step, error)` hears
-        each step's squared error (summed over every rank's chunks)."""
+    def fit(
+        self, target: torch.Tensor, steps: int, lr: float, cosine: float = 0.0, on_step: Callable[[int, float], None] | None = None
+    ) -> tuple[int, float]:
+        """Feature-to-token inversion: up to `steps` Adam steps on E that bring pool(LM(E)) towards
+        `target` [n_syn, h] in squared error, stopping early once the mean cosine similarity of
+        the two reaches `cosine` (0: never). One LM pass per step, chunk by chunk as in the outer
+        loop, so memory stays flat and ranks share the work. `on_step(step, error)` hears each
+        step's squared error (summed over every rank's chunks). Returns the steps taken and the
+        last mean cosine measured (of E before the last step's update)."""
         optimizer = torch.optim.Adam([self.embeddings], lr=lr)
+        step, mean_cosine = 0, 0.0
         for step in range(1, steps + 1):
             optimizer.zero_grad()
-            error = torch.zeros(1, dtype=torch.float64, device=self.embeddings.device)  # summed where it is computed: no sync per chunk
+            # [squared error, sum of cosines], summed where computed: no sync per chunk
+            measured = torch.zeros(2, dtype=torch.float64, device=self.embeddings.device)
 
             def backward(part: slice, out: torch.Tensor) -> None:
                 loss = (out.float() - target[part]).pow(2).sum()
                 loss.backward()
-                error.add_(loss.detach())
+                measured[0] += loss.detach()
+                measured[1] += torch.nn.functional.cosine_similarity(out.detach().float(), target[part]).sum()
 
             self.backward_by_chunk(backward)
-            optimizer.step()
-            total = distributed.sum_over_ranks(error).item()  # on every rank, heard or not: a collective
+            error, total_cosine = distributed.sum_over_ranks(measured).tolist()  # on every rank: a collective
+            mean_cosine = total_cosine / self.embeddings.shape[0]
             if on_step:
-                on_step(step, total)
+                on_step(step, error)
+            if cosine and mean_cosine >= cosine:  # close enough: this step's update is not needed
+                break
+            optimizer.step()
+        return step, mean_cosine
 
     def backward_by_chunk(self, backward: Callable[[slice, torch.Tensor], None]) -> None:
         """Run the LM on this rank's chunks with autograd, let `backward(chunk, pooled)`

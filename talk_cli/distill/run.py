@@ -11,6 +11,7 @@ import torch
 
 from talk_cli import distributed
 from talk_cli.bundle import Bundle, DatasetInfo, DistillationInfo, LMInfo, write_bundle
+from talk_cli.bundle import spec
 from talk_cli.bundle.bundle import check_target
 from talk_cli.bundle.card import DEFAULT_LICENSE
 from talk_cli.device import environment
@@ -63,11 +64,11 @@ def distillation_curve(history: list[dict]) -> list[dict]:
     History entries carry the loss and validation of the state before their step's update."""
     curve, losses = [], []
     for entry in history:
-        losses.append(entry["loss"])
+        if entry["loss"] is not None:  # none at a validation that stopped the run (no update followed)
+            losses.append(entry["loss"])
         if entry["val_accuracy"] is not None:
-            curve.append(
-                {"step": entry["step"] - 1, "val_accuracy": round(entry["val_accuracy"], 6), "loss": round(sum(losses) / len(losses), 6)}
-            )
+            loss = round(sum(losses) / len(losses), 6) if losses else None
+            curve.append({"step": entry["step"] - 1, "val_accuracy": round(entry["val_accuracy"], 6), "loss": loss})
             losses = []
     return curve
 
@@ -83,6 +84,7 @@ def make_bundle(
             "val_accuracy": round(outcome.best_val_accuracy, 6),  # scored as `select` says
             "seconds": round(outcome.seconds, 3),
             "resumed_from_step": outcome.resumed_from_step,
+            "stopped_at": outcome.stopped_at,
             "seed_nodes": outcome.seed_nodes.tolist(),
         }
         if outcome.warm_start is not None:
@@ -123,6 +125,7 @@ def make_bundle(
             ratio=settings.ratio if settings.size is None else None,
             ratio_of="train_nodes",
             ratio_denominator=int(tag.train_mask.sum()),
+            features_from_tokens=METHODS[settings.method].reads_texts,
             num_synthetic=int(outcome.labels.shape[0]),
             seed=settings.seed,
             settings=hyperparameters,
@@ -131,6 +134,20 @@ def make_bundle(
         made=made or {},
         license=license,
     )
+
+
+def check_bundle_size(tag: TAG, lm: LanguageModel, settings: DistillSettings) -> None:
+    """Refuse, before any work, a run whose bundle the writer would refuse: its tensors (the dense
+    adjacency grows with the square of the synthetic nodes) over the format's limit. A coreset's
+    texts keep up to `max_length` tokens, a learned set's `seq_len`."""
+    n = sum(class_allocation(tag, settings))
+    length = settings.seq_len if METHODS[settings.method].learns else settings.max_length
+    planned = 4 * (n * length * lm.embedding_size + n * n + n * lm.identity.hidden_size + n * tag.num_classes) + 8 * (n * length + n)
+    if planned > spec.MAX_TENSOR_BYTES:
+        raise SettingsError(
+            f"{n} synthetic nodes would make a bundle of about {planned / 2**30:.1f} GiB of tensors (the dense adjacency alone is "
+            f"{4 * n * n / 2**30:.1f} GiB), over the format's {spec.MAX_TENSOR_BYTES / 2**30:.0f} GiB: use a smaller --ratio or --size"
+        )
 
 
 def run_distillation(
@@ -152,6 +169,7 @@ def run_distillation(
     (the command line, when there is one) and `license` go into the bundle's card."""
     out = Path(out)
     check_target(out, force)  # refuse now, not after a long run
+    check_bundle_size(tag, lm, settings)
     if not METHODS[settings.method].learns:
         if resume:
             raise SettingsError(f"--resume applies to the kernel methods only ({settings.method} is picked in one go)")
@@ -176,9 +194,14 @@ def run_distillation(
                 f"stopped after step {distiller.step} of {settings.steps}; checkpoint at {checkpoint_dir(out)}: "
                 "run the same command with --resume to continue from it"
             ) from None
-    made = {"command": command, **environment(device), "seconds": round(outcome.seconds, 3), "peak_rss_mib": round(peak_rss_mib() or 0.0, 1)}
+    made = {
+        "command": command, **environment(device), "seconds": round(outcome.seconds, 3), "peak_rss_mib": round(peak_rss_mib() or 0.0, 1),
+        "phase_seconds": outcome.phase_seconds,
+    }  # fmt: skip
     bundle = make_bundle(tag, lm, settings, outcome, made, license)
     if distributed.rank() == 0:
+        started = time.perf_counter()
         write_bundle(bundle, out, force=force)
         remove_checkpoint(out)
+        outcome.phase_seconds["bundle write"] = round(time.perf_counter() - started, 3)
     return bundle, outcome

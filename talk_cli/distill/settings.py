@@ -76,7 +76,17 @@ class DistillSettings:
         "talk: learn free feature vectors with the kernel loop first, then fit the token embeddings to them "
         "for this many steps before the KRR loop on the tokens (0: start from the seed texts).",
     )
+    invert_cosine: float = setting(
+        0.99,
+        "Stop the inversion early once the LM's output of the token embeddings reaches this mean cosine similarity "
+        "with the free feature vectors (0: run every --invert-steps step).",
+    )
     eval_every: int = setting(10, "Validation every this many steps.")
+    patience: int = setting(
+        2,
+        "Stop the token loop after this many validations in a row that do not beat the best (0: run every step); "
+        "the best state is kept either way.",
+    )
     select: str = setting(
         "gcn",
         "What scores a step on the real validation nodes: krr (the kernel's prediction) or gcn (a GCN, the gnn "
@@ -99,13 +109,15 @@ class DistillSettings:
         for name in ("seq_len", "steps", "lm_chunk", "eval_every", "checkpoint_every", "max_length", "knn"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.invert_cosine <= 1:
+            raise SettingsError(f"invert_cosine must be in [0, 1], got {self.invert_cosine}")
         if not 0 <= self.allocation_power <= 1:
             raise SettingsError(f"allocation_power must be in [0, 1], got {self.allocation_power}")
         for name in ("lr", "lr_adjacency", "lr_labels", "inner_lr", "ridge"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{name} must be positive, got {getattr(self, name)}")
-        if min(self.inner_every, self.inner_steps, self.inner_refresh, self.krr_batch, self.invert_steps) < 0:
-            raise SettingsError("inner_every, inner_steps, inner_refresh, krr_batch and invert_steps must be non-negative")
+        if min(self.inner_every, self.inner_steps, self.inner_refresh, self.krr_batch, self.invert_steps, self.patience) < 0:
+            raise SettingsError("inner_every, inner_steps, inner_refresh, krr_batch, invert_steps and patience must be non-negative")
         if self.method not in METHODS:
             raise SettingsError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.inner_every and not METHODS[self.method].reads_texts:

@@ -1,11 +1,12 @@
-"""The features cache: `[num_nodes, hidden]` LM features plus a YAML sidecar.
-
-The sidecar records everything the features depend on; a cache whose sidecar differs
-from the current request in any of those is stale and gets re-encoded.
-"""
+"""The features cache: `[num_nodes, hidden]` LM features in one safetensors file whose metadata
+records everything they depend on (the key). A cache whose key differs from the current request
+in any of those is stale and gets re-encoded. Key and tensor are one file, written atomically, so
+no reader can see one without the other; the file name also carries the pooling and short hashes
+of the dataset and the weights, so that features read another way never replace each other."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -14,13 +15,13 @@ from pathlib import Path
 import platformdirs
 import torch
 import yaml
-from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors import SafetensorError, safe_open
 
 from talk_cli.provenance import Provenance
 
 CACHE_ENV = "TALK_CACHE_DIR"
 FEATURES_TENSOR = "features"
+KEY_METADATA = "talk_features_key"  # the safetensors metadata entry holding the key, as JSON
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,12 @@ class FeatureKey:
     provenance: Provenance
     dtype: str
 
-    def sidecar(self) -> dict[str, object]:
+    def recorded(self) -> dict[str, object]:
+        """The key as the cache file records it."""
         return self.provenance.features_key(self.dtype)
+
+    def metadata(self) -> dict[str, str]:
+        return {KEY_METADATA: json.dumps(self.recorded(), sort_keys=True)}
 
 
 def cache_dir() -> Path:
@@ -42,18 +47,15 @@ def cache_dir() -> Path:
 def default_features_path(key: FeatureKey) -> Path:
     source = key.provenance
     model = re.sub(r"[^A-Za-z0-9._-]+", "_", source.lm_name).strip("_")[-60:]
-    return cache_dir() / "features" / f"{source.dataset_name}__{model}__len{source.max_length}__{key.dtype}.safetensors"
-
-
-def sidecar_path(features_path: Path) -> Path:
-    return features_path.with_suffix(".yaml")
+    hashes = f"{source.dataset_hash[:8]}-{source.lm_weights_sha256[:8]}"
+    return cache_dir() / "features" / f"{source.dataset_name}__{model}__{source.pooling}__len{source.max_length}__{key.dtype}__{hashes}.safetensors"
 
 
 def stale_fields(recorded: object, key: FeatureKey) -> list[str]:
-    """Names of the fields where a recorded sidecar disagrees with `key` (empty: fresh)."""
-    expected = key.sidecar()
+    """Names of the fields where a recorded key disagrees with `key` (empty: fresh)."""
+    expected = key.recorded()
     if not isinstance(recorded, dict):
-        return ["sidecar"]
+        return ["key"]
     differ = []
     for field in ("format", "version", "pooling", "max_length", "dtype", "shape"):
         if recorded.get(field) != expected[field]:
@@ -65,22 +67,24 @@ def stale_fields(recorded: object, key: FeatureKey) -> list[str]:
 
 
 def read_fresh_features(path: Path, key: FeatureKey) -> tuple[torch.Tensor | None, list[str]]:
-    """The cached features at `path` if they match `key`; else None and why not."""
-    side = sidecar_path(path)
-    if not path.is_file() or not side.is_file():
+    """The cached features at `path` if the key they record matches `key`; else None and why not."""
+    if not path.is_file():
         return None, ["missing"]
     try:
-        recorded = yaml.safe_load(side.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, OSError, UnicodeDecodeError):
-        return None, ["sidecar unreadable"]
-    differ = stale_fields(recorded, key)
-    if differ:
-        return None, differ
-    try:
-        features = load_file(str(path))[FEATURES_TENSOR]
-    except (SafetensorError, OSError, KeyError):
-        return None, ["tensor file unreadable"]
-    if list(features.shape) != key.sidecar()["shape"]:
+        with safe_open(str(path), framework="pt") as handle:
+            recorded = json.loads((handle.metadata() or {}).get(KEY_METADATA, "null"))
+            differ = stale_fields(recorded, key)
+            if differ:
+                return None, differ
+            features = handle.get_tensor(FEATURES_TENSOR)
+    except (SafetensorError, OSError, ValueError):  # ValueError: bad JSON, or no such tensor
+        return None, ["unreadable"]
+    if list(features.shape) != key.recorded()["shape"]:
         return None, ["shape"]
     return features, []
 
+
+def recorded_key(path: Path) -> dict[str, object] | None:
+    """The key a features cache file records (None when it records none)."""
+    with safe_open(str(path), framework="pt") as handle:
+        return json.loads((handle.metadata() or {}).get(KEY_METADATA, "null"))

@@ -7,6 +7,8 @@ token count before batching so that each batch pads to a similar length.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import shutil
 import time
 from collections.abc import Callable
@@ -27,7 +29,6 @@ from talk_cli.encode.cache import (
     FeatureKey,
     default_features_path,
     read_fresh_features,
-    sidecar_path,
 )
 from talk_cli.encode.lm import LanguageModel, check_length, pool
 from talk_cli.errors import SettingsError
@@ -118,15 +119,20 @@ def encode_tag(
     partial = path.with_name(path.name + ".partial")
     key_file = partial / "key.yaml"
     if distributed.rank() == 0:
-        if partial.is_dir() and (force or not key_file.is_file() or yaml.safe_load(key_file.read_text()) != key.sidecar()):
+        if partial.is_dir() and (force or not key_file.is_file() or yaml.safe_load(key_file.read_text()) != key.recorded()):
             shutil.rmtree(partial)  # left by a run with other settings: not resumable
         partial.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(key_file, yaml.safe_dump(key.sidecar()).encode())
+        atomic_write_bytes(key_file, yaml.safe_dump(key.recorded()).encode())
     distributed.barrier()  # the partial folder is ready for every rank
 
     # Under torchrun, rank r encodes chunks r, r + N, r + 2N, ...; a chunk is encoded the same
     # way whichever rank does it, so the assembled cache equals a single process's.
-    lm.model.to(device=device, dtype=resolve_dtype(settings.dtype))
+    # The caller's LM moves to the device but keeps its weights: another compute dtype reads a copy,
+    # so that a later distillation or a bundle's weights hash sees the weights as loaded.
+    dtype = resolve_dtype(settings.dtype)
+    lm.model.to(device)
+    if next(lm.model.parameters()).dtype != dtype:
+        lm = dataclasses.replace(lm, model=copy.deepcopy(lm.model).to(dtype=dtype))
     chunks, num_tokens, resumed = {}, 0, 0
     pieces = [  # (chunk file, its texts) in node order
         (partial / f"chunk-{index:06d}.safetensors", tag.texts[start : start + settings.chunk_size])
@@ -154,10 +160,7 @@ def encode_tag(
         features = torch.cat(
             [chunks[index] if index in chunks else read_chunk(file, len(texts), lm.identity.hidden_size) for index, (file, texts) in enumerate(pieces)]
         )
-        sidecar_path(path).unlink(missing_ok=True)  # the old sidecar must not vouch for new tensors
-        atomic_write_bytes(path, save({FEATURES_TENSOR: features}))
-        # The sidecar is written last: its presence marks the tensor file as complete.
-        atomic_write_bytes(sidecar_path(path), yaml.safe_dump(key.sidecar(), sort_keys=False).encode())
+        atomic_write_bytes(path, save({FEATURES_TENSOR: features}, metadata=key.metadata()))  # the key travels inside
         shutil.rmtree(partial, ignore_errors=True)
     distributed.barrier()  # the cache is complete
     if distributed.rank() != 0:

@@ -2,10 +2,10 @@
 
 from talk_cli.evaluate.gnn import evaluate_bundle, evaluate_full
 from talk_cli.evaluate.joint import evaluate_joint, evaluate_joint_full
-from talk_cli.evaluate.models import ARCHITECTURES, build_model
+from talk_cli.gnn.models import ARCHITECTURES, build_model
 from talk_cli.evaluate.reference import cached_reference, reference_key, store_reference
 from talk_cli.evaluate.run import Evaluation, check_match, result_payload, run_evaluation, write_back
-from talk_cli.evaluate.train import PROTOCOLS, EvalSettings, RealNodes, Summary, Training, train_runs, training_defaults
+from talk_cli.gnn.train import PROTOCOLS, EvalSettings, RealNodes, Summary, Training, train_runs, training_defaults
 
 __all__ = [
     "ARCHITECTURES",

@@ -7,32 +7,11 @@ import torch
 
 from talk_cli.bundle import Bundle
 from talk_cli.data.tag import TAG
-from talk_cli.evaluate.train import EvalSettings, RealNodes, Summary, Training, train_runs
-from talk_cli.graph import Graph
+from talk_cli.gnn.train import EvalSettings, RealNodes, Summary, Training, synthetic_training, train_runs, training_targets
 
 
 def bundle_targets(bundle: Bundle) -> torch.Tensor:
     return training_targets(bundle.labels, bundle.soft_labels)
-
-
-def training_targets(labels: torch.Tensor, soft_labels: torch.Tensor | None) -> torch.Tensor:
-    """Class ids, or for soft labels a distribution: the learned KRR targets clamped at 0 and
-    normalised per row (one-hot where a row has no positive mass)."""
-    if soft_labels is None:
-        return labels
-    positive = soft_labels.clamp(min=0)
-    one_hot = torch.nn.functional.one_hot(labels, positive.shape[1]).to(positive.dtype)
-    mass = positive.sum(dim=1, keepdim=True)
-    return torch.where(mass > 0, positive / mass.clamp(min=1e-12), one_hot)
-
-
-def synthetic_training(features: torch.Tensor, adjacency: torch.Tensor, targets: torch.Tensor) -> Training:
-    """A synthetic graph (dense weighted adjacency) with every node a training row."""
-    from torch_geometric.utils import dense_to_sparse
-
-    edge_index, edge_weight = dense_to_sparse(adjacency)
-    graph = Graph.from_edges(features, edge_index, edge_weight.to(features.dtype))
-    return Training(graph, torch.arange(features.shape[0], device=features.device), targets)
 
 
 def bundle_training(bundle: Bundle, x: torch.Tensor, device: torch.device) -> Training:

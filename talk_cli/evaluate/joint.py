@@ -28,14 +28,13 @@ import torch
 
 from talk_cli.bundle import Bundle
 from talk_cli.data.tag import TAG
-from talk_cli.distill.methods import METHODS
 from talk_cli.encode.encoder import EncodeSettings, encode_texts
 from talk_cli.encode.lm import LanguageModel, encode_embeddings, pool
 from talk_cli.encode.lora import trainable_copy, trained_parameters
 from talk_cli.errors import SettingsError
 from talk_cli.evaluate.gnn import bundle_training, full_training
-from talk_cli.evaluate.models import RECEPTIVE_HOPS, build_model
-from talk_cli.evaluate.train import Choice, EvalSettings, RealNodes, Summary, Training, classification_loss, probe, selected_run
+from talk_cli.gnn.models import RECEPTIVE_HOPS, build_model
+from talk_cli.gnn.train import Choice, EvalSettings, RealNodes, Summary, Training, classification_loss, probe, selected_run
 
 
 class JointRuns:
@@ -107,7 +106,7 @@ def evaluate_joint(
 ) -> Summary:
     """LM + GNN fine-tuned on the bundle; `features` are the real texts' cached pretrained-LM
     features (the probe's validation)."""
-    if not METHODS[bundle.distillation.method].reads_texts:
+    if not bundle.distillation.features_from_tokens:
         raise SettingsError(
             f"the joint protocol needs token embeddings that produce the features; {bundle.distillation.method} bundles have none"
         )

@@ -15,7 +15,7 @@ from sklearn.metrics import f1_score
 from talk_cli.data.tag import TAG
 from talk_cli.encode.lora import LORA_ALPHA, LORA_ALPHA_HELP, LORA_DROPOUT, LORA_DROPOUT_HELP, LORA_RANK_HELP, check_lora
 from talk_cli.errors import SettingsError
-from talk_cli.evaluate.models import ARCHITECTURES, build_model
+from talk_cli.gnn.models import ARCHITECTURES, build_model
 from talk_cli.graph import Graph
 from talk_cli.options import setting
 
@@ -176,6 +176,27 @@ class Summary:
             "probe_val_mean": statistics.fmean(r.start_val for r in self.runs),
             "fine_tuned_val_mean": statistics.fmean(r.trained_val for r in self.runs),
         }
+
+
+def training_targets(labels: torch.Tensor, soft_labels: torch.Tensor | None) -> torch.Tensor:
+    """What a classifier trains on: class ids, or for soft labels (the learned KRR regression
+    targets) a class distribution, the targets clamped at 0 and normalised per row (one-hot where a
+    row has no positive mass). Evaluation, GCN selection and the inner loop all read them so."""
+    if soft_labels is None:
+        return labels
+    positive = soft_labels.clamp(min=0)
+    one_hot = torch.nn.functional.one_hot(labels, positive.shape[1]).to(positive.dtype)
+    mass = positive.sum(dim=1, keepdim=True)
+    return torch.where(mass > 0, positive / mass.clamp(min=1e-12), one_hot)
+
+
+def synthetic_training(features: torch.Tensor, adjacency: torch.Tensor, targets: torch.Tensor) -> Training:
+    """A synthetic graph (dense weighted adjacency) with every node a training row."""
+    from torch_geometric.utils import dense_to_sparse
+
+    edge_index, edge_weight = dense_to_sparse(adjacency)
+    graph = Graph.from_edges(features, edge_index, edge_weight.to(features.dtype))
+    return Training(graph, torch.arange(features.shape[0], device=features.device), targets)
 
 
 def accuracy(predicted: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor) -> float:
