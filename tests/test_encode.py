@@ -6,7 +6,6 @@ import json
 
 import pytest
 import torch
-import yaml
 
 from talk_cli.data import load_tag_folder, make_demo_tag
 from talk_cli.encode import EncodeSettings, encode_tag, encode_texts, load_language_model, mean_pool

@@ -12,7 +12,6 @@ import yaml
 
 from talk_cli import load_bundle
 from talk_cli.bundle.card import card_front_matter
-from talk_cli.bundle.errors import BundleError
 from talk_cli.data import load_tag_folder
 from talk_cli.encode import load_language_model
 from talk_cli.encode.lm import weights_sha256

@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from talk_cli.version import __version__
-from talk_cli.atomic import atomic_write_bytes, fsync_directory
+from talk_cli.atomic import atomic_write_bytes, staged_directory
 from talk_cli.bundle import spec
 from talk_cli.bundle.card import CARD_FILE, DEFAULT_LICENSE, card_front_matter, render_card
 from talk_cli.bundle.errors import (
@@ -180,28 +178,14 @@ def write_bundle(bundle: Bundle, path: Path, force: bool = False) -> Path:
     check_target(path, force)
     if path.exists() and not (path / spec.MANIFEST_FILE).is_file():
         raise BundleExistsError(f"{path} exists and is not a bundle; refusing to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
-    try:
+    with staged_directory(path) as staging:
         tensors = {name: t.detach().cpu().contiguous() for name, t in bundle.tensors().items()}
         atomic_write_bytes(staging / spec.TENSOR_FILE, save(tensors))
         manifest = bundle.manifest(sha256_file(staging / spec.TENSOR_FILE))
         atomic_write_bytes(staging / CARD_FILE, render_card(manifest, bundle.labels.cpu(), bundle.license).encode())
         manifest["card"] = {"file": CARD_FILE, "sha256": sha256_file(staging / CARD_FILE), "license": bundle.license}
         atomic_write_bytes(staging / spec.MANIFEST_FILE, yaml.safe_dump(manifest, sort_keys=False).encode())
-        fsync_directory(staging)
         load_bundle(staging)  # never publish what a reader would refuse
-        if path.exists():
-            retired = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old-"))
-            os.replace(path, retired / "bundle")
-            os.replace(staging, path)
-            shutil.rmtree(retired)
-        else:
-            os.replace(staging, path)
-        fsync_directory(path.parent)
-    except BaseException:  # Ctrl-C included: no half-written bundle survives
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return path
 
 

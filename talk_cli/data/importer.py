@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from talk_cli.atomic import fsync_directory
+from talk_cli.atomic import staged_directory
 from talk_cli.data.folder import load_tag_folder
 from talk_cli.errors import DataError
 
@@ -130,7 +128,6 @@ def write_folder(folder: Path, records: list[dict], names: list[str], pairs: lis
     for name in ("nodes.jsonl", "labels.txt", "edges.csv"):
         with open(folder / name, "rb") as handle:
             os.fsync(handle.fileno())
-    fsync_directory(folder)
 
 
 def import_tables(nodes_path: Path, edges_path: Path, out: Path, columns: Columns = Columns(), force: bool = False) -> ImportReport:
@@ -142,21 +139,8 @@ def import_tables(nodes_path: Path, edges_path: Path, out: Path, columns: Column
         raise DataError(f"{out} exists and is not a TAG folder; refusing to replace it")
     records, names, node_of, empty = node_records(read_table(nodes_path), Path(nodes_path), columns)
     pairs, dropped = edge_rows(read_table(edges_path), Path(edges_path), columns, node_of)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
+    with staged_directory(out) as staging:
         write_folder(staging, records, names, pairs)
         tag = load_tag_folder(staging, name=out.name)  # never publish what the loader would refuse
-        if out.exists():
-            retired = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-            os.replace(out, retired / "tag")
-            os.replace(staging, out)
-            shutil.rmtree(retired)
-        else:
-            os.replace(staging, out)
-        fsync_directory(out.parent)
-    except BaseException:  # Ctrl-C included: nothing half-written is left at `out`
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     notes = [f"{count} {what}" for what, count in tag.notes.items() if count]
     return ImportReport(out, len(records), len(pairs), names, dropped, empty, notes)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import platformdirs
 import torch
-import yaml
 from safetensors import SafetensorError, safe_open
 
 from talk_cli.provenance import Provenance
