@@ -531,3 +531,9 @@ def test_the_inner_loop_trains_on_the_class_distribution_evaluation_uses(demo, t
     distiller.outer_step()
     synthetic = distiller.synthetic
     assert torch.equal(seen[0], training_targets(synthetic.labels, synthetic.targets.detach()))
+
+
+def test_patience_leaves_the_free_feature_loop_to_run_its_steps(demo, tiny_lm, demo_features, tmp_path):
+    plan = settings(method="kernel-features", steps=24, eval_every=2, lr=0.05, patience=1)
+    _, outcome = run_distillation(demo, tiny_lm, demo_features, plan, CPU, tmp_path / "kf")
+    assert outcome.stopped_at is None and len(outcome.history) == 24

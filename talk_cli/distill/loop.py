@@ -312,8 +312,12 @@ class Distiller:
 
     @property
     def stalled(self) -> bool:
-        """Whether `patience` validations in a row have not beaten the best (the loop then stops)."""
-        patience = self.settings.patience if self.stage == TOKEN_PHASE else 0  # the warm start's cheap loop runs to its end
+        """Whether `patience` validations in a row have not beaten the best (the loop then stops).
+        Only the token loop stops: the evidence behind it is that loop's (docs/method.md), while
+        free feature vectors (kernel-features, and the warm start's cheap first loop) keep
+        improving late."""
+        token_loop = self.stage == TOKEN_PHASE and METHODS[self.settings.method].reads_texts
+        patience = self.settings.patience if token_loop else 0
         return patience > 0 and self.checks_since_best >= patience
 
     def outer_step(self) -> StepReport:

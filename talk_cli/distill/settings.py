@@ -84,8 +84,8 @@ class DistillSettings:
     eval_every: int = setting(10, "Validation every this many steps.")
     patience: int = setting(
         1,
-        "Stop the token loop after this many validations in a row that do not beat the best (0: run every step); "
-        "the best state is kept either way.",
+        "talk: stop the token loop after this many validations in a row that do not beat the best (0: run every "
+        "step); the best state is kept either way.",
     )
     select: str = setting(
         "gcn",
