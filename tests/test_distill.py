@@ -537,3 +537,18 @@ def test_patience_leaves_the_free_feature_loop_to_run_its_steps(demo, tiny_lm, d
     plan = settings(method="kernel-features", steps=24, eval_every=2, lr=0.05, patience=1)
     _, outcome = run_distillation(demo, tiny_lm, demo_features, plan, CPU, tmp_path / "kf")
     assert outcome.stopped_at is None and len(outcome.history) == 24
+
+
+def test_the_inverted_set_is_validated_once_for_the_warm_start_and_step_0(demo, tiny_lm, demo_features, monkeypatch):
+    calls = []
+    original = Distiller.validation_accuracy
+
+    def counted(self, features):
+        calls.append(self.stage)
+        return original(self, features)
+
+    monkeypatch.setattr(Distiller, "validation_accuracy", counted)
+    distiller = Distiller(demo, tiny_lm, demo_features, settings(invert_steps=3, steps=4, eval_every=2), CPU)
+    outcome = distill(distiller)
+    assert calls.count("tokens") == 3  # the inverted set (step 0), step 2, and the final state: step 0 not again
+    assert outcome.history[0]["val_accuracy"] == outcome.warm_start["inverted_val_accuracy"]

@@ -137,15 +137,15 @@ def render_card(manifest: dict[str, Any], labels: torch.Tensor, license: str) ->
         "data = bundle.to_pyg()          # torch_geometric Data: x, edge_index, y, token_embeddings, attention_mask",
         "```",
         "",
-        "With only `safetensors` and `yaml`:",
+        "With only `safetensors`, `numpy` and `yaml` (no torch, no talk_cli):",
         "",
         "```python",
         "import hashlib, yaml",
-        "from safetensors.torch import load_file",
+        "from safetensors.numpy import load_file",
         "manifest = yaml.safe_load(open('BUNDLE/manifest.yaml'))",
         "path = 'BUNDLE/' + manifest['tensors']['file']",
         "assert hashlib.sha256(open(path, 'rb').read()).hexdigest() == manifest['tensors']['sha256']",
-        "tensors = load_file(path)  # token_embeddings, attention_mask, adjacency, labels, features",
+        "tensors = load_file(path)  # numpy arrays: token_embeddings, attention_mask, adjacency, labels, features",
         "```",
         "",
         "## Limitations",
@@ -154,9 +154,10 @@ def render_card(manifest: dict[str, Any], labels: torch.Tensor, license: str) ->
         "- `features` are that LM's pooled output of the token embeddings"
         + (", except for `kernel-features`, whose features were learned directly." if distillation["method"] == "kernel-features" else "."),
         f"- It stands in for the training nodes only: testing needs the real `{dataset['name']}` graph with the same split ({dataset['split']}).",
-        "- Accuracy above was measured on one machine; results vary between machines by about half a point.",
-        "",
     ]
+    if evaluation:
+        lines.append("- The accuracy above was measured on one machine; repeated on others it has varied by about half a point.")
+    lines.append("")
     return "\n".join(lines)
 
 

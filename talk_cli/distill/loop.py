@@ -185,6 +185,7 @@ class Distiller:
         self.checks_since_best = 0  # validations since the best one (`patience` stops the loop)
         self.stopped = False
         self.warm_start_report: dict[str, Any] | None = None  # set by warm_start()
+        self.warm_start_val: float | None = None  # its validation of the inverted set (step 0)
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {"step": 0, "val": -1.0, "state": self.synthetic.state_dict()}
 
@@ -228,10 +229,12 @@ class Distiller:
                 target.features.to(self.device), self.settings.invert_steps, self.settings.lr, self.settings.invert_cosine, on_step and on_fit_step
             )
         features = self.features()
+        # The inverted set is the token loop's step 0: validated once, here, for both.
+        self.warm_start_val = self.remember_if_best(features.to(KERNEL_DTYPE))
         self.warm_start_report = {
             "free_val_accuracy": round(target.best_val_accuracy, 6),
             "free_best_step": target.best_step,
-            "inverted_val_accuracy": round(self.validation_accuracy(features.to(KERNEL_DTYPE)), 6),
+            "inverted_val_accuracy": round(self.warm_start_val, 6),
             "inversion_cosine": round(float(torch.nn.functional.cosine_similarity(features, target.features.to(self.device)).mean()), 6),
             "inversion_steps": taken,
             "seconds": round(time.perf_counter() - started, 3),
@@ -326,7 +329,10 @@ class Distiller:
         stage, clock = self.stage, self.clock
         with clock(f"{stage}: synthetic features"):
             features = self.features().to(KERNEL_DTYPE)
-        val = self.remember_if_best(features) if self.step % self.settings.eval_every == 0 else None
+        val = None
+        if self.step % self.settings.eval_every == 0:
+            validated = self.step == 0 and self.warm_start_val is not None  # by the warm start, just before
+            val = self.warm_start_val if validated else self.remember_if_best(features)
         if val is not None and self.stalled:
             self.stopped = True
             self.history.append({"step": self.step + 1, "loss": None, "val_accuracy": val})
