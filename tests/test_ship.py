@@ -262,3 +262,7 @@ def test_the_paper_recipe_maps_the_official_configuration(tiny_model_dir, tmp_pa
     assert result.exit_code == 0, result.output
     bundle = load_bundle(out)
     assert bundle.lm.pooling == "cls" and bundle.distillation.settings["lora_rank"] == 4
+    joint = run_cli("evaluate", out, "--dataset", "demo", "--protocol", "joint", "--lora-rank", "4", "--lm-lr", "1e-4",
+                    "--runs", "1", "--epochs", "2", "--probe-epochs", "2", "--json", "--quiet")  # fmt: skip
+    assert joint.exit_code == 0, joint.output
+    assert json.loads(joint.stdout)["protocol"] == "joint"
