@@ -106,12 +106,12 @@ def test_writer_refuses_to_overwrite_without_force(tmp_path):
 
 
 def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
-    import talk_cli.bundle.bundle as module
+    import talk_cli.atomic as module
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(module, "fsync_directory", interrupted)
+    monkeypatch.setattr(module, "fsync_directory", interrupted)  # the first fsync of the staged bundle
     with pytest.raises(KeyboardInterrupt):
         write_bundle(make_bundle(), tmp_path / "b")
     assert list(tmp_path.iterdir()) == []
