@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
 import re
 import statistics
 import time
@@ -46,18 +44,9 @@ def median_seconds(step: Callable[[], object], repeats: int) -> float:
 
 
 def machine_line() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-        f"{datetime.date.today().isoformat()}"
-    )
+    from talk_cli.device import device_name
+
+    return f"{device_name(torch.device('cpu'))}, torch {torch.__version__} ({torch.get_num_threads()} threads), {datetime.date.today().isoformat()}"
 
 
 def run_header(command: str, machine_note: str = "", device: torch.device = torch.device("cpu")) -> list[str]:

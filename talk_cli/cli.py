@@ -380,11 +380,12 @@ def inspect(
 
     bundle = load_bundle(bundle_path)  # verifies everything; a damaged bundle stops here with exit 2
     if card:
-        from talk_cli.bundle.card import CARD_FILE
+        from talk_cli.bundle.bundle import read_manifest
 
-        if not (bundle_path / CARD_FILE).is_file():
+        listed = read_manifest(bundle_path).get("card")  # checked by load_bundle when listed; a stray README.md is not a card
+        if listed is None:
             raise TalkError(f"{bundle_path}: no dataset card (bundles of format 1.1 and older have none)")
-        sys.stdout.write((bundle_path / CARD_FILE).read_text(encoding="utf-8"))
+        sys.stdout.write((bundle_path / listed["file"]).read_text(encoding="utf-8"))
         return
     summary = summarize(bundle)
     if verify:

@@ -162,6 +162,13 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def check_sha256(file: Path, expected: str) -> None:
+    """Refuse a file whose sha256 is not the one the manifest records."""
+    actual = sha256_file(file)
+    if actual != expected:
+        raise ChecksumError(f"{file}: sha256 {actual[:16]}… does not match the manifest's {expected[:16]}…")
+
+
 def check_target(path: Path, force: bool) -> None:
     """Refuse to write over an existing `path` unless forced (callers check early, before long work)."""
     if Path(path).exists() and not force:
@@ -182,7 +189,7 @@ def write_bundle(bundle: Bundle, path: Path, force: bool = False) -> Path:
         tensors = {name: t.detach().cpu().contiguous() for name, t in bundle.tensors().items()}
         atomic_write_bytes(staging / spec.TENSOR_FILE, save(tensors))
         manifest = bundle.manifest(sha256_file(staging / spec.TENSOR_FILE))
-        atomic_write_bytes(staging / CARD_FILE, render_card(manifest, bundle.labels.cpu(), bundle.license).encode())
+        atomic_write_bytes(staging / CARD_FILE, render_card(bundle, manifest).encode())
         manifest["card"] = {"file": CARD_FILE, "sha256": sha256_file(staging / CARD_FILE), "license": bundle.license}
         atomic_write_bytes(staging / spec.MANIFEST_FILE, yaml.safe_dump(manifest, sort_keys=False).encode())
         load_bundle(staging)  # never publish what a reader would refuse
@@ -227,9 +234,7 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     path = Path(path)
     manifest = read_manifest(path)
     file = tensor_file(path, manifest)
-    actual = sha256_file(file)
-    if actual != manifest["tensors"]["sha256"]:
-        raise ChecksumError(f"{file}: sha256 {actual[:16]}… does not match the manifest's {manifest['tensors']['sha256'][:16]}…")
+    check_sha256(file, manifest["tensors"]["sha256"])
     tensors = read_tensors(file, manifest["tensors"]["inventory"])
     spec.check_tensor_values(tensors, manifest["dataset"]["num_classes"])
     if "card" in manifest:  # bundles before format 1.2 have none
@@ -261,9 +266,7 @@ def check_card(path: Path, card: dict[str, Any]) -> None:
     file = path / card["file"]
     if file.is_symlink() or not file.is_file():
         raise BundleNotFoundError(f"{path}: the dataset card {card['file']} is missing (or is a link)")
-    actual = sha256_file(file)
-    if actual != card["sha256"]:
-        raise ChecksumError(f"{file}: sha256 {actual[:16]}… does not match the manifest's {card['sha256'][:16]}…")
+    check_sha256(file, card["sha256"])
     try:
         card_front_matter(file.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as err:

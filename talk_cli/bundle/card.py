@@ -5,10 +5,15 @@ anything they do not; `talk evaluate --write-back` rewrites it with the new resu
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import yaml
+
+from talk_cli.bundle.describe import graph_stats, structure
+
+if TYPE_CHECKING:
+    from talk_cli.bundle.bundle import Bundle
 
 CARD_FILE = "README.md"
 DEFAULT_LICENSE = "other"
@@ -52,24 +57,18 @@ def evaluation_rows(evaluation: dict[str, Any]) -> list[str]:
     return rows
 
 
-def render_card(manifest: dict[str, Any], labels: torch.Tensor, license: str) -> str:
-    """The card's text for a bundle with this manifest (its `card` entry aside) and these labels."""
+def render_card(bundle: Bundle, manifest: dict[str, Any]) -> str:
+    """The card's text for `bundle`, whose manifest (its `card` entry aside) is `manifest`."""
     dataset, lm, distillation, made = manifest["dataset"], manifest["lm"], manifest["distillation"], manifest.get("made", {})
+    license = bundle.license
     settings = {k: v for k, v in distillation["settings"].items() if k not in ("run", "nodes")}
-    counts = torch.bincount(labels, minlength=dataset["num_classes"]).tolist()
+    counts = torch.bincount(bundle.labels.cpu(), minlength=dataset["num_classes"]).tolist()
     per_class = ", ".join(f"{name} {count}" for name, count in zip(dataset["label_names"], counts))
     denominator = distillation.get("ratio_denominator", dataset["num_train"])
     ratio = (
         f"ratio {distillation['ratio']} of the {denominator} training nodes (the ratio counts training nodes only, not validation or test nodes)"
         if distillation["ratio"] is not None
         else f"a size given directly ({distillation['num_synthetic']} nodes; the source has {denominator} training nodes)"
-    )
-    learned = distillation["method"] in ("talk", "kernel-features")
-    structure = settings.get("structure")
-    edges = (
-        "none: the synthetic nodes are unconnected (structure `identity`); the real graph shaped their features through the graph-aware kernel"
-        if structure == "identity"
-        else f"learned ({structure}); see the `adjacency` tensor" if learned else "the real edges among the picked training nodes"
     )
     evaluation = evaluation_rows(manifest.get("evaluation", {}))
     lines = [
@@ -88,7 +87,7 @@ def render_card(manifest: dict[str, Any], labels: torch.Tensor, license: str) ->
         f"- Synthetic nodes per class: {per_class}.",
         f"- Each node is a sequence of {manifest['tensors']['inventory']['token_embeddings']['shape'][1]} input-token embeddings for the LM below "
         "(`token_embeddings`, with `attention_mask`), its pooled LM feature (`features`) and its class (`labels`).",
-        f"- Edges: {edges}.",
+        f"- Edges: {structure(bundle, graph_stats(bundle.adjacency)['num_edges'])}.",
         f"- Licence: `{license}`." + (f" {DEFAULT_LICENSE_NOTE}" if license == DEFAULT_LICENSE else ""),
         "",
         "## How it was made",
@@ -152,7 +151,7 @@ def render_card(manifest: dict[str, Any], labels: torch.Tensor, license: str) ->
         "",
         f"- The token embeddings mean something only to `{lm['name']}` with weights sha256 `{lm['weights_sha256'][:16]}…`; another LM reads them as noise.",
         "- `features` are that LM's pooled output of the token embeddings"
-        + (", except for `kernel-features`, whose features were learned directly." if distillation["method"] == "kernel-features" else "."),
+        + ("." if bundle.distillation.features_from_tokens else f", except for `{distillation['method']}`, whose features were learned directly."),
         f"- It stands in for the training nodes only: testing needs the real `{dataset['name']}` graph with the same split ({dataset['split']}).",
     ]
     if evaluation:

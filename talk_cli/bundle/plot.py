@@ -14,7 +14,7 @@ import torch  # noqa: E402
 
 from talk_cli.atomic import atomic_write_bytes  # noqa: E402
 from talk_cli.bundle.bundle import Bundle  # noqa: E402
-from talk_cli.bundle.summary import learned_structure  # noqa: E402
+from talk_cli.bundle.describe import learned_structure  # noqa: E402
 
 MAX_REAL_POINTS = 5000  # more only blurs the picture; a seeded sample keeps it reproducible
 MAX_LEGEND_CLASSES = 20  # beyond this the legend would cover the figure; the bar chart names the colours

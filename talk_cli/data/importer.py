@@ -67,10 +67,12 @@ def require_columns(table: pd.DataFrame, path: Path, names: list[str]) -> None:
             raise DataError(f"{path}: no column {name!r} (columns: {', '.join(map(str, table.columns))})")
 
 
-def first_missing(values: pd.Series) -> int | None:
-    """The 1-based data row (header not counted) of the first missing value, if any."""
-    missing = values.isna().to_numpy().nonzero()[0]
-    return int(missing[0]) + 1 if len(missing) else None
+def require_values(table: pd.DataFrame, path: Path, names: list[str]) -> None:
+    """Refuse a missing value in these columns, naming its 1-based data row (header not counted)."""
+    for name in names:
+        missing = table[name].isna().to_numpy().nonzero()[0]
+        if len(missing):
+            raise DataError(f"{path}: row {int(missing[0]) + 1}, column {name!r}: no value")
 
 
 def as_keys(values: pd.Series) -> pd.Series:
@@ -83,10 +85,7 @@ def as_keys(values: pd.Series) -> pd.Series:
 def node_records(nodes: pd.DataFrame, path: Path, columns: Columns) -> tuple[list[dict], list[str], dict[str, int], int]:
     """nodes.jsonl's records, the class names, original id -> node id, and how many texts are empty."""
     require_columns(nodes, path, [columns.id, *columns.text, columns.label])
-    for name in (columns.id, columns.label):
-        row = first_missing(nodes[name])
-        if row is not None:
-            raise DataError(f"{path}: row {row}, column {name!r}: no value")
+    require_values(nodes, path, [columns.id, columns.label])
     keys = as_keys(nodes[columns.id])
     repeated = keys.duplicated().to_numpy().nonzero()[0]
     if len(repeated):
@@ -96,7 +95,7 @@ def node_records(nodes: pd.DataFrame, path: Path, columns: Columns) -> tuple[lis
         if nodes[name].isna().all() or (nodes[name].astype(str).str.strip() == "").all():
             raise DataError(f"{path}: column {name!r}: every text is empty")
     parts = [nodes[name].where(nodes[name].notna(), "").astype(str) for name in columns.text]
-    texts = [TEXT_SEPARATOR.join(p for p in row if p) for row in zip(*parts)] if parts else []
+    texts = [TEXT_SEPARATOR.join(p for p in row if p) for row in zip(*parts)]
     labels = as_keys(nodes[columns.label])
     names = sorted(labels.unique(), key=lambda name: (not name.lstrip("-").isdigit(), int(name) if name.lstrip("-").isdigit() else 0, name))
     class_of = {name: index for index, name in enumerate(names)}
@@ -110,10 +109,7 @@ def node_records(nodes: pd.DataFrame, path: Path, columns: Columns) -> tuple[lis
 def edge_rows(edges: pd.DataFrame, path: Path, columns: Columns, node_of: dict[str, int]) -> tuple[list[tuple[int, int]], int]:
     """(src, dst) node ids of the edge rows whose both ends are known, and how many were not."""
     require_columns(edges, path, [columns.source, columns.target])
-    for name in (columns.source, columns.target):
-        row = first_missing(edges[name])
-        if row is not None:
-            raise DataError(f"{path}: row {row}, column {name!r}: no value")
+    require_values(edges, path, [columns.source, columns.target])
     pairs = [(node_of.get(s), node_of.get(t)) for s, t in zip(as_keys(edges[columns.source]), as_keys(edges[columns.target]))]
     kept = [(s, t) for s, t in pairs if s is not None and t is not None]
     return kept, len(pairs) - len(kept)

@@ -71,8 +71,7 @@ def read_fresh_features(path: Path, key: FeatureKey) -> tuple[torch.Tensor | Non
         return None, ["missing"]
     try:
         with safe_open(str(path), framework="pt") as handle:
-            recorded = json.loads((handle.metadata() or {}).get(KEY_METADATA, "null"))
-            differ = stale_fields(recorded, key)
+            differ = stale_fields(key_of(handle), key)
             if differ:
                 return None, differ
             features = handle.get_tensor(FEATURES_TENSOR)
@@ -83,7 +82,12 @@ def read_fresh_features(path: Path, key: FeatureKey) -> tuple[torch.Tensor | Non
     return features, []
 
 
+def key_of(handle) -> dict[str, object] | None:
+    """The key an open features cache file records (None when it records none)."""
+    return json.loads((handle.metadata() or {}).get(KEY_METADATA, "null"))
+
+
 def recorded_key(path: Path) -> dict[str, object] | None:
-    """The key a features cache file records (None when it records none)."""
+    """The key the features cache file at `path` records."""
     with safe_open(str(path), framework="pt") as handle:
-        return json.loads((handle.metadata() or {}).get(KEY_METADATA, "null"))
+        return key_of(handle)

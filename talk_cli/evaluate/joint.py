@@ -128,7 +128,7 @@ def evaluate_joint(
             classification_loss(logits, synthetic.targets).backward()
             optimizer.step()
 
-        def synthetic_on(_current: RealNodes, tuned: LanguageModel = tuned) -> Training:
+        def synthetic_on(_current: RealNodes) -> Training:
             return bundle_training(bundle, encode_embeddings(tuned, embeddings, mask), device)
 
         predict = partial(runs.check, run, tuned, gnn, tag, real, synthetic_on, max_length)
