@@ -1,0 +1,52 @@
+"""The feature-to-token inversion alone, for choosing `--invert-cosine`: for one dataset (with its
+recipe) and distillation seed, the free-feature loop once, then the inversion from the seed texts
+for each LR:MAX_STEPS:COSINE given (cosine 0: every step runs). Prints the steps taken, the seconds,
+the mean cosine reached and the inverted set's GCN validation accuracy (what `--select gcn` scores).
+
+    python benchmarks/inversion.py cora 0 0.01:100:0.98 0.01:100:0.99 0.01:100:0
+    python benchmarks/inversion.py arxiv_2023 0 0.01:100:0.97 0.01:100:0.98 0.01:100:0.99 0.01:100:0.995
+    python benchmarks/inversion.py cora 0 0.03:100:0.99 0.05:100:0.99 0.1:100:0.99
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import torch
+
+from talk_cli import pipeline
+from talk_cli.distill.loop import WARM_START_PHASES, Distiller, distill
+from talk_cli.encode import EncodeSettings
+from talk_cli.kernel import KERNEL_DTYPE
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset")
+    parser.add_argument("seed", type=int)
+    parser.add_argument("variants", nargs="+", help="LR:MAX_STEPS:COSINE")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    settings, _ = pipeline.distill_settings(args.dataset, seed=args.seed)
+    prepared = pipeline.prepare(pipeline.load_dataset(args.dataset), settings=EncodeSettings(max_length=settings.max_length))
+    tokens = Distiller(prepared.tag, prepared.lm, prepared.features, settings, prepared.device)
+    free_settings = dataclasses.replace(settings, method="kernel-features", invert_steps=0)
+    free = Distiller(prepared.tag, prepared.lm, prepared.features, free_settings, prepared.device, real=tokens.real, seed_nodes=tokens.seed_nodes, stage=WARM_START_PHASES[0])
+    target = distill(free)
+    start = tokens.synthetic.representation.state_dict()
+    print(f"{args.dataset} seed {args.seed}: free val {target.best_val_accuracy:.4f} (step {target.best_step})", flush=True)
+    for variant in args.variants:
+        lr, max_steps, cosine = (float(part) for part in variant.split(":"))
+        tokens.synthetic.representation.load_state_dict(start)
+        started = time.perf_counter()
+        steps, reached = tokens.synthetic.representation.fit(target.features, int(max_steps), lr, cosine)
+        seconds = time.perf_counter() - started
+        val = tokens.gcn_accuracy(tokens.features().to(KERNEL_DTYPE))
+        print(f"  lr {lr} max {max_steps:.0f} goal {cosine}: {steps} steps, {seconds:.1f} s, cosine {reached:.4f}, inverted GCN val {val:.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
