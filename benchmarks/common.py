@@ -1,11 +1,14 @@
-"""Helpers shared by the benchmarks: machine facts and writing a marked section of a doc."""
+"""Helpers shared by the benchmarks: machine facts, the one runner of child processes (`run_json`)
+and the one writer of a marked section of a doc (`write_section`)."""
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import re
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -114,10 +117,35 @@ def prepared_dataset(dataset: str, data_root: Path | None, max_length: int, devi
 
 
 def write_section(doc: Path, name: str, body: str) -> None:
-    """Replace the text between `<!-- name:begin -->` and `<!-- name:end -->` in `doc` (appended if absent)."""
+    """Replace the text between `<!-- name:begin -->` and `<!-- name:end -->` in `doc` (appended if absent).
+    docs/results.md is generated: a section meant for it goes into the results log, and the page
+    is then regenerated from the log (`results_page.py`)."""
+    from results_page import LOG, PAGE, write_page
+
+    if Path(doc).resolve() == PAGE:
+        write_section(LOG, name, body)
+        write_page()
+        return
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     block = f"{begin}\n{body.rstrip()}\n{end}"
     text = doc.read_text() if doc.exists() else ""
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     atomic_write_bytes(doc, text.encode())  # rewritten after every row of a long run: never torn by a stop
+
+
+def run_json(command: list[str], show_stderr: bool = False) -> tuple[dict, float]:
+    """Run `command` as a fresh process (so that its peak RSS and threads are its own) and return
+    the JSON object it prints last on stdout and its wall seconds. Its stderr (progress) goes to
+    ours when `show_stderr`; a failure stops the benchmark with the child's error."""
+    started = time.perf_counter()
+    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=None if show_stderr else subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        error = "its error is printed above" if show_stderr else done.stderr[-3000:]
+        raise SystemExit(f"{' '.join(command)} failed with exit code {done.returncode}: {error}")
+    out = done.stdout.strip()
+    try:
+        return json.loads(out), seconds  # one (indented) object: `talk ... --json`
+    except json.JSONDecodeError:
+        return json.loads(out.splitlines()[-1]), seconds  # a child that printed lines before its result

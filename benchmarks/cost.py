@@ -18,18 +18,15 @@ these validation numbers; no test label is read.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import run_header, write_section  # noqa: E402
+from common import run_header, run_json, write_section  # noqa: E402
 
 VARIANTS = {  # name -> extra `talk distill` options
     "talk (recipe)": [],
@@ -50,13 +47,8 @@ COLUMNS = {
 
 def talk(*args: str, threads: int, device: str) -> tuple[float, dict]:
     """Run `talk ...` as its own process; its wall seconds and its JSON output."""
-    command = [sys.executable, "-m", "talk_cli", *args, "--threads", str(threads), "--device", device, "--quiet", "--json"]
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
-    return seconds, json.loads(done.stdout)
+    result, seconds = run_json([sys.executable, "-m", "talk_cli", *args, "--threads", str(threads), "--device", device, "--quiet", "--json"])
+    return seconds, result
 
 
 def cost_table(dataset: str, data_root: str, repeats: int, threads: int, device: str, out: Path) -> list[str]:

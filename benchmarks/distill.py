@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,15 +27,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_device_option, median_seconds, prepared_dataset, resolved_device, run_header, write_section  # noqa: E402
+from common import add_device_option, median_seconds, prepared_dataset, resolved_device, run_header, run_json, write_section  # noqa: E402
 from talk_cli.memory import peak_rss_mib  # noqa: E402
 
 
 def child(args: list[str]) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"child {args} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_json([sys.executable, __file__, "--child", *args])[0]
 
 
 def recipe_settings(dataset: str, **change):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import matmul_peak_gflops, run_header, write_section  # noqa: E402
+from common import matmul_peak_gflops, run_header, run_json, write_section  # noqa: E402
 from talk_cli.memory import peak_rss_mib  # noqa: E402
 
 COMMAND = "python benchmarks/encode.py --write docs/performance.md"
@@ -78,7 +77,7 @@ def main() -> None:
             for batch in args.batch_size:
                 child = [sys.executable, __file__, "--one", str(length), "--data-root", str(args.data_root)]
                 child += ["--batch-size", str(batch), "--device", args.device, "--dtype", dtype]
-                rows.append(json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout))
+                rows.append(run_json(child)[0])
                 print(rows[-1], file=sys.stderr)
     command = COMMAND if args.device == "cpu" else "python benchmarks/encode.py " + " ".join(sys.argv[1:])
     table = [

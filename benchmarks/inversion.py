@@ -17,7 +17,8 @@ import time
 import torch
 
 from talk_cli import pipeline
-from talk_cli.distill.loop import WARM_START_PHASES, Distiller, distill
+from talk_cli.distill import WARM_START_PHASES, Distiller, distill
+from talk_cli.distill.real import gcn_accuracy
 from talk_cli.encode import EncodeSettings
 from talk_cli.kernel import KERNEL_DTYPE
 
@@ -44,7 +45,7 @@ def main() -> None:
         started = time.perf_counter()
         steps, reached = tokens.synthetic.representation.fit(target.features, int(max_steps), lr, cosine)
         seconds = time.perf_counter() - started
-        val = tokens.gcn_accuracy(tokens.features().to(KERNEL_DTYPE))
+        val = gcn_accuracy(tokens.real, tokens.synthetic, tokens.features().to(KERNEL_DTYPE), tokens.settings.seed)
         print(f"  lr {lr} max {max_steps:.0f} goal {cosine}: {steps} steps, {seconds:.1f} s, cosine {reached:.4f}, inverted GCN val {val:.4f}", flush=True)
 
 

@@ -2,7 +2,7 @@
 recipe) fine-tuned with LM + GCN under each (LM learning rate, epochs, probe epochs, GCN fine-tuning
 rate) setting.
 
-    python benchmarks/joint_settings.py --dataset cora --ratio 0.01 --runs 2 --write docs/evaluate.md
+    python benchmarks/joint_settings.py --dataset cora --ratio 0.01 --runs 2 --write docs/logs/evaluate-tuning.md
     python benchmarks/joint_settings.py --dataset arxiv_2023 --grid 1e-5:100 --device cuda   # on a GPU
     python benchmarks/joint_settings.py --dataset cora --full --runs 1 --grid 2e-5:5:200:0.001
 

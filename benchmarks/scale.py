@@ -121,6 +121,8 @@ def worker(num_nodes: int, out_dir: Path, changes: dict) -> dict:
         "step_median_s": float(steps.median()) if len(steps) else float("nan"),
         "best_step": outcome.best_step,
         "val_accuracy": outcome.best_val_accuracy,
+        "stopped_at": outcome.stopped_at,
+        "phase_seconds": outcome.phase_seconds,
         "peak_rss_mib": peak_rss_mib(),
     }
 

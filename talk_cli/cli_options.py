@@ -6,17 +6,24 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import json
 import signal
+import sys
 import typing
 from collections.abc import Callable
 from contextlib import contextmanager
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
 import typer
 
-from talk_cli import distributed
+from talk_cli import __version__, distributed
 from talk_cli.console import stderr
+from talk_cli.data.importer import Columns
+from talk_cli.device import DEVICES
+from talk_cli.encode.lm import DEFAULT_POOLING
+from talk_cli.gnn.train import TRAINING_DEFAULTS
 from talk_cli.distill.loop import StopRequested
 from talk_cli.errors import TalkError
 
@@ -114,3 +121,70 @@ def stop_at_step_boundary():
         yield check
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+# The options of every command that reads a dataset.
+DATASET = [
+    option("dataset", str, ..., "--dataset", "-d", help="'demo', a dataset name under the data root, or a folder path."),
+    option("data_root", Optional[Path], None, "--data-root", help="Folder of datasets.", show_default="$TALK_DATA_ROOT, else ../shared/datasets"),
+    option("split_seed", int, 0, "--split-seed", help="Seed of the random split (datasets without split.json)."),
+    option("split_fractions", str, "0.6,0.2,0.2", "--split-fractions", help="Train,val,test fractions of the random split."),
+    option("ignore_split_file", bool, False, "--ignore-split-file", help="Use the random split even when split.json exists."),
+    option("device", str, "auto", "--device", choices=DEVICES, help="Where to compute: auto picks a GPU when there is one."),
+    option("threads", Optional[int], None, "--threads", help="CPU threads for torch.", show_default="torch's choice: the cores available"),
+    option("quiet", bool, False, "--quiet", "-q", help="No progress bar or messages on stderr."),
+    option("as_json", bool, False, "--json", help="Print a machine-readable summary on stdout."),
+]
+
+
+def per_protocol(name: str) -> str:
+    """How a training default differs by protocol, from the one table that sets it."""
+    return ", ".join(
+        f"{protocol}{' --full' if full else ''} {values[name]}" for (protocol, full), values in TRAINING_DEFAULTS.items() if name in values
+    )
+
+
+# What `talk evaluate --help` shows as each generated option's default.
+EVAL_DEFAULTS = {"*": "{}", **{name: per_protocol(name) for name in ("epochs", "eval_every", "lm_lr", "probe_epochs")}}
+
+
+def emit_json(payload: dict) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+
+
+def quiet_transformers() -> None:
+    """Our own progress bar and messages replace transformers' loading bars and warnings."""
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
+def load_lm(name: str | None, pooling: str = DEFAULT_POOLING):
+    from talk_cli.encode import load_language_model
+
+    quiet_transformers()
+    return load_language_model(name, pooling)
+
+
+def show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"talk {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=show_version, is_eager=True, help="Print the version and exit.")] = None,
+) -> None:
+    """Distil a text-attributed graph into a tiny synthetic graph with TaLK."""
+
+
+# The columns `talk import` reads.
+IMPORT_COLUMNS = [
+    option("id_column", str, Columns.id, "--id-column", help="Node table: the node ids (strings or integers)."),
+    option("text_column", Optional[list[str]], None, "--text-column", help="Node table: a text column; repeat it to join several, in order, one per line.", show_default=Columns.text[0]),
+    option("label_column", str, Columns.label, "--label-column", help="Node table: the class of each node (names or integers)."),
+    option("source_column", str, Columns.source, "--source-column", help="Edge table: the id of one end."),
+    option("target_column", str, Columns.target, "--target-column", help="Edge table: the id of the other end."),
+]

@@ -46,6 +46,12 @@ def progress_bar(description: str, total: int, quiet: bool, fields: str = "", **
             bar.stop()
 
 
+def say(quiet: bool, *lines: str) -> None:
+    """Print each line on stderr, unless quiet."""
+    for line in () if quiet else lines:
+        stderr.print(line)
+
+
 def report_dataset(tag, quiet: bool) -> None:
     if quiet:
         return

@@ -88,6 +88,27 @@ class Graph:
         return subset, Graph(self.x[subset], restrict(self.normalized, position, len(subset)), restrict(self.pattern, position, len(subset)))
 
 
+    def predicting(self, nodes: torch.Tensor) -> tuple[torch.Tensor, Graph]:
+        """A graph on which a 2-layer GCN *predicting* (from the kept ÂX, `models.GCN`) computes
+        exactly its whole-graph outputs for `nodes`, which come first, in order: their 1-hop
+        neighbourhood (`subset`, as `neighbourhood` returns it), with ÂX's rows taken from the whole
+        graph. On a large graph this is far smaller than the 2-hop neighbourhood training would need."""
+        subset, graph = self.neighbourhood(nodes, 1)
+        rows = torch.full((self.x.shape[0],), -1, dtype=torch.long, device=nodes.device)
+        rows[subset] = torch.arange(len(subset), device=nodes.device)
+        coo = self.normalized.to_sparse_coo().coalesce()
+        row, col = coo.indices()
+        kept = rows[row] >= 0
+        a_rows = torch.sparse_coo_tensor(
+            torch.stack([rows[row[kept]], col[kept]]), coo.values()[kept], (len(subset), self.x.shape[0]), check_invariants=True
+        )
+        with torch.no_grad():
+            # cached_property keeps its value in the instance's dict: seeded here with the rows of
+            # the whole graph's ÂX, which the subgraph's own Â could not give at its border.
+            graph.__dict__["propagated"] = a_rows.coalesce().to_sparse_csr() @ self.x
+        return subset, graph
+
+
 def restrict(matrix: torch.Tensor, position: torch.Tensor, size: int) -> torch.Tensor:
     """The rows and columns of a sparse CSR matrix at the nodes with `position` >= 0, renumbered."""
     coo = matrix.to_sparse_coo().coalesce()

@@ -25,12 +25,25 @@ from talk_cli.bundle.card import DEFAULT_LICENSE
 from talk_cli.data import load_tag
 from talk_cli.data.tag import TAG
 from talk_cli.distill import DistillSettings, chosen_recipe, resolve_settings, run_distillation
-from talk_cli.distill.loop import DistillOutcome, StepReport
+from talk_cli.distill.loop import DistillOutcome, StepReport, phase_offsets
 from talk_cli.data.split import SplitSpec
+from talk_cli import distributed
+from talk_cli.device import processes_on_this_machine, resolve_device
 from talk_cli.encode import EncodeResult, EncodeSettings, LanguageModel, encode_tag, load_language_model
+from talk_cli.encode.lm import DEFAULT_POOLING
 from talk_cli.errors import SettingsError
 from talk_cli.evaluate import EvalSettings, Evaluation, check_match, run_evaluation
 from talk_cli.provenance import Provenance
+
+@dataclass(frozen=True)
+class StepProgress:
+    """One distillation step on one count over the whole run: `done` of `total` steps of the warm
+    start's free-feature loop and inversion and then the token loop (`report.phase` says which)."""
+
+    report: StepReport
+    done: int
+    total: int
+
 
 # Work done since the last call, in the unit its bar counts: nodes encoded, or epochs trained (the
 # joint full-data reference reports each batch as a fraction of an epoch).
@@ -54,6 +67,29 @@ class Prepared:
     @property
     def provenance(self) -> Provenance:
         return Provenance.of(self.tag, self.lm.identity, self.settings.max_length)
+
+
+def start(device: str = "auto", threads: int | None = None) -> tuple[torch.device, str | None]:
+    """Resolve `device` (auto, cpu, cuda), join torchrun's process group if launched by it, and
+    set torch's CPU threads. Also returns a note when `auto` chose the CPU on a machine with GPUs."""
+    resolved = resolve_device(device)
+    note = None
+    if resolved.type == "cpu" and device == "auto" and torch.cuda.is_available():
+        note = (
+            f"--device auto runs on the CPU: torchrun started {processes_on_this_machine()} processes on this machine, "
+            f"which has {torch.cuda.device_count()} GPU(s), and each process needs its own"
+        )
+    distributed.start(resolved)
+    if threads is not None:
+        if threads < 1:
+            raise SettingsError(f"--threads must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
+    return resolved, note
+
+
+def distill_steps(settings: DistillSettings) -> int:
+    """How many steps `distill` reports in all (its `StepProgress.total`); 0 for a coreset."""
+    return phase_offsets(settings)[1]
 
 
 def load_dataset(dataset: str, data_root: str | os.PathLike | None = None, split: SplitSpec = SplitSpec()) -> TAG:
@@ -91,12 +127,13 @@ def distill(
     out: str | os.PathLike,
     force: bool = False,
     resume: bool = False,
-    on_step: Callable[[StepReport], None] | None = None,
+    on_progress: Callable[[StepProgress], None] | None = None,
     command: str | None = None,
     license: str = DEFAULT_LICENSE,
 ) -> tuple[Bundle, DistillOutcome]:
     """Distil the prepared dataset into the bundle `out` (written atomically, with its dataset
-    card: `command` is the command line to record there, `license` the card's licence)."""
+    card: `command` is the command line to record there, `license` the card's licence).
+    `on_progress` hears every step; raising `StopRequested` there stops the run with a checkpoint."""
     if settings.max_length != prepared.settings.max_length:
         raise SettingsError(
             f"the settings read texts at {settings.max_length} tokens but the dataset was prepared at "
@@ -107,9 +144,15 @@ def distill(
             f"the settings pool the LM's states by {settings.pooling} but the dataset was prepared with {prepared.lm.identity.pooling} "
             f"pooling: load the LM with load_language_model(name, {settings.pooling!r})"
         )
+    offsets, total = phase_offsets(settings)
+
+    def on_step(report: StepReport) -> None:
+        on_progress(StepProgress(report, offsets[report.phase] + report.step, total))
+
     return run_distillation(
-        prepared.tag, prepared.lm, prepared.features, settings, prepared.device, Path(out), force, resume, on_step, command, license
-    )
+        prepared.tag, prepared.lm, prepared.features, settings, prepared.device, Path(out), force, resume,
+        on_step if on_progress else None, command, license,
+    )  # fmt: skip
 
 
 def evaluate(
@@ -128,6 +171,19 @@ def evaluate(
         prepared.tag, prepared.lm, prepared.features, bundle, settings, protocol, prepared.settings.max_length, prepared.device, on_epoch
     )
     return evaluation, problems
+
+
+def evaluation_encoding(
+    dataset: str, bundle: Bundle | None, model: str | None = None, max_length: int | None = None, pooling: str | None = None
+) -> tuple[str | None, str, EncodeSettings]:
+    """How to encode the real graph to evaluate `bundle` on (or, without one, to compute the
+    reference): the LM, pooling and length given, else the bundle's; a reference reads the texts
+    as `talk distill` does on the dataset (its recipe may shorten them), so that the bundles
+    distilled from it find the reference in the cache. Returns (model, pooling, encode settings)."""
+    if bundle is not None:
+        model, pooling, max_length = model or bundle.lm.name, pooling or bundle.lm.pooling, max_length or bundle.lm.max_length
+    length = max_length or distill_settings(dataset)[0].max_length
+    return model, pooling or DEFAULT_POOLING, EncodeSettings(max_length=length)
 
 
 def real_graph(

@@ -25,3 +25,38 @@ def test_validation_halves_split_only_the_validation_nodes_the_same_way_every_ti
     assert torch.equal(again.val_mask, select_on.val_mask)
     val = torch.nonzero(tag.val_mask).flatten()
     assert not torch.equal(torch.nonzero(select_on.val_mask).flatten(), val[: len(val) // 2])  # a random half, not the first ids
+
+
+def log_section(name: str, date: str, rows: list[str], runs: int = 3) -> str:
+    return "\n".join([
+        f"<!-- {name}:begin -->", f"## cora ({runs} runs per row, ratios 0.01)", "",
+        f"Command: `python benchmarks/results.py --section {name}`  ", f"Machine: AMD EPYC, 2 cores, torch 2.13.0+cpu (2 threads), {date}  ", "",
+        "| method | ratio | nodes | test acc % | macro-F1 % | % of full | distil s | eval s | peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|", *rows, f"<!-- {name}:end -->", "",
+    ])  # fmt: skip
+
+
+def test_the_results_page_keeps_the_latest_measurement_of_each_row(tmp_path, monkeypatch):
+    """docs/results.md is generated from the log: one table per protocol and dataset, each row from
+    the section that measured it last, whatever the order of the log; a section written for the
+    page goes into the log and the page follows."""
+    import common
+    import results_page
+
+    newer = log_section("results-cora-new", "2026-12-04", ["| talk | 0.01 | 16 | 86.00 ± 0.10 | 85 | 99.0 | 10.0 | 5 | 600 |"])
+    older = log_section("results-cora", "2026-11-24", [
+        "| full | 1.0 | 1625 | 86.51 ± 0.15 | 85 | 100.0 | - | 24 | 690 |",
+        "| talk | 0.01 | 16 | 85.58 ± 0.99 | 84 | 98.9 | 45.7 | 6 | 639 |",
+        "| herding | 0.01 | 16 | 77.20 ± 0.92 | 73 | 89.2 | 0.5 | 5 | 645 |",
+    ])  # fmt: skip
+    log, page = tmp_path / "log.md", tmp_path / "results.md"
+    log.write_text(newer + older)
+    results_page.write_page(log, page)
+    text = page.read_text()
+    assert text.count("## gnn protocol: cora") == 1 and "arxiv_2023" not in text.split("## Everything else")[0].split("## gnn protocol: cora")[1]
+    assert "| talk | 0.01 | 16 | 86.00 ± 0.10 | 99.0 | 10.0 | 3 | `results-cora-new` |" in text
+    assert "85.58" not in text and "| herding | 0.01 | 16 | 77.20 ± 0.92 | 89.2 | 0.5 | 3 | `results-cora` |" in text
+    monkeypatch.setattr(results_page, "LOG", log)
+    monkeypatch.setattr(results_page, "PAGE", page.resolve())
+    common.write_section(page, "results-cora-later", log_section("x", "2026-12-05", ["| herding | 0.01 | 16 | 78.00 ± 0.50 | 74 | 90.0 | 0.5 | 5 | 645 |"]).split("\n", 1)[1].rsplit("<!-- x:end -->", 1)[0])
+    assert "results-cora-later" in log.read_text() and "| herding | 0.01 | 16 | 78.00 ± 0.50 |" in page.read_text()

@@ -200,15 +200,15 @@ def test_batch_wise_refresh_re_encodes_exactly_the_nodes_it_names(demo, tiny_lm,
     distiller = Distiller(demo, tiny_lm, demo_features, plan, CPU)
     nodes = distiller.inner_round()
     assert len(nodes.unique()) == 12 and bool(demo.train_mask[nodes].all())
-    full, _ = encode_texts(demo.texts, distiller.tuned, EncodeSettings(max_length=plan.max_length), CPU)  # the inner loop's LM
+    full, _ = encode_texts(demo.texts, distiller.inner.tuned, EncodeSettings(max_length=plan.max_length), CPU)  # the inner loop's LM
     assert not torch.allclose(full[nodes], demo_features[nodes], atol=1e-3)  # the LM did move
     assert weights_sha256(tiny_lm.model) == tiny_lm.identity.weights_sha256  # on its own copy: the caller's LM is as loaded
     expected = demo_features.clone()
     expected[nodes] = full[nodes]
-    assert torch.allclose(distiller.feature_table, expected, atol=1e-5)  # the others keep their features
+    assert torch.allclose(distiller.inner.feature_table, expected, atol=1e-5)  # the others keep their features
     rebuilt = RealGraphSide(distiller.real.adjacency, expected, plan.kernel_spec())
     assert torch.allclose(distiller.real.kernel_side.propagated, rebuilt.propagated, atol=1e-5)
-    assert distiller.refresh_real_features().shape == (12,)
+    assert distiller.inner.refresh(distiller.real.train_nodes, distiller.generator).shape == (12,)
     every = Distiller(demo, load_language_model(str(tiny_model_dir)), demo_features, dataclasses.replace(plan, inner_refresh=0), CPU)
     assert len(every.inner_round()) == demo.num_nodes
 
@@ -504,29 +504,29 @@ def test_a_bundle_over_the_size_limit_is_refused_before_any_work(demo, tiny_lm, 
 
 def test_with_the_inner_loop_gcn_selection_judges_the_set_as_it_is_stored(demo, tiny_lm, demo_features, monkeypatch):
     """Before 2026-12-04 GCN selection scored the inner loop's fine-tuned features, a set never stored."""
-    from talk_cli.distill import loop
+    from talk_cli.distill import real
 
     judged = []
     # Each judgement scores higher than the last, so the final state is the one stored.
-    monkeypatch.setattr(loop, "validation_run", lambda training, real, settings, seed: judged.append(training.graph.x.clone()) or len(judged))
+    monkeypatch.setattr(real, "validation_run", lambda training, real, settings, seed: judged.append(training.graph.x.clone()) or len(judged))
     plan = settings(inner_every=1, inner_steps=3, inner_lr=1e-2, select="gcn", steps=3, eval_every=1)
     distiller = Distiller(demo, tiny_lm, demo_features, plan, CPU)
     distill(distiller)
     stored = encode_embeddings(tiny_lm, distiller.synthetic.representation.token_embeddings, distiller.synthetic.representation.mask)
     assert torch.allclose(judged[-1], stored.float(), atol=1e-5)  # the pretrained LM's reading of the tokens
     tuned = distiller.synthetic.representation  # finish() put the pretrained LM back; read through the tuned one:
-    tuned.lm = distiller.tuned
+    tuned.lm = distiller.inner.tuned
     assert not torch.allclose(tuned.features(), stored, atol=1e-3)  # which the inner loop did move
 
 
 def test_the_inner_loop_trains_on_the_class_distribution_evaluation_uses(demo, tiny_lm, demo_features, monkeypatch):
     """Soft labels mean one thing to every classifier: clamped and normalised (before 2026-12-04 the
     inner loop took their softmax)."""
-    from talk_cli.distill import loop
+    from talk_cli.distill import inner
     from talk_cli.gnn.train import training_targets
 
     seen = []
-    monkeypatch.setattr(loop, "train_lm_and_gcn", lambda lm, trained, gcn, e, m, a, targets, *rest: seen.append(targets.clone()))
+    monkeypatch.setattr(inner, "train_lm_and_gcn", lambda lm, trained, gcn, e, m, a, targets, *rest: seen.append(targets.clone()))
     distiller = Distiller(demo, tiny_lm, demo_features, settings(inner_every=1, soft_labels=True, lr_labels=0.5), CPU)
     distiller.outer_step()
     synthetic = distiller.synthetic
@@ -552,3 +552,16 @@ def test_the_inverted_set_is_validated_once_for_the_warm_start_and_step_0(demo, 
     outcome = distill(distiller)
     assert calls.count("tokens") == 3  # the inverted set (step 0), step 2, and the final state: step 0 not again
     assert round(outcome.history[0]["val_accuracy"], 6) == outcome.warm_start["inverted_val_accuracy"]
+
+
+def test_a_distillation_leaves_the_callers_lm_as_it_was(demo, tiny_model_dir, demo_features, tmp_path):
+    """The distiller reads through its own frozen float32 copy: the caller's LM keeps its mode,
+    its trainable flags, its dtype and its weights."""
+    from talk_cli.encode.lm import weights_sha256
+
+    lm = load_language_model(str(tiny_model_dir))
+    lm.model.train().requires_grad_(True)
+    run_distillation(demo, lm, demo_features, settings(invert_steps=3), CPU, tmp_path / "b")
+    assert lm.model.training and all(p.requires_grad for p in lm.model.parameters())
+    assert {p.dtype for p in lm.model.parameters()} == {torch.float32}
+    assert weights_sha256(lm.model) == lm.identity.weights_sha256

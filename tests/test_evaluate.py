@@ -368,6 +368,53 @@ def test_a_k_hop_neighbourhood_gives_its_nodes_the_whole_graphs_outputs(architec
         assert not torch.allclose(model(too_small)[:3], model(graph)[nodes], atol=1e-5)
 
 
+def test_a_predicting_gcn_gives_its_nodes_the_whole_graphs_outputs_from_one_hop():
+    """`Graph.predicting` keeps only the 1-hop neighbourhood, with the whole graph's ÂX rows."""
+    from talk_cli.evaluate import build_model
+    from talk_cli.graph import Graph
+
+    index, weight = random_weighted_graph(nodes=40, edges=60)
+    graph = Graph.from_edges(torch.randn(40, 6), index, weight)
+    model = build_model("gcn", 6, 3, hidden=5).eval()
+    nodes = torch.tensor([7, 3, 21])
+    subset, small = graph.predicting(nodes)
+    assert torch.equal(subset[:3], nodes) and len(subset) < len(graph.neighbourhood(nodes, 2)[0])
+    with torch.no_grad():
+        assert torch.allclose(model(small)[:3], model(graph)[nodes], atol=1e-5)
+        # The subgraph's own ÂX is wrong at its border (the test can fail).
+        _, plain = graph.neighbourhood(nodes, 1)
+        assert not torch.allclose(model(plain)[:3], model(graph)[nodes], atol=1e-5)
+
+
+def test_gcn_selection_on_a_validation_sample_scores_those_nodes_exactly(demo, tiny):
+    """`select_nodes`: a seeded sample of the validation nodes, scored as on the whole graph; all
+    of them (the same object as `RealNodes.of`) when there are no more than the limit."""
+    from talk_cli.gnn.train import synthetic_training, trainer, validation_run
+
+    _, features = tiny
+    val = torch.nonzero(demo.val_mask).flatten()
+    assert torch.equal(RealNodes.validation_sample(demo, features, CPU, len(val), seed=0).val_rows, val)
+    sample = RealNodes.validation_sample(demo, features, CPU, 7, seed=3)
+    picked = val[torch.randperm(len(val), generator=torch.Generator().manual_seed(3))[:7]].sort().values
+    assert len(sample.val_rows) == 7 and len(sample.test_rows) == 0 and len(sample.labels) < demo.num_nodes
+    assert torch.equal(sample.labels[:7], demo.labels[picked])
+    whole = RealNodes.of(demo, features, CPU)
+    rows = torch.nonzero(demo.train_mask).flatten()[:12]
+    training = synthetic_training(features[rows], torch.zeros(12, 12), demo.labels[rows])
+    settings = EvalSettings(runs=1, eval_every=10, epochs=30)
+
+    def trained(real: RealNodes) -> torch.Tensor:
+        train_epoch, predict = trainer(training, real, settings, seed=1)  # seeds dropout too
+        for _ in range(5):
+            train_epoch()
+        return predict()
+
+    assert torch.equal(trained(sample)[:7], trained(whole)[picked])
+    # Scored on the sample, not on every validation node (the two differ on this graph).
+    only_sample = dataclasses.replace(whole, val_rows=picked)
+    assert validation_run(training, sample, settings, seed=1) == validation_run(training, only_sample, settings, seed=1)
+
+
 def random_weighted_graph(nodes: int = 12, edges: int = 20, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """A symmetric weighted edge list, each undirected edge in both directions."""
     from torch_geometric.utils import coalesce, to_undirected

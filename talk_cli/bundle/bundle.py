@@ -260,6 +260,15 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     )
 
 
+def read_card(path: Path) -> str:
+    """The text of a bundle's dataset card, after `load_bundle` has checked the bundle (and with it
+    the card's sha256). Only the card the manifest lists counts: a stray README.md is not one."""
+    listed = read_manifest(path).get("card")
+    if listed is None:
+        raise BundleNotFoundError(f"{path}: no dataset card (bundles of format 1.1 and older have none)")
+    return (path / listed["file"]).read_text(encoding="utf-8")
+
+
 def check_card(path: Path, card: dict[str, Any]) -> None:
     """The dataset card the manifest lists: a regular file inside the bundle, its sha256 as
     recorded, opening with YAML front matter."""

@@ -19,7 +19,8 @@ from talk_cli.memory import peak_rss_mib
 from talk_cli.data.tag import TAG
 from talk_cli.distill.checkpoint import checkpoint_dir, load_checkpoint, remove_checkpoint, save_checkpoint
 from talk_cli.distill.coreset import induced_adjacency, select
-from talk_cli.distill.loop import DistillOutcome, Distiller, Interrupted, StepReport, StopRequested, distill
+from talk_cli.distill.loop import DistillOutcome, Distiller, Interrupted, StepReport, StopRequested
+from talk_cli.distill.warm_start import distill
 from talk_cli.distill.methods import METHODS
 from talk_cli.distill.settings import DistillSettings
 from talk_cli.distill.synthetic import class_allocation, initial_embeddings

@@ -93,6 +93,12 @@ class DistillSettings:
         "protocol's model, trained on the synthetic set).",
         choices=SELECTIONS,
     )
+    select_nodes: int = setting(
+        5000,
+        "select gcn: judge on at most this many real validation nodes, a seeded sample where there are more (exact "
+        "GCN outputs on them, from their 1-hop neighbourhood; keeps selection's time and memory flat on large graphs); "
+        "0: every validation node.",
+    )
     lm_chunk: int = setting(16, "Synthetic nodes per gradient-injection chunk (bounds memory).")
     max_length: int = setting(DEFAULT_MAX_LENGTH, "Tokens per real text (the features cache).")
     pooling: str = setting(DEFAULT_POOLING, "How the LM's token states become one feature: the mean, or the first token's ([CLS]).", choices=POOLINGS)
@@ -116,8 +122,8 @@ class DistillSettings:
         for name in ("lr", "lr_adjacency", "lr_labels", "inner_lr", "ridge"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{name} must be positive, got {getattr(self, name)}")
-        if min(self.inner_every, self.inner_steps, self.inner_refresh, self.krr_batch, self.invert_steps, self.patience) < 0:
-            raise SettingsError("inner_every, inner_steps, inner_refresh, krr_batch, invert_steps and patience must be non-negative")
+        if min(self.inner_every, self.inner_steps, self.inner_refresh, self.krr_batch, self.invert_steps, self.patience, self.select_nodes) < 0:
+            raise SettingsError("inner_every, inner_steps, inner_refresh, krr_batch, invert_steps, patience and select_nodes must be non-negative")
         if self.method not in METHODS:
             raise SettingsError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.inner_every and not METHODS[self.method].reads_texts:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import inspect
 from dataclasses import dataclass
@@ -94,6 +96,14 @@ def check_model_source(source: str) -> None:
         raise ModelError(f"cannot load the LM {source!r}: no such folder")
     if looks_like_path and not (Path(source) / "config.json").is_file():
         raise ModelError(f"cannot load the LM {source!r}: the folder has no config.json, so it is not a transformers model folder")
+
+
+def frozen_copy(lm: LanguageModel, device: torch.device) -> LanguageModel:
+    """A float32 copy of `lm` on `device`, in eval mode, with no trainable weight: what a
+    distillation reads synthetic texts through, so the caller's LM is never moved, cast, switched
+    to eval or frozen (the copy computes exactly what `lm` computes in float32)."""
+    model = copy.deepcopy(lm.model).to(device=device, dtype=torch.float32).eval().requires_grad_(False)
+    return dataclasses.replace(lm, model=model)
 
 
 def load_language_model(model: str | None = None, pooling: str = DEFAULT_POOLING) -> LanguageModel:

@@ -134,6 +134,19 @@ class RealNodes:
             torch.nonzero(tag.test_mask).flatten().to(device),
         )
 
+    @classmethod
+    def validation_sample(cls, tag: TAG, features: torch.Tensor, device: torch.device, size: int, seed: int) -> RealNodes:
+        """Validation only, for a GCN that predicts from the kept ÂX: every validation node, or where
+        there are more than `size` (> 0), a seeded sample of `size` of them on the part of the graph
+        their predictions read (`Graph.predicting`), with exactly their whole-graph outputs. No
+        test node is kept."""
+        val = torch.nonzero(tag.val_mask).flatten()
+        if size == 0 or len(val) <= size:
+            return cls.of(tag, features, device)
+        sample = val[torch.randperm(len(val), generator=torch.Generator().manual_seed(seed))[:size]].sort().values.to(device)
+        subset, graph = Graph.from_edges(features.to(device), tag.edge_index.to(device)).predicting(sample)
+        return cls(graph, tag.labels.to(device)[subset], torch.arange(size, device=device), torch.empty(0, dtype=torch.long, device=device))
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -291,7 +304,8 @@ def trainer(training: Training, real: RealNodes, settings: EvalSettings, seed: i
     every real node."""
     torch.manual_seed(seed)
     targets = training.targets
-    num_classes = max(int(real.labels.max()) + 1, targets.shape[1] if targets.is_floating_point() else 0)
+    # The real labels may be a sample that misses a class the training set has.
+    num_classes = max(int(real.labels.max()) + 1, targets.shape[1] if targets.is_floating_point() else int(targets.max()) + 1)
     model = build_model(settings.architecture, training.graph.x.shape[1], num_classes, settings.hidden, settings.dropout)
     return model_steps(model.to(training.graph.x.device), training, real, settings)
 
