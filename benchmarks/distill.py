@@ -94,7 +94,7 @@ def run_kernel_step(data_root: Path | None, n_syn: int, variant: str) -> dict:
 
     def step() -> None:
         k_ss, state = synthetic_kernel(a_hat, x, spec)
-        loss = krr_loss(krr_predict(cross_kernel(real, a_hat, x, state, rows=train), k_ss, y, 0.01), tag.labels[train], tag.num_classes)
+        loss = krr_loss(krr_predict(cross_kernel(real, a_hat, state, rows=train), k_ss, y, 0.01), tag.labels[train], tag.num_classes)
         loss.backward()
 
     return {"setup_seconds": setup, "step_seconds": median_seconds(step, 5), "peak_rss_mib": peak_rss_mib()}

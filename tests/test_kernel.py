@@ -76,11 +76,11 @@ def test_kernel_matches_dense_reference(variant, hops, layers, seed):
     assert torch.allclose(sparse.to_dense(), a_real)
     real = RealGraphSide(sparse, x_real, spec)
     k_ss, state = synthetic_kernel(a_syn, x_syn, spec)
-    k_rs = cross_kernel(real, a_syn, x_syn, state)
+    k_rs = cross_kernel(real, a_syn, state)
     assert torch.allclose(k_ss, full[n_real:, n_real:], atol=1e-9, rtol=1e-5)  # the ρ clamp costs ~1e-6 relative per layer
     assert torch.allclose(k_rs, full[:n_real, n_real:], atol=1e-9, rtol=1e-5)  # the ρ clamp costs ~1e-6 relative per layer
     rows = torch.tensor([3, 0, 17])
-    assert torch.allclose(cross_kernel(real, a_syn, x_syn, state, rows=rows), k_rs[rows])
+    assert torch.allclose(cross_kernel(real, a_syn, state, rows=rows), k_rs[rows])
 
 
 @pytest.mark.parametrize("variant", ["propagate-first", "interleaved"])
@@ -111,7 +111,7 @@ def test_gradcheck_kernel_and_krr(variant):
     def loss(x, w, y):
         adj = normalized_adjacency_dense(((w + w.T) / 2) * (1 - torch.eye(n_syn, dtype=w.dtype)))
         k_ss, state = synthetic_kernel(adj, x, real.spec)
-        return krr_loss(krr_predict(cross_kernel(real, adj, x, state), k_ss, y, 1e-2), labels, c)
+        return krr_loss(krr_predict(cross_kernel(real, adj, state), k_ss, y, 1e-2), labels, c)
 
     assert torch.autograd.gradcheck(loss, (x_syn, weights, y_syn), eps=1e-6, atol=1e-5)
 

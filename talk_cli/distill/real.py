@@ -55,7 +55,7 @@ def krr_scores(real: RealSide, synthetic: SyntheticGraph, features: torch.Tensor
     a_hat = normalized_adjacency_dense(synthetic.adjacency(features))
     k_ss, state = synthetic_kernel(a_hat, features, real.spec)
     rows = (nodes - real.shard.start).to(real.device)
-    k_bs = cross_kernel(real.kernel_side, a_hat, features, state, rows=rows)
+    k_bs = cross_kernel(real.kernel_side, a_hat, state, rows=rows)
     return krr_predict(k_bs, k_ss, synthetic.targets.to(KERNEL_DTYPE), ridge)
 
 

@@ -37,14 +37,44 @@ KERNEL_DTYPE = torch.float64  # the kernel and KRR are tiny next to the LM; floa
 RHO_LIMIT = 1 - 1e-6  # keep arccos and sqrt(1 − ρ²) differentiable
 
 
-def relu_layer(sigma: torch.Tensor, theta: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor):
-    """One ReLU layer of the NTK recursion (arc-cosine kernels of degree 1 and 0)."""
+@dataclass(frozen=True)
+class Kernel:
+    """Σ (the NNGP kernel) and Θ (the NTK) between two sets of nodes: the value each layer
+    function below takes and returns, from the features' dot product to the last ReLU layer."""
+
+    sigma: torch.Tensor
+    theta: torch.Tensor
+
+
+def dot(x1: torch.Tensor, x2: torch.Tensor) -> Kernel:
+    """The input layer: Σ = Θ = X_1 X_2ᵀ."""
+    sigma = x1 @ x2.T
+    return Kernel(sigma, sigma)
+
+
+def aggregate(kernel: Kernel, left: torch.Tensor, right: torch.Tensor) -> Kernel:
+    """One aggregation step on both graphs: Â_1 K Â_2ᵀ (Â_1 may be sparse)."""
+    return Kernel(left @ (kernel.sigma @ right.T), left @ (kernel.theta @ right.T))
+
+
+def relu(kernel: Kernel, d1: torch.Tensor, d2: torch.Tensor, layers: int) -> Kernel:
+    """`layers` ReLU layers of the NTK recursion (arc-cosine kernels of degree 1 and 0); d1, d2 are
+    the two sides' sqrt(diag Σ) with themselves, which a ReLU layer preserves."""
+    sigma, theta = kernel.sigma, kernel.theta
     scale = d1[:, None] * d2[None, :]
-    rho = (sigma / scale).clamp(-RHO_LIMIT, RHO_LIMIT)
-    angle = torch.arccos(rho)
-    sigma = scale * (rho * (math.pi - angle) + torch.sqrt(1 - rho * rho)) / math.pi
-    theta = theta * (math.pi - angle) / math.pi + sigma
-    return sigma, theta
+    for _ in range(layers):
+        rho = (sigma / scale).clamp(-RHO_LIMIT, RHO_LIMIT)
+        angle = torch.arccos(rho)
+        sigma = scale * (rho * (math.pi - angle) + torch.sqrt(1 - rho * rho)) / math.pi
+        theta = theta * (math.pi - angle) / math.pi + sigma
+    return Kernel(sigma, theta)
+
+
+def hops_before_and_after(spec: KernelSpec) -> tuple[int, int]:
+    """The one switch between the variants: how many aggregation steps act on the features before
+    their dot product (propagate-first: all K, then the L ReLU layers once), and how many act on
+    the kernel after it, each followed by the L ReLU layers (interleaved)."""
+    return (spec.hops, 0) if spec.variant == "propagate-first" else (0, spec.hops)
 
 
 def arccos1(rho: torch.Tensor, layers: int) -> torch.Tensor:
@@ -128,21 +158,20 @@ def propagate_rows(adjacency: torch.Tensor, features: torch.Tensor, hops: int, s
 
 
 class RealGraphSide:
-    """Everything about the real graph that the kernel needs, computed once per feature matrix.
-    Propagate-first keeps only the shard's rows; `cross_kernel`'s `rows` then count from the
-    shard's first row. The interleaved kernel needs every row."""
+    """Everything about the real graph that the kernel needs, computed once per feature matrix:
+    the features after the hops before the dot product (propagate-first: the shard's rows of
+    Â^K X; `cross_kernel`'s `rows` then count from the shard's first row), and for hops after it
+    the real graph's d at each of them (interleaved: every row is needed)."""
 
     def __init__(self, adjacency: torch.Tensor, features: torch.Tensor, spec: KernelSpec, shard: RowShard | None = None):
         self.adjacency = adjacency
         self.spec = spec
         self.shard = shard or RowShard.whole(adjacency.shape[0])
-        if spec.variant == "propagate-first":
-            self.propagated = propagate_rows(adjacency, features, spec.hops, self.shard)
-        else:
-            if (self.shard.start, self.shard.stop) != (0, adjacency.shape[0]):
-                raise ValueError("the interleaved kernel's real side is not sharded: it needs every row")
-            self.features = features.to(KERNEL_DTYPE)
-            self.norms = interleaved_real_norms(adjacency, self.features, spec)
+        before, after = hops_before_and_after(spec)
+        if after and (self.shard.start, self.shard.stop) != (0, adjacency.shape[0]):
+            raise ValueError("the interleaved kernel's real side is not sharded: it needs every row")
+        self.propagated = propagate_rows(adjacency, features, before, self.shard)
+        self.norms = interleaved_real_norms(adjacency, self.propagated, spec) if after else []
 
 
 def interleaved_real_norms(adjacency: torch.Tensor, features: torch.Tensor, spec: KernelSpec) -> list[torch.Tensor]:
@@ -176,43 +205,38 @@ def interleaved_real_norms(adjacency: torch.Tensor, features: torch.Tensor, spec
 
 
 def synthetic_kernel(adjacency: torch.Tensor, features: torch.Tensor, spec: KernelSpec):
-    """Θ_SS of the synthetic graph with itself, and its d per aggregation step (for Θ_RS)."""
-    if spec.variant == "propagate-first":
-        propagated = propagate(adjacency, features, spec.hops)
-        sigma = propagated @ propagated.T
-        d = propagated.norm(dim=1).clamp_min(1e-12)
-        theta = sigma
-        for _ in range(spec.layers):
-            sigma, theta = relu_layer(sigma, theta, d, d)
-        return theta, propagated
-    sigma = theta = features @ features.T
+    """Θ_SS of the synthetic graph with itself, and what `cross_kernel` needs of it: its
+    features after the hops before the dot product, and its d at each hop after it."""
+    before, after = hops_before_and_after(spec)
+    propagated = propagate(adjacency, features, before)
+    kernel = dot(propagated, propagated)
     norms = []
-    for _ in range(spec.hops):
-        sigma = adjacency @ sigma @ adjacency.T
-        theta = adjacency @ theta @ adjacency.T
-        d = torch.sqrt(torch.diagonal(sigma).clamp_min(1e-24))
+    for _ in range(after):
+        kernel = aggregate(kernel, adjacency, adjacency)
+        d = torch.sqrt(torch.diagonal(kernel.sigma).clamp_min(1e-24))
         norms.append(d)
-        for _ in range(spec.layers):
-            sigma, theta = relu_layer(sigma, theta, d, d)
-    return theta, norms
+        kernel = relu(kernel, d, d, spec.layers)
+    if not after:
+        d = propagated.norm(dim=1).clamp_min(1e-12)
+        kernel = relu(kernel, d, d, spec.layers)
+    return kernel.theta, SyntheticSide(propagated, norms)
 
 
-def cross_kernel(real: RealGraphSide, syn_adjacency: torch.Tensor, syn_features: torch.Tensor, syn_state, rows=None):
-    """Θ_RS: [num_real (or len(rows)), n_syn]. `syn_state` is what `synthetic_kernel` returned second."""
+@dataclass(frozen=True)
+class SyntheticSide:
+    propagated: torch.Tensor
+    norms: list[torch.Tensor]
+
+
+def cross_kernel(real: RealGraphSide, syn_adjacency: torch.Tensor, syn: SyntheticSide, rows=None):
+    """Θ_RS: [num_real (or len(rows)), n_syn]. `syn` is what `synthetic_kernel` returned second."""
     spec = real.spec
-    if spec.variant == "propagate-first":
-        left = real.propagated if rows is None else real.propagated[rows]
-        sigma = left @ syn_state.T
-        d1, d2 = left.norm(dim=1).clamp_min(1e-12), syn_state.norm(dim=1).clamp_min(1e-12)
-        theta = sigma
-        for _ in range(spec.layers):
-            sigma, theta = relu_layer(sigma, theta, d1, d2)
-        return theta
-    sigma = theta = real.features @ syn_features.T
-    for k in range(spec.hops):
-        sigma = real.adjacency @ (sigma @ syn_adjacency.T)
-        theta = real.adjacency @ (theta @ syn_adjacency.T)
-        d1, d2 = real.norms[k].clamp_min(1e-12), syn_state[k]
-        for _ in range(spec.layers):
-            sigma, theta = relu_layer(sigma, theta, d1, d2)
-    return theta if rows is None else theta[rows]
+    _, after = hops_before_and_after(spec)
+    left = real.propagated if rows is None or after else real.propagated[rows]
+    kernel = dot(left, syn.propagated)
+    for k in range(after):
+        kernel = aggregate(kernel, real.adjacency, syn_adjacency)
+        kernel = relu(kernel, real.norms[k].clamp_min(1e-12), syn.norms[k], spec.layers)
+    if not after:
+        kernel = relu(kernel, left.norm(dim=1).clamp_min(1e-12), syn.propagated.norm(dim=1).clamp_min(1e-12), spec.layers)
+    return kernel.theta if rows is None or not after else kernel.theta[rows]
