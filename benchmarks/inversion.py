@@ -6,6 +6,7 @@ the mean cosine reached and the inverted set's GCN validation accuracy (what `--
     python benchmarks/inversion.py cora 0 0.01:100:0.98 0.01:100:0.99 0.01:100:0
     python benchmarks/inversion.py arxiv_2023 0 0.01:100:0.97 0.01:100:0.98 0.01:100:0.99 0.01:100:0.995
     python benchmarks/inversion.py cora 0 0.03:100:0.99 0.05:100:0.99 0.1:100:0.99
+    python benchmarks/inversion.py cora SEED 0.01:100:0.99 0.015:70:0.99 0.02:60:0.99 0.01:75:0.99   # SEED 0, 1, 2
 """
 
 from __future__ import annotations
