@@ -120,6 +120,14 @@ def test_bad_settings_give_message_and_exit_2(args, message):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("flag", ["--select-nodes", "--patience", "--invert-steps", "--krr-batch"])
+def test_a_negative_count_names_its_setting(flag, tmp_path):
+    result = run_cli("distill", "--dataset", "demo", flag, "-1", "--out", tmp_path / "b")
+    name = flag[2:].replace("-", "_")
+    assert result.exit_code == 2 and f"{name} must not be negative, got -1" in result.stderr
+    assert not (tmp_path / "b").exists()
+
+
 def test_length_beyond_the_lm_positions_is_a_clear_error(tiny_model_dir, tmp_path):
     result = run_cli("encode", "--dataset", "demo", "--model", tiny_model_dir, "--max-length", "200")
     assert result.exit_code == 2 and "--max-length 200 exceeds the 128 positions" in result.stderr

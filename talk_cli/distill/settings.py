@@ -122,8 +122,9 @@ class DistillSettings:
         for name in ("lr", "lr_adjacency", "lr_labels", "inner_lr", "ridge"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{name} must be positive, got {getattr(self, name)}")
-        if min(self.inner_every, self.inner_steps, self.inner_refresh, self.krr_batch, self.invert_steps, self.patience, self.select_nodes) < 0:
-            raise SettingsError("inner_every, inner_steps, inner_refresh, krr_batch, invert_steps, patience and select_nodes must be non-negative")
+        for name in ("inner_every", "inner_steps", "inner_refresh", "krr_batch", "invert_steps", "patience", "select_nodes"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.method not in METHODS:
             raise SettingsError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.inner_every and not METHODS[self.method].reads_texts:
