@@ -18,9 +18,10 @@ import torch
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 
-def sparse_csr(edge_index: torch.Tensor, values: torch.Tensor, num_nodes: int) -> torch.Tensor:
-    """A [num_nodes, num_nodes] sparse CSR matrix with `values` at `edge_index`."""
-    coo = torch.sparse_coo_tensor(edge_index, values, (num_nodes, num_nodes), check_invariants=True)
+def sparse_csr(edge_index: torch.Tensor, values: torch.Tensor, num_nodes: int, num_columns: int | None = None) -> torch.Tensor:
+    """A [num_nodes, num_columns] (default square) sparse CSR matrix with `values` at `edge_index`."""
+    shape = (num_nodes, num_nodes if num_columns is None else num_columns)
+    coo = torch.sparse_coo_tensor(edge_index, values, shape, check_invariants=True)
     return coo.coalesce().to_sparse_csr()
 
 
@@ -83,10 +84,8 @@ class Graph:
         reached, _, _, _ = k_hop_subgraph(nodes, hops, pattern.indices(), num_nodes=self.x.shape[0])
         rest = reached[~torch.isin(reached, nodes)]
         subset = torch.cat([nodes, rest])
-        position = torch.full((self.x.shape[0],), -1, dtype=torch.long, device=nodes.device)
-        position[subset] = torch.arange(len(subset), device=nodes.device)
+        position = numbering(subset, self.x.shape[0])
         return subset, Graph(self.x[subset], restrict(self.normalized, position, len(subset)), restrict(self.pattern, position, len(subset)))
-
 
     def predicting(self, nodes: torch.Tensor) -> tuple[torch.Tensor, Graph]:
         """A graph on which a 2-layer GCN *predicting* (from the kept ÂX, `models.GCN`) computes
@@ -94,24 +93,27 @@ class Graph:
         neighbourhood (`subset`, as `neighbourhood` returns it), with ÂX's rows taken from the whole
         graph. On a large graph this is far smaller than the 2-hop neighbourhood training would need."""
         subset, graph = self.neighbourhood(nodes, 1)
-        rows = torch.full((self.x.shape[0],), -1, dtype=torch.long, device=nodes.device)
-        rows[subset] = torch.arange(len(subset), device=nodes.device)
-        coo = self.normalized.to_sparse_coo().coalesce()
-        row, col = coo.indices()
-        kept = rows[row] >= 0
-        a_rows = torch.sparse_coo_tensor(
-            torch.stack([rows[row[kept]], col[kept]]), coo.values()[kept], (len(subset), self.x.shape[0]), check_invariants=True
-        )
+        rows = restrict(self.normalized, numbering(subset, self.x.shape[0]), len(subset), columns=False)
         with torch.no_grad():
             # cached_property keeps its value in the instance's dict: seeded here with the rows of
             # the whole graph's ÂX, which the subgraph's own Â could not give at its border.
-            graph.__dict__["propagated"] = a_rows.coalesce().to_sparse_csr() @ self.x
+            graph.__dict__["propagated"] = rows @ self.x
         return subset, graph
 
 
-def restrict(matrix: torch.Tensor, position: torch.Tensor, size: int) -> torch.Tensor:
-    """The rows and columns of a sparse CSR matrix at the nodes with `position` >= 0, renumbered."""
+def numbering(subset: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    """Each node's position in `subset`, -1 for the nodes outside it."""
+    position = torch.full((num_nodes,), -1, dtype=torch.long, device=subset.device)
+    position[subset] = torch.arange(len(subset), device=subset.device)
+    return position
+
+
+def restrict(matrix: torch.Tensor, position: torch.Tensor, size: int, columns: bool = True) -> torch.Tensor:
+    """The rows (and, with `columns`, the columns) of a sparse CSR matrix at the nodes with
+    `position` >= 0, renumbered; without `columns`, every column is kept."""
     coo = matrix.to_sparse_coo().coalesce()
-    rows, cols = position[coo.indices()]
+    rows, cols = coo.indices()
+    rows = position[rows]
+    cols = position[cols] if columns else cols
     kept = (rows >= 0) & (cols >= 0)
-    return sparse_csr(torch.stack([rows[kept], cols[kept]]), coo.values()[kept], size)
+    return sparse_csr(torch.stack([rows[kept], cols[kept]]), coo.values()[kept], size, size if columns else matrix.shape[1])
