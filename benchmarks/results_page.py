@@ -102,14 +102,14 @@ def ordered(chosen: dict) -> list[tuple[Section, dict[str, str]]]:
     return [chosen[key] for key in sorted(chosen, key=lambda key: (float(key[1]) < 1, float(key[1]), METHOD_ORDER.index(key[0])))]
 
 
-def table(title: str, chosen: dict, columns: list[tuple[str, str]]) -> list[str]:
+def table(title: str, chosen: dict, columns: list[str]) -> list[str]:
     if not chosen:
         return []
-    lines = [f"## {title}", "", "| " + " | ".join(label for label, _ in columns) + " | runs | source |", "|" + "---|" * (len(columns) + 2)]
+    lines = [f"## {title}", "", "| " + " | ".join(columns) + " | runs | source |", "|" + "---|" * (len(columns) + 2)]
     used: dict[str, Section] = {}
     for section, record in ordered(chosen):
         used[section.name] = section
-        values = [record.get(key, "-") or "-" for _, key in columns]
+        values = [record.get(column, "-") or "-" for column in columns]
         lines.append("| " + " | ".join(values) + f" | {section.runs or '-'} | `{section.name}` |")
     lines += ["", "Sources (log section: command, machine, date):", ""]
     for section in sorted(used.values(), key=lambda s: s.date):
@@ -117,23 +117,22 @@ def table(title: str, chosen: dict, columns: list[tuple[str, str]]) -> list[str]
     return [*lines, ""]
 
 
-GNN_COLUMNS = [("method", "method"), ("ratio", "ratio"), ("nodes", "nodes"), ("test acc %", "test acc %"), ("% of full", "% of full"), ("distil s", "distil s")]
-JOINT_COLUMNS = [
-    ("method", "method"), ("ratio", "ratio"), ("nodes", "nodes"), ("test acc %", "test acc %"), ("% of joint full", "% of joint full"),
-    ("% of frozen full", "% of frozen full"), ("val % probe / fine-tuned", "val % probe / fine-tuned"),
-]  # fmt: skip
+# The log's columns each page table shows, by their names in the log.
+GNN_COLUMNS = ["method", "ratio", "nodes", "test acc %", "% of full", "distil s"]
+JOINT_COLUMNS = ["method", "ratio", "nodes", "test acc %", "% of joint full", "% of frozen full", "val % probe / fine-tuned"]
 
 
 def page(log_text: str) -> str:
     sections = parse_sections(log_text)
-    parts = [PREAMBLE]
-    for dataset in DATASETS:
-        gnn = latest_rows(sections, lambda s, d=dataset: re.fullmatch(rf"results-{d}(-.*)?", s.name) is not None and s.header[0] == "method")
-        parts += table(f"gnn protocol: {dataset}", gnn, GNN_COLUMNS)
-    for dataset in DATASETS:
-        joint = latest_rows(sections, lambda s, d=dataset: s.name.startswith(f"results-joint-{d}-") and "-refit" in s.name)
-        parts += table(f"joint protocol: {dataset}", joint, JOINT_COLUMNS)
-    used = {name for name in re.findall(r"`(\S+)`:", "\n".join(parts))}
+    parts, used = [PREAMBLE], set()
+    for protocol, columns, wanted in (
+        ("gnn", GNN_COLUMNS, lambda s, d: re.fullmatch(rf"results-{d}(-.*)?", s.name) is not None and s.header[0] == "method"),
+        ("joint", JOINT_COLUMNS, lambda s, d: s.name.startswith(f"results-joint-{d}-") and "-refit" in s.name),
+    ):
+        for dataset in DATASETS:
+            chosen = latest_rows(sections, lambda s, d=dataset: wanted(s, d))
+            used |= {section.name for section, _ in chosen.values()}
+            parts += table(f"{protocol} protocol: {dataset}", chosen, columns)
     others = [s.name for s in sections if s.name not in used]
     parts += [
         "## Everything else",
