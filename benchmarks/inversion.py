@@ -1,12 +1,14 @@
 """The feature-to-token inversion alone, for choosing `--invert-cosine`: for one dataset (with its
 recipe) and distillation seed, the free-feature loop once, then the inversion from the seed texts
-for each LR:MAX_STEPS:COSINE given (cosine 0: every step runs). Prints the steps taken, the seconds,
+for each LR:MAX_STEPS:COSINE[:BETA1:BETA2] given (cosine 0: every step runs; Adam's moment decays
+default to the inversion's own). Prints the steps taken, the seconds,
 the mean cosine reached and the inverted set's GCN validation accuracy (what `--select gcn` scores).
 
     python benchmarks/inversion.py cora 0 0.01:100:0.98 0.01:100:0.99 0.01:100:0
     python benchmarks/inversion.py arxiv_2023 0 0.01:100:0.97 0.01:100:0.98 0.01:100:0.99 0.01:100:0.995
     python benchmarks/inversion.py cora 0 0.03:100:0.99 0.05:100:0.99 0.1:100:0.99
     python benchmarks/inversion.py cora SEED 0.01:100:0.99 0.015:70:0.99 0.02:60:0.99 0.01:75:0.99   # SEED 0, 1, 2
+    python benchmarks/inversion.py DATASET SEED 0.01:100:0.99:0.9:0.999 0.01:100:0.99:0.8:0.9   # cora, arxiv_2023, demo; SEED 0, 1, 2
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from talk_cli import pipeline
 from talk_cli.distill import WARM_START_PHASES, Distiller, distill
 from talk_cli.distill.real import gcn_accuracy
+from talk_cli.distill.representation import INVERSION_BETAS
 from talk_cli.encode import EncodeSettings
 from talk_cli.kernel import KERNEL_DTYPE
 
@@ -28,7 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset")
     parser.add_argument("seed", type=int)
-    parser.add_argument("variants", nargs="+", help="LR:MAX_STEPS:COSINE")
+    parser.add_argument("variants", nargs="+", help="LR:MAX_STEPS:COSINE[:BETA1:BETA2]")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -41,13 +44,13 @@ def main() -> None:
     start = tokens.synthetic.representation.state_dict()
     print(f"{args.dataset} seed {args.seed}: free val {target.best_val_accuracy:.4f} (step {target.best_step})", flush=True)
     for variant in args.variants:
-        lr, max_steps, cosine = (float(part) for part in variant.split(":"))
+        lr, max_steps, cosine, *betas = (float(part) for part in variant.split(":"))
         tokens.synthetic.representation.load_state_dict(start)
         started = time.perf_counter()
-        steps, reached = tokens.synthetic.representation.fit(target.features, int(max_steps), lr, cosine)
+        steps, reached = tokens.synthetic.representation.fit(target.features, int(max_steps), lr, cosine, betas=tuple(betas) or INVERSION_BETAS)
         seconds = time.perf_counter() - started
         val = gcn_accuracy(tokens.real, tokens.synthetic, tokens.features().to(KERNEL_DTYPE), tokens.settings.seed)
-        print(f"  lr {lr} max {max_steps:.0f} goal {cosine}: {steps} steps, {seconds:.1f} s, cosine {reached:.4f}, inverted GCN val {val:.4f}", flush=True)
+        print(f"  lr {lr} max {max_steps:.0f} goal {cosine} betas {tuple(betas) or INVERSION_BETAS}: {steps} steps, {seconds:.1f} s, cosine {reached:.4f}, inverted GCN val {val:.4f}", flush=True)
 
 
 if __name__ == "__main__":
