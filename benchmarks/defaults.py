@@ -4,6 +4,8 @@
     python benchmarks/proxies.py --out /tmp/proxies
     python benchmarks/defaults.py --data-root /tmp/proxies --datasets arxiv-sparse cora-half \\
         --variants "" "allocation_power=0.5" "layers=2" --write docs/method.md
+    python benchmarks/defaults.py --data-root ../shared/datasets --datasets cora arxiv_2023 \
+        --variants "" "min_class_nodes=2" --section class-floor --write docs/method.md
 
 Per variant: the GCN validation accuracy `talk distill` selected by (mean over seeds), and the
 gnn protocol's validation accuracy of a GCN trained on each bundle (`talk evaluate --runs 3`, mean
@@ -32,6 +34,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--write", type=Path)
+    parser.add_argument("--section", default="defaults", help="the written sections are named SECTION-DATASET")
     args = parser.parse_args()
     header = run_header("python benchmarks/defaults.py " + " ".join(f'"{a}"' if " " in a or not a else a for a in sys.argv[1:]), f" ({args.threads} threads)")
     for dataset in args.datasets:
@@ -63,7 +66,7 @@ def main() -> None:
         ])  # fmt: skip
         print(body, flush=True)
         if args.write:
-            write_section(args.write, f"defaults-{dataset}", body)
+            write_section(args.write, f"{args.section}-{dataset}", body)
 
 
 if __name__ == "__main__":

@@ -66,6 +66,17 @@ def test_allocation_power_moves_nodes_to_small_classes():
         settings(allocation_power=1.5)
 
 
+def test_a_class_floor_gives_small_classes_more_when_the_budget_allows():
+    counts = [900, 60, 20, 20]
+    assert allocate(counts, 10, power=1.0) == [7, 1, 1, 1]
+    assert allocate(counts, 10, power=1.0, floor=2) == [4, 2, 2, 2]  # taken from the class above its floor
+    assert allocate([900, 60, 1], 10, power=1.0, floor=2) == [7, 2, 1]  # never more than a class's training nodes
+    assert allocate([10] * 7, 8, power=1.0, floor=2) == [2, 1, 1, 1, 1, 1, 1]  # 8 cannot give 7 classes 2: one each
+    assert allocate([10, 0, 10], 4, power=1.0, floor=2) == [2, 0, 2]
+    with pytest.raises(SettingsError, match="min_class_nodes"):
+        settings(min_class_nodes=0)
+
+
 def test_initialisation_uses_real_training_texts_per_class(demo, tiny_lm, demo_features):
     distiller = Distiller(demo, tiny_lm, demo_features, settings(), CPU)
     assert distiller.counts == allocate(demo.class_counts(demo.train_mask), 10, settings().allocation_power)

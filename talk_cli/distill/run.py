@@ -92,7 +92,8 @@ def make_bundle(
             hyperparameters["run"]["warm_start"] = outcome.warm_start
     else:  # a coreset: only these settings mean anything
         hyperparameters = {
-            "size": settings.size, "allocation_power": settings.allocation_power, "max_length": settings.max_length,
+            "size": settings.size, "allocation_power": settings.allocation_power, "min_class_nodes": settings.min_class_nodes,
+            "max_length": settings.max_length,
             "nodes": outcome.seed_nodes.tolist(),
         }  # fmt: skip
     source = Provenance.of(tag, lm.identity, settings.max_length)

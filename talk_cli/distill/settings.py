@@ -25,7 +25,7 @@ RECIPES = resources.files("talk_cli") / "recipes"  # package data: installed wit
 NO_RECIPE = "none"  # `--recipe none`: the defaults alone, as on a dataset without a shipped recipe
 # What a coreset reads (how many nodes per class, which seed, the texts' length); every other
 # setting drives the kernel loop, which a coreset does not run.
-CORESET_SETTINGS = frozenset({"method", "ratio", "size", "allocation_power", "max_length", "pooling", "seed"})
+CORESET_SETTINGS = frozenset({"method", "ratio", "size", "allocation_power", "min_class_nodes", "max_length", "pooling", "seed"})
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,11 @@ class DistillSettings:
         1.0,
         "Synthetic nodes per class in proportion to (training nodes of the class)^power: 1 keeps the training class "
         "balance, 0.5 (square root) gives small classes more, 0 gives every class the same.",
+    )
+    min_class_nodes: int = setting(
+        1,
+        "At least this many synthetic nodes per class (never more than the class has training nodes) when the "
+        "budget gives every class that many; otherwise one each.",
     )
     seq_len: int = setting(16, "Tokens per synthetic text.")
     steps: int = setting(100, "Outer (KRR) steps.")
@@ -112,7 +117,7 @@ class DistillSettings:
             raise SettingsError(f"--ratio must be in (0, 1] (a fraction of the training nodes), got {self.ratio}")
         if self.size is not None and self.size < 1:
             raise SettingsError(f"--size must be positive, got {self.size}")
-        for name in ("seq_len", "steps", "lm_chunk", "eval_every", "checkpoint_every", "max_length", "knn"):
+        for name in ("seq_len", "steps", "lm_chunk", "eval_every", "checkpoint_every", "max_length", "knn", "min_class_nodes"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.invert_cosine <= 1:

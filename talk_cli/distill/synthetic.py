@@ -35,21 +35,25 @@ def class_allocation(tag: TAG, settings: DistillSettings) -> list[int]:
     """Synthetic nodes per class for this dataset and the settings' ratio or size."""
     train_counts = tag.class_counts(tag.train_mask)
     n_syn = synthetic_size(int(tag.train_mask.sum()), sum(c > 0 for c in train_counts), settings.ratio, settings.size)
-    return allocate(train_counts, n_syn, settings.allocation_power)
+    return allocate(train_counts, n_syn, settings.allocation_power, settings.min_class_nodes)
 
 
-def allocate(train_counts: list[int], total: int, power: float) -> list[int]:
+def allocate(train_counts: list[int], total: int, power: float, floor: int = 1) -> list[int]:
     """Synthetic nodes per class, proportional to (training count)^power (largest remainder), at
-    least one for every class that has training nodes, none for classes without. Power 1 keeps
-    the training class balance; below 1, small classes get more than their share."""
+    least `floor` for every class that has training nodes (fewer only where the class has fewer,
+    and one each where `total` cannot give every class `floor`), none for classes without. Power 1
+    keeps the training class balance; below 1, small classes get more than their share."""
     present = [c for c, count in enumerate(train_counts) if count > 0]
+    least = torch.tensor([min(floor, train_counts[c]) for c in present])
+    if least.sum() > total:  # the budget does not allow the floor: one node per class
+        least = torch.ones_like(least)
     share = torch.tensor([train_counts[c] for c in present], dtype=torch.float64) ** power
     exact = share / share.sum() * total
-    alloc = exact.floor().long().clamp(min=1)
+    alloc = torch.maximum(exact.floor().long(), least)
     while alloc.sum() < total:  # hand out the remainder by largest fractional part
         alloc[torch.argmax(exact - alloc)] += 1
-    while alloc.sum() > total:  # the floor of 1 overshot: take from the best-served class
-        alloc[torch.argmax(torch.where(alloc > 1, alloc - exact, torch.tensor(-1e9, dtype=torch.float64)))] -= 1
+    while alloc.sum() > total:  # the floor overshot: take from the best-served class above its floor
+        alloc[torch.argmax(torch.where(alloc > least, alloc - exact, torch.tensor(-1e9, dtype=torch.float64)))] -= 1
     counts = [0] * len(train_counts)
     for c, n in zip(present, alloc.tolist()):
         counts[c] = n
