@@ -19,10 +19,10 @@ import torch
 from talk_cli import distributed
 from talk_cli.encode.lm import LanguageModel, encode_embeddings
 
-# Adam's moment decays for the inversion: shorter memories than torch's (0.9, 0.999) follow the
-# LM's curved loss surface better, reaching the inversion's cosine in about a third fewer steps
-# on arxiv_2023 and demo, and further in Cora's 100, at the same GCN validation over three seeds
-# (docs/method.md, "Inversion").
+# Adam's moment decays for the inversion: with these shorter memories than torch's (0.9, 0.999)
+# the inversion reaches its cosine in about a third fewer steps on arxiv_2023 and demo, and gets
+# closer within Cora's 100, at the same mean GCN validation over three seeds (docs/method.md,
+# "The inversion's Adam forgets faster").
 INVERSION_BETAS = (0.8, 0.9)
 
 
