@@ -1,7 +1,9 @@
 """The default settings on a heterophilic TAG: the demo generator with edges drawn at random
 (about 80% of them join different classes), distilled with the real MiniLM and no recipe.
-"Falling apart" means a GCN trained on the distilled set scores below one trained on the
-herding coreset of the same size; the defaults must not."""
+"Falling apart" means GCNs trained on the distilled sets of three distillation seeds score below,
+on average, GCNs trained on the herding coreset of the same size; the defaults must not. One seed
+is not enough: on this 90-node test split, seeds of the same method differ by up to five test
+nodes, which is the whole margin over herding (as every accuracy decision here, three seeds)."""
 
 from __future__ import annotations
 
@@ -32,6 +34,10 @@ def test_defaults_beat_herding_on_a_heterophilic_tag(tmp_path):
     features = encode_tag(tag, lm).features
     accuracy = {}
     for method in ("talk", "herding"):
-        bundle, _ = run_distillation(tag, lm, features, DistillSettings(method=method, ratio=0.05), CPU, tmp_path / method)
-        accuracy[method] = evaluate_bundle(bundle, tag, features, EvalSettings(runs=3), CPU).as_dict()["test_accuracy_mean"]
+        scores = []
+        for seed in (0, 1, 2):
+            out = tmp_path / f"{method}-{seed}"
+            bundle, _ = run_distillation(tag, lm, features, DistillSettings(method=method, ratio=0.05, seed=seed), CPU, out)
+            scores.append(evaluate_bundle(bundle, tag, features, EvalSettings(runs=3), CPU).as_dict()["test_accuracy_mean"])
+        accuracy[method] = sum(scores) / len(scores)
     assert accuracy["talk"] > accuracy["herding"], accuracy
