@@ -69,12 +69,13 @@ class TokenSequences:
         on_step: Callable[[int, float], None] | None = None,
         betas: tuple[float, float] = INVERSION_BETAS,
     ) -> tuple[int, float]:
-        """Feature-to-token inversion: up to `steps` Adam steps (moment decays `betas`) on E that bring pool(LM(E)) towards
-        `target` [n_syn, h] in squared error, stopping early once the mean cosine similarity of
-        the two reaches `cosine` (0: never). One LM pass per step, chunk by chunk as in the outer
-        loop, so memory stays flat and ranks share the work. `on_step(step, error)` hears each
-        step's squared error (summed over every rank's chunks). Returns the steps taken and the
-        last mean cosine measured (of E before the last step's update)."""
+        """Feature-to-token inversion: up to `steps` Adam steps (moment decays `betas`) on E that
+        bring pool(LM(E)) towards `target` [n_syn, h] in squared error, stopping early once the
+        mean cosine similarity of the two reaches `cosine` (0: never). One LM pass per step, chunk
+        by chunk as in the outer loop, so memory stays flat and ranks share the work.
+        `on_step(step, error)` hears each step's squared error (summed over every rank's chunks).
+        Returns the steps taken and the last mean cosine measured (of E before the last step's
+        update)."""
         optimizer = torch.optim.Adam([self.embeddings], lr=lr, betas=betas)
         step, mean_cosine = 0, 0.0
         for step in range(1, steps + 1):
