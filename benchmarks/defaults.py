@@ -4,7 +4,7 @@
     python benchmarks/proxies.py --out /tmp/proxies
     python benchmarks/defaults.py --data-root /tmp/proxies --datasets arxiv-sparse cora-half \\
         --variants "" "allocation_power=0.5" "layers=2" --write docs/method.md
-    python benchmarks/defaults.py --data-root ../shared/datasets --datasets cora arxiv_2023 \
+    python benchmarks/defaults.py --data-root ../shared/datasets --datasets cora arxiv_2023 \\
         --variants "" "min_class_nodes=2" --section class-floor --write docs/method.md
 
 Per variant: the GCN validation accuracy `talk distill` selected by (mean over seeds), and the

@@ -1,8 +1,8 @@
 """The feature-to-token inversion alone, for choosing `--invert-cosine`: for one dataset (with its
 recipe) and distillation seed, the free-feature loop once, then the inversion from the seed texts
 for each LR:MAX_STEPS:COSINE[:BETA1:BETA2] given (cosine 0: every step runs; Adam's moment decays
-default to the inversion's own). Prints the steps taken, the seconds,
-the mean cosine reached and the inverted set's GCN validation accuracy (what `--select gcn` scores).
+default to the inversion's own). Prints the steps taken, the seconds, the mean cosine reached and
+the inverted set's GCN validation accuracy (what `--select gcn` scores).
 
     python benchmarks/inversion.py cora 0 0.01:100:0.98 0.01:100:0.99 0.01:100:0
     python benchmarks/inversion.py arxiv_2023 0 0.01:100:0.97 0.01:100:0.98 0.01:100:0.99 0.01:100:0.995
@@ -44,13 +44,14 @@ def main() -> None:
     start = tokens.synthetic.representation.state_dict()
     print(f"{args.dataset} seed {args.seed}: free val {target.best_val_accuracy:.4f} (step {target.best_step})", flush=True)
     for variant in args.variants:
-        lr, max_steps, cosine, *betas = (float(part) for part in variant.split(":"))
+        lr, max_steps, cosine, *given_betas = (float(part) for part in variant.split(":"))
+        betas = tuple(given_betas) or INVERSION_BETAS
         tokens.synthetic.representation.load_state_dict(start)
         started = time.perf_counter()
-        steps, reached = tokens.synthetic.representation.fit(target.features, int(max_steps), lr, cosine, betas=tuple(betas) or INVERSION_BETAS)
+        steps, reached = tokens.synthetic.representation.fit(target.features, int(max_steps), lr, cosine, betas=betas)
         seconds = time.perf_counter() - started
         val = gcn_accuracy(tokens.real, tokens.synthetic, tokens.features().to(KERNEL_DTYPE), tokens.settings.seed)
-        print(f"  lr {lr} max {max_steps:.0f} goal {cosine} betas {tuple(betas) or INVERSION_BETAS}: {steps} steps, {seconds:.1f} s, cosine {reached:.4f}, inverted GCN val {val:.4f}", flush=True)
+        print(f"  lr {lr} max {max_steps:.0f} goal {cosine} betas {betas}: {steps} steps, {seconds:.1f} s, cosine {reached:.4f}, inverted GCN val {val:.4f}", flush=True)
 
 
 if __name__ == "__main__":
