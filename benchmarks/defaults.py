@@ -30,7 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", required=True)
     parser.add_argument("--datasets", nargs="+", required=True)
-    parser.add_argument("--variants", nargs="+", default=[""], help='space-separated KEY=VALUE changes per variant ("" = the defaults)')
+    parser.add_argument("--variants", nargs="+", default=[""], help='space-separated changes per variant, KEY=VALUE or a flag alone (soft_labels); "" = the defaults')
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--write", type=Path)
@@ -42,7 +42,7 @@ def main() -> None:
         full = talk("evaluate", "--full", *common, "--runs", "3", threads=args.threads, device="cpu")[1]
         rows = []
         for variant in args.variants:
-            changes = [f"--{key.replace('_', '-')}={value}" for key, value in (item.split("=") for item in variant.split())]
+            changes = [f"--{key.replace('_', '-')}{sep}{value}" for key, sep, value in (item.partition("=") for item in variant.split())]
             picked, validation, test = [], [], []
             with tempfile.TemporaryDirectory() as tmp:
                 for seed in args.seeds:

@@ -75,7 +75,7 @@ def encode_texts(
     device: torch.device,
     on_progress: ProgressCallback | None = None,
 ) -> tuple[torch.Tensor, int]:
-    """Mean-pooled features of `texts` (float32, CPU, input order) and the token count."""
+    """Pooled features of `texts` (float32, CPU, input order; the LM's pooling) and the token count."""
     ids = lm.tokenizer(texts, truncation=True, max_length=settings.max_length, add_special_tokens=True)["input_ids"]
     order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
     pad_id = lm.tokenizer.pad_token_id or 0
