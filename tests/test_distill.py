@@ -144,11 +144,18 @@ def test_learned_adjacency_is_symmetric_nonnegative_zero_diagonal():
 
 
 def test_soft_labels_are_learned(demo, tiny_lm, demo_features, tmp_path):
-    bundle, _ = run_distillation(
-        demo, tiny_lm, demo_features, settings(soft_labels=True, lr_labels=0.1), CPU, tmp_path / "b"
-    )
+    plan = settings(soft_labels=True, lr_labels=0.1)
+    distiller = Distiller(demo, tiny_lm, demo_features, plan, CPU)
+    one_hot = torch.nn.functional.one_hot(distiller.synthetic.labels, 5).to(distiller.synthetic.targets.dtype)
+    for _ in range(3):
+        distiller.outer_step()
+    assert not torch.equal(distiller.synthetic.targets.detach(), one_hot)  # the outer loop moved them
+
+    # The bundle holds the selected step's labels: one-hot still when the start was best.
+    bundle, outcome = run_distillation(demo, tiny_lm, demo_features, plan, CPU, tmp_path / "b")
     assert bundle.soft_labels is not None and bundle.soft_labels.shape == (10, 5)
-    assert not torch.equal(bundle.soft_labels, torch.nn.functional.one_hot(bundle.labels, 5).float())
+    learned = not torch.equal(bundle.soft_labels, torch.nn.functional.one_hot(bundle.labels, 5).float())
+    assert learned == (outcome.best_step > 0)
 
 
 INNER = {"inner_every": 2, "inner_steps": 2, "inner_lr": 1e-2, "inner_refresh": 20}

@@ -53,7 +53,7 @@ class DistillSettings:
     kernel: str = setting("propagate-first", "Where the kernel's ReLU layers sit among its aggregation steps.", choices=VARIANTS)
     hops: int = setting(2, "Aggregation steps K of the kernel.")
     layers: int = setting(1, "ReLU layers L of the kernel.")
-    ridge: float = setting(0.01, "KRR ridge λ, relative to tr(K_SS)/n_syn.")
+    ridge: float = setting(0.003, "KRR ridge λ, relative to tr(K_SS)/n_syn.")
     loss: str = setting("mse", "KRR loss on the real training labels.", choices=LOSSES)
     krr_batch: int = setting(2048, "Real training nodes per outer step (0: all).")
     structure: str = setting("identity", "Synthetic edges: identity (none), knn or learned.", choices=STRUCTURES)
