@@ -31,7 +31,7 @@ from common import add_set_option, prepared_dataset, recipe_settings, run_header
 
 from talk_cli.data import TAG  # noqa: E402
 from talk_cli.distill import DistillSettings, Distiller, distill, make_bundle  # noqa: E402
-from talk_cli.distill.real import krr_accuracy, krr_scores  # noqa: E402
+from talk_cli.distill.real import KRRFit, krr_accuracy  # noqa: E402
 from talk_cli.encode import load_language_model  # noqa: E402
 from talk_cli.evaluate import EvalSettings, evaluate_bundle, evaluate_joint, training_defaults  # noqa: E402
 
@@ -169,7 +169,7 @@ def main() -> None:
         with torch.no_grad():  # the selected state is loaded; test accuracy is reported, never used
             selected = distiller.features().double()
             val = krr_accuracy(distiller.real, distiller.synthetic, selected, settings.ridge)  # the KRR column, whatever `select` chose the step by
-            scores = krr_scores(distiller.real, distiller.synthetic, selected, test_nodes, settings.ridge)
+            scores = KRRFit(distiller.real, distiller.synthetic, selected, settings.ridge).scores(test_nodes)
         test = float((scores.argmax(dim=1) == tag.labels[test_nodes]).float().mean())
         bundle = make_bundle(selecting, lm, settings, outcome)
         gcn = evaluate_bundle(bundle, judged, features, EvalSettings(runs=args.gcn_runs, seed=args.eval_seed), torch.device("cpu")).as_dict()

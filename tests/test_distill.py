@@ -583,3 +583,28 @@ def test_a_distillation_leaves_the_callers_lm_as_it_was(demo, tiny_model_dir, de
     assert lm.model.training and all(p.requires_grad for p in lm.model.parameters())
     assert {p.dtype for p in lm.model.parameters()} == {torch.float32}
     assert weights_sha256(lm.model) == lm.identity.weights_sha256
+
+
+@pytest.mark.parametrize("kernel", ["propagate-first", "interleaved"])
+def test_krr_validation_in_blocks_solves_the_synthetic_side_once(demo, tiny_lm, demo_features, monkeypatch, kernel):
+    from talk_cli.distill import real as real_module
+
+    distiller = Distiller(demo, tiny_lm, demo_features, settings(kernel=kernel), CPU)
+    features = distiller.features().double()
+
+    def accuracy() -> float:
+        return real_module.krr_accuracy(distiller.real, distiller.synthetic, features, distiller.settings.ridge)
+
+    whole = accuracy()
+    calls = {"synthetic_kernel": 0, "cross_kernel": 0}
+    for name in calls:
+        original = getattr(real_module, name)
+        monkeypatch.setattr(real_module, name, lambda *a, _f=original, _n=name, **k: calls.__setitem__(_n, calls[_n] + 1) or _f(*a, **k))
+    monkeypatch.setattr(real_module, "VALIDATION_BLOCK", 7)
+    assert accuracy() == whole
+    validation = int(demo.val_mask.sum())
+    assert calls["synthetic_kernel"] == 1
+    # Propagate-first computes the rows it is asked for, block by block; the interleaved kernel
+    # computes every row whichever are asked, so it is asked once.
+    assert calls["cross_kernel"] == (-(-validation // 7) if kernel == "propagate-first" else 1)
+    assert validation > 7

@@ -29,7 +29,7 @@ from talk_cli.clock import PhaseClock
 from talk_cli.data.tag import TAG
 from talk_cli.distill.inner import InnerLoop
 from talk_cli.distill.methods import METHODS
-from talk_cli.distill.real import RealSide, gcn_accuracy, krr_accuracy, krr_scores
+from talk_cli.distill.real import KRRFit, RealSide, gcn_accuracy, krr_accuracy
 from talk_cli.distill.settings import DistillSettings
 from talk_cli.distill.synthetic import SyntheticGraph, class_allocation, initial_embeddings, pick_seed_nodes
 from talk_cli.encode.lm import LanguageModel, check_length, frozen_copy
@@ -161,7 +161,7 @@ class Distiller:
         """This rank's part of the batch's KRR loss (the parts add up to the whole batch's)."""
         held = self.real.held(batch)
         labels = self.real.labels[held.to(self.device)]
-        scores = krr_scores(self.real, self.synthetic, features, held, self.settings.ridge)
+        scores = KRRFit(self.real, self.synthetic, features, self.settings.ridge).scores(held)
         return krr_loss(scores, labels, self.tag.num_classes, self.settings.loss, batch_size=len(batch))
 
     def sample_batch(self) -> torch.Tensor:

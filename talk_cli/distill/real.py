@@ -14,7 +14,7 @@ from talk_cli.distill.settings import DistillSettings
 from talk_cli.distill.synthetic import SyntheticGraph
 from talk_cli.gnn.train import EvalSettings, RealNodes, synthetic_training, training_targets, validation_run
 from talk_cli.graph import normalized_adjacency_dense, normalized_adjacency_sparse
-from talk_cli.kernel import KERNEL_DTYPE, RealGraphSide, RowShard, cross_kernel, krr_predict, synthetic_kernel
+from talk_cli.kernel import KERNEL_DTYPE, RealGraphSide, RowShard, cross_kernel, krr_weights, synthetic_kernel
 
 VALIDATION_BLOCK = 8192  # validation nodes scored at a time
 # `select: gcn`: one seeded GCN run of the gnn protocol's model per validation, checked on the
@@ -49,25 +49,34 @@ class RealSide:
         return nodes[(nodes >= self.shard.start) & (nodes < self.shard.stop)]
 
 
-def krr_scores(real: RealSide, synthetic: SyntheticGraph, features: torch.Tensor, nodes: torch.Tensor, ridge: float) -> torch.Tensor:
-    """KRR scores of real nodes `nodes` (which this rank must hold) from the synthetic set with
-    these features."""
-    a_hat = normalized_adjacency_dense(synthetic.adjacency(features))
-    k_ss, state = synthetic_kernel(a_hat, features, real.spec)
-    rows = (nodes - real.shard.start).to(real.device)
-    k_bs = cross_kernel(real.kernel_side, a_hat, state, rows=rows)
-    return krr_predict(k_bs, k_ss, synthetic.targets.to(KERNEL_DTYPE), ridge)
+class KRRFit:
+    """One synthetic state's side of KRR, computed once: its kernel side and the weights
+    (K_SS + λ·tr(K_SS)/n·I)⁻¹ Y_S, which any real rows' cross kernel multiplies; validation
+    scores every block of rows with one fit. Differentiable in `features` (the loss)."""
+
+    def __init__(self, real: RealSide, synthetic: SyntheticGraph, features: torch.Tensor, ridge: float):
+        self.real = real
+        self.adjacency = normalized_adjacency_dense(synthetic.adjacency(features))
+        k_ss, self.side = synthetic_kernel(self.adjacency, features, real.spec)
+        self.weights = krr_weights(k_ss, synthetic.targets.to(KERNEL_DTYPE), ridge)
+
+    def scores(self, nodes: torch.Tensor) -> torch.Tensor:
+        """KRR scores of real nodes `nodes`, which this rank must hold."""
+        rows = (nodes - self.real.shard.start).to(self.real.device)
+        return cross_kernel(self.real.kernel_side, self.adjacency, self.side, rows=rows) @ self.weights
 
 
 def krr_accuracy(real: RealSide, synthetic: SyntheticGraph, features: torch.Tensor, ridge: float) -> float:
     """KRR accuracy on the real validation nodes, in blocks of rows: the cross kernel's
-    intermediates on every validation node at once would cost gigabytes on a large graph."""
+    intermediates on every validation node at once would cost gigabytes on a large graph. The
+    interleaved kernel computes every row whichever are asked, so it takes them in one block."""
     held = real.held(real.val_nodes)
+    block_size = VALIDATION_BLOCK if real.kernel_side.rowwise else max(len(held), 1)
     correct = torch.zeros(1, dtype=torch.float64, device=real.device)
     with torch.no_grad():
-        for block in held.split(VALIDATION_BLOCK):
-            scores = krr_scores(real, synthetic, features, block, ridge)
-            correct += (scores.argmax(dim=1) == real.labels[block.to(real.device)]).sum()
+        fit = KRRFit(real, synthetic, features, ridge)
+        for block in held.split(block_size):
+            correct += (fit.scores(block).argmax(dim=1) == real.labels[block.to(real.device)]).sum()
     return float(distributed.sum_over_ranks(correct)) / len(real.val_nodes)
 
 

@@ -1,6 +1,6 @@
 """Stage 3: the graph-aware NTK between real and synthetic graphs, and kernel ridge regression."""
 
-from talk_cli.kernel.krr import LOSSES, krr_loss, krr_predict
+from talk_cli.kernel.krr import LOSSES, krr_loss, krr_predict, krr_weights
 from talk_cli.kernel.sntk import (
     KERNEL_DTYPE,
     VARIANTS,
@@ -21,5 +21,6 @@ __all__ = [
     "cross_kernel",
     "krr_loss",
     "krr_predict",
+    "krr_weights",
     "synthetic_kernel",
 ]

@@ -8,12 +8,17 @@ import torch.nn.functional as F
 LOSSES = ("mse", "ce")
 
 
-def krr_predict(k_bs: torch.Tensor, k_ss: torch.Tensor, y_s: torch.Tensor, ridge: float) -> torch.Tensor:
-    """Ŷ_B = K_BS (K_SS + λ·tr(K_SS)/n · I)⁻¹ Y_S. The ridge scales with the kernel's size so
-    that one λ suits kernels of any magnitude."""
+def krr_weights(k_ss: torch.Tensor, y_s: torch.Tensor, ridge: float) -> torch.Tensor:
+    """(K_SS + λ·tr(K_SS)/n · I)⁻¹ Y_S: what a real row's cross kernel multiplies. The ridge scales
+    with the kernel's size so that one λ suits kernels of any magnitude."""
     n = k_ss.shape[0]
     regularised = k_ss + ridge * torch.trace(k_ss) / n * torch.eye(n, dtype=k_ss.dtype, device=k_ss.device)
-    return k_bs @ torch.linalg.solve(regularised, y_s)
+    return torch.linalg.solve(regularised, y_s)
+
+
+def krr_predict(k_bs: torch.Tensor, k_ss: torch.Tensor, y_s: torch.Tensor, ridge: float) -> torch.Tensor:
+    """Ŷ_B = K_BS (K_SS + λ·tr(K_SS)/n · I)⁻¹ Y_S."""
+    return k_bs @ krr_weights(k_ss, y_s, ridge)
 
 
 def krr_loss(prediction: torch.Tensor, labels: torch.Tensor, num_classes: int, kind: str = "mse", batch_size: int | None = None) -> torch.Tensor:

@@ -173,6 +173,12 @@ class RealGraphSide:
         self.propagated = propagate_rows(adjacency, features, before, self.shard)
         self.norms = interleaved_real_norms(adjacency, self.propagated, spec) if after else []
 
+    @property
+    def rowwise(self) -> bool:
+        """Whether `cross_kernel` computes only the rows asked for (propagate-first); the interleaved
+        kernel aggregates over the whole graph whichever rows are asked."""
+        return hops_before_and_after(self.spec)[1] == 0
+
 
 def interleaved_real_norms(adjacency: torch.Tensor, features: torch.Tensor, spec: KernelSpec) -> list[torch.Tensor]:
     """d of the real graph with itself after each aggregation step k = 1..K (K ≤ 2).
