@@ -12,7 +12,7 @@ import yaml
 from talk_cli import load_bundle
 from talk_cli.data import make_demo_tag
 from talk_cli.distill import Distiller, DistillSettings, distill, run_distillation
-from talk_cli.distill.synthetic import allocate, learned_adjacency, synthetic_size
+from talk_cli.distill.synthetic import allocate, allocation_power, class_allocation, learned_adjacency, synthetic_size
 from talk_cli.encode import EncodeSettings, encode_tag, encode_texts, load_language_model
 from talk_cli.encode.lm import encode_embeddings, weights_sha256
 from talk_cli.errors import SettingsError
@@ -58,12 +58,28 @@ def test_allocation_is_proportional_with_one_per_class():
 
 def test_allocation_power_moves_nodes_to_small_classes():
     counts = [400, 100, 100]
-    assert allocate(counts, 12, DistillSettings().allocation_power) == allocate(counts, 12, power=1.0) == [8, 2, 2]  # the default keeps the class balance
+    assert allocate(counts, 12, power=1.0) == [8, 2, 2]  # the training class balance
     assert allocate(counts, 12, power=0.5) == [6, 3, 3]  # square roots 20 : 10 : 10
     assert allocate(counts, 12, power=0.0) == [4, 4, 4]
     assert allocate([10, 0, 10], 4, power=0.5) == [2, 0, 2]  # still none for a class without training nodes
     with pytest.raises(SettingsError, match="allocation_power"):
         settings(allocation_power=1.5)
+
+
+def test_an_unset_allocation_power_spreads_the_budget_only_where_most_classes_would_get_one_node(demo):
+    assert allocation_power([400, 100, 100], 12) == 1.0  # proportional: [8, 2, 2], the balance is kept
+    assert allocation_power([400, 40, 30, 20, 10], 10) == 0.5  # proportional: [6, 1, 1, 1, 1]
+    assert allocate([400, 40, 30, 20, 10], 10, power=0.5) == [5, 2, 1, 1, 1]
+    assert allocation_power([400, 40, 30, 20, 10], 10, floor=2) == 1.0  # the floor already gives each two
+    assert allocation_power([900, 0, 30, 20, 10], 10) == 0.5  # a class without training nodes does not count
+    assert allocation_power([900, 0, 300, 200, 100], 10) == 0.5  # proportional: [6, 0, 2, 1, 1], half the classes at one
+    assert allocation_power([600, 0, 300, 200, 100], 12) == 1.0  # proportional: [6, 0, 3, 2, 1], one class of four at one
+    assert allocation_power([10] * 5, 5) == 0.5  # one node per class either way
+    # The settings leave it unset by default, and a given power is used as it is.
+    counts, n = demo.class_counts(demo.train_mask), 10
+    assert DistillSettings().allocation_power is None
+    assert class_allocation(demo, settings()) == allocate(counts, n, allocation_power(counts, n))
+    assert class_allocation(demo, settings(allocation_power=0.0)) == allocate(counts, n, 0.0)
 
 
 def test_a_class_floor_gives_small_classes_more_when_the_budget_allows():
@@ -79,7 +95,7 @@ def test_a_class_floor_gives_small_classes_more_when_the_budget_allows():
 
 def test_initialisation_uses_real_training_texts_per_class(demo, tiny_lm, demo_features):
     distiller = Distiller(demo, tiny_lm, demo_features, settings(), CPU)
-    assert distiller.counts == allocate(demo.class_counts(demo.train_mask), 10, settings().allocation_power)
+    assert distiller.counts == class_allocation(demo, settings())
     assert bool(demo.train_mask[distiller.seed_nodes].all())
     assert torch.equal(distiller.synthetic.labels, demo.labels[distiller.seed_nodes])
     first = tiny_lm.tokenizer(demo.texts[int(distiller.seed_nodes[0])], truncation=True, max_length=8)["input_ids"]
@@ -288,7 +304,7 @@ def test_coreset_bundles_hold_real_nodes_with_their_subgraph(demo, tiny_lm, tmp_
     nodes = outcome.seed_nodes
     assert len(nodes) == 18 and len(set(nodes.tolist())) == 18 and bool(demo.train_mask[nodes].all())
     assert torch.equal(bundle.labels, demo.labels[nodes])
-    assert bundle.labels.bincount(minlength=5).tolist() == allocate(demo.class_counts(demo.train_mask), 18, plan.allocation_power)
+    assert bundle.labels.bincount(minlength=5).tolist() == class_allocation(demo, plan)
     dense = torch.zeros(demo.num_nodes, demo.num_nodes)
     dense[demo.edge_index[0], demo.edge_index[1]] = 1
     assert torch.equal(bundle.adjacency, dense[nodes][:, nodes])

@@ -35,10 +35,11 @@ class DistillSettings:
     method: str = setting("talk", "talk, or a baseline at the same budget (docs/method.md).", choices=METHODS)
     ratio: float | None = setting(0.01, "Synthetic nodes as a fraction of the training nodes.")
     size: int | None = setting(None, "Number of synthetic nodes (overrides --ratio).")
-    allocation_power: float = setting(
-        1.0,
+    allocation_power: float | None = setting(
+        None,
         "Synthetic nodes per class in proportion to (training nodes of the class)^power: 1 keeps the training class "
-        "balance, 0.5 (square root) gives small classes more, 0 gives every class the same.",
+        "balance, 0.5 (square root) gives small classes more, 0 gives every class the same. Unset: 1, or 0.5 where "
+        "proportional shares would leave half the classes or more with a single node.",
     )
     min_class_nodes: int = setting(
         1,
@@ -122,7 +123,7 @@ class DistillSettings:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.invert_cosine <= 1:
             raise SettingsError(f"invert_cosine must be in [0, 1], got {self.invert_cosine}")
-        if not 0 <= self.allocation_power <= 1:
+        if self.allocation_power is not None and not 0 <= self.allocation_power <= 1:
             raise SettingsError(f"allocation_power must be in [0, 1], got {self.allocation_power}")
         for name in ("lr", "lr_adjacency", "lr_labels", "inner_lr", "ridge"):
             if not getattr(self, name) > 0:

@@ -35,7 +35,22 @@ def class_allocation(tag: TAG, settings: DistillSettings) -> list[int]:
     """Synthetic nodes per class for this dataset and the settings' ratio or size."""
     train_counts = tag.class_counts(tag.train_mask)
     n_syn = synthetic_size(int(tag.train_mask.sum()), sum(c > 0 for c in train_counts), settings.ratio, settings.size)
-    return allocate(train_counts, n_syn, settings.allocation_power, settings.min_class_nodes)
+    power = settings.allocation_power
+    if power is None:
+        power = allocation_power(train_counts, n_syn, settings.min_class_nodes)
+    return allocate(train_counts, n_syn, power, settings.min_class_nodes)
+
+
+SPREADING_POWER = 0.5  # the square root
+
+
+def allocation_power(train_counts: list[int], total: int, floor: int = 1) -> float:
+    """The power an unset `allocation_power` allocates by: 1, which keeps the training class
+    balance, unless proportional shares would leave half the classes or more with a single node;
+    then the square root, which spreads the budget over them (docs/method.md, "Class allocation":
+    it raised validation on the many-class graphs and is not used on Cora)."""
+    shares = [n for n, count in zip(allocate(train_counts, total, 1.0, floor), train_counts) if count > 0]
+    return SPREADING_POWER if 2 * sum(n == 1 for n in shares) >= len(shares) else 1.0
 
 
 def allocate(train_counts: list[int], total: int, power: float, floor: int = 1) -> list[int]:
