@@ -6,10 +6,14 @@
         --variants "" "allocation_power=0.5" "layers=2" --write docs/method.md
     python benchmarks/defaults.py --data-root ../shared/datasets --datasets cora arxiv_2023 \\
         --variants "" "min_class_nodes=2" --section class-floor --write docs/method.md
+    python benchmarks/defaults.py --data-root ../shared/datasets --datasets demo cora arxiv_2023 \\
+        --recipe shipped --variants init=texts init=vocab --joint-runs 1 --section init --write docs/privacy.md
 
 Per variant: the GCN validation accuracy `talk distill` selected by (mean over seeds), and the
 gnn protocol's validation accuracy of a GCN trained on each bundle (`talk evaluate --runs 3`, mean
-over seeds and runs): the two decide. Test accuracy and % of the full-data reference are shown
+over seeds and runs): the two decide; with `--joint-runs N`, also the joint protocol's (the LM
+fine-tuned on the bundle's token sequences). Each row also shows the distillation seconds and what
+the bundles reveal of the real texts (mean and worst word-4-gram overlap, `privacy` in the manifest). Test accuracy and % of the full-data reference are shown
 for information only (never used to choose).
 """
 
@@ -33,6 +37,8 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=[""], help='space-separated changes per variant, KEY=VALUE or a flag alone (soft_labels); "" = the defaults')
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--recipe", default="none", help="none: the defaults alone; shipped: each dataset's shipped recipe (what `talk distill` applies)")
+    parser.add_argument("--joint-runs", type=int, default=0, help="also judge each bundle under the joint protocol with this many runs (0: not)")
     parser.add_argument("--write", type=Path)
     parser.add_argument("--section", default="defaults", help="the written sections are named SECTION-DATASET")
     args = parser.parse_args()
@@ -40,28 +46,42 @@ def main() -> None:
     for dataset in args.datasets:
         common = ["--dataset", dataset, "--data-root", args.data_root]
         full = talk("evaluate", "--full", *common, "--runs", "3", threads=args.threads, device="cpu")[1]
+        recipe = [] if args.recipe == "shipped" else ["--recipe", args.recipe]
         rows = []
         for variant in args.variants:
             changes = [f"--{key.replace('_', '-')}{sep}{value}" for key, sep, value in (item.partition("=") for item in variant.split())]
-            picked, validation, test = [], [], []
+            picked, validation, test, joint, joint_test, seconds, overlap, worst = [], [], [], [], [], [], [], []
             with tempfile.TemporaryDirectory() as tmp:
                 for seed in args.seeds:
-                    made = talk("distill", *common, "--recipe", "none", "--ratio", "0.01", "--seed", str(seed), *changes,
+                    made = talk("distill", *common, *recipe, "--ratio", "0.01", "--seed", str(seed), *changes,
                                 "--out", f"{tmp}/b", "--force", threads=args.threads, device="cpu")[1]  # fmt: skip
                     result = talk("evaluate", f"{tmp}/b", *common, "--runs", "3", threads=args.threads, device="cpu")[1]
                     picked.append(made["val_accuracy"])
                     validation.append(result["val_accuracy_mean"])
                     test.append(result["test_accuracy_mean"])
+                    seconds.append(made["distill_seconds"])
+                    overlap.append(made["privacy"]["mean_ngram_overlap"])
+                    worst.append(made["privacy"]["max_ngram_overlap"])
+                    if args.joint_runs:
+                        tuned = talk("evaluate", f"{tmp}/b", *common, "--protocol", "joint", "--runs", str(args.joint_runs), threads=args.threads, device="cpu")[1]
+                        joint.append(tuned["val_accuracy_mean"])
+                        joint_test.append(tuned["test_accuracy_mean"])
             rows.append(
                 f"| {variant or 'defaults'} | {statistics.fmean(picked):.4f} | {statistics.fmean(validation):.4f} | "
+                + (f"{statistics.fmean(joint):.4f} | " if joint else "")
+                + f"{statistics.fmean(seconds):.1f} | {100 * statistics.fmean(overlap):.1f}% / {100 * max(worst):.1f}% | "
                 f"{100 * statistics.fmean(test):.2f} ± {100 * statistics.pstdev(test):.2f}% | {100 * statistics.fmean(test) / full['test_accuracy_mean']:.1f}% |"
+                + (f" {100 * statistics.fmean(joint_test):.2f}% |" if joint_test else "")
             )
             print(rows[-1], flush=True)
         body = "\n".join([
             f"#### {dataset}: defaults on validation", "", *header, "",
             f"Full-data reference (gnn protocol, 3 runs): {100 * full['test_accuracy_mean']:.2f}% test (information only).", "",
-            "| variant (`--recipe none` plus) | GCN val, as selected (mean over seeds) | gnn-protocol val (mean) | test (info) | % of full (info) |",
-            "|---|---:|---:|---:|---:|",
+            f"| variant (`{' '.join(recipe) or 'the shipped recipe'}` plus) | GCN val, as selected (mean over seeds) | gnn-protocol val (mean) | "
+            + (f"joint-protocol val (mean, {args.joint_runs} run(s) per seed) | " if args.joint_runs else "")
+            + "distil s (mean) | 4-gram overlap, mean / worst node | test (info) | % of full (info) |"
+            + (" joint-protocol test (info) |" if args.joint_runs else ""),
+            "|---|---:|---:|" + ("---:|" if args.joint_runs else "") + "---:|---:|---:|---:|" + ("---:|" if args.joint_runs else ""),
             *rows,
         ])  # fmt: skip
         print(body, flush=True)

@@ -200,15 +200,16 @@ def inspect(
     bundle_path: Annotated[Path, typer.Argument(metavar="BUNDLE", help="A bundle directory.", show_default=False)],
     verify: Annotated[bool, typer.Option("--verify", help="Report each integrity check; exit 2 on any problem.")] = False,
     decode: Annotated[bool, typer.Option("--decode", help="Show the vocabulary tokens nearest to each synthetic sequence.")] = False,
-    model: Annotated[Optional[str], typer.Option("--model", help="LM for --decode and the real features of --plot.", show_default="the bundle's")] = None,
+    privacy: Annotated[bool, typer.Option("--privacy", help="Measure how much real text each synthetic node reveals: decoded, compared with every text of the dataset.")] = False,
+    model: Annotated[Optional[str], typer.Option("--model", help="LM for --decode, --privacy and the real features of --plot.", show_default="the bundle's")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Draw the synthetic nodes among the real ones, the distillation curve, the structure and the class balance to a PNG.")] = None,
-    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="Where --plot finds the real nodes.", show_default="the bundle's dataset under the data root")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="Where --plot and --privacy find the real nodes.", show_default="the bundle's dataset under the data root")] = None,
     data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder of datasets.", show_default="$TALK_DATA_ROOT, else ../shared/datasets")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     card: Annotated[bool, typer.Option("--card", help="Print the bundle's dataset card (README.md) instead of the summary.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or notes on stderr (the summary still goes to stdout).")] = False,
 ) -> None:
-    """Summarise, verify, decode or plot a bundle. The summary goes to stdout."""
+    """Summarise, verify, decode, measure the privacy of, or plot a bundle. The summary goes to stdout."""
     from talk_cli.bundle import load_bundle
     from talk_cli.bundle.bundle import read_card
     from talk_cli.bundle.decode import decoded_rows
@@ -227,6 +228,13 @@ def inspect(
         if lm.identity.weights_sha256 != bundle.lm.weights_sha256:
             say(quiet, f"note: the weights of {lm.identity.name!r} differ from those the bundle was made with; tokens are approximate")
         summary["decoded"] = decoded_rows(bundle, lm)
+    if privacy:
+        from talk_cli import pipeline
+
+        quiet_transformers()
+        exposure, notes = pipeline.text_exposure(bundle, data_root, dataset, model)
+        say(quiet, *(f"note: {note}" for note in notes))
+        summary["privacy"] = exposure.as_dict()
     if plot is not None:
         from talk_cli import pipeline
         from talk_cli.bundle.plot import plot_bundle

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 stderr = Console(stderr=True, soft_wrap=True, highlight=False)
 TIMES = (TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
@@ -75,6 +76,7 @@ def render_summary(summary: dict) -> None:
             table.add_row(str(key), value if isinstance(value, str) else json.dumps(value))
         out.print(table)
 
+    out.print(Text(summary["real_text"], style="bold"))
     synthetic = dict(summary["synthetic"])
     class_counts = synthetic.pop("class_counts")
     section(f"bundle (format {summary['format_version']}, talk_cli {summary['tool_version']}, {summary['created']})", synthetic)
@@ -96,5 +98,16 @@ def render_summary(summary: dict) -> None:
         for row in summary["decoded"]:
             table.add_row(str(row["node"]), row["class"], row["tokens"])
         out.print(table)
+    if "privacy" in summary:
+        table = Table(title="what each synthetic node reveals (decoded, compared with every real text)", title_justify="left", title_style="bold")
+        for column in ("node", "class", "4-grams", "same tokens", "closest", "distance", "decoded"):
+            table.add_column(column)
+        for row in summary["privacy"]["nodes"]:
+            table.add_row(
+                str(row["node"]), Text(row["label"]), f"{row['ngram_overlap']:.0%}", f"{row['position_match']:.0%}", str(row["closest_node"]),
+                f"{row['token_distance']:.2f}", Text(row["decoded"]),
+            )
+        out.print(table)
+        out.print(Text(summary["privacy"]["line"]))
     if "plot" in summary:
         out.print(f"plot: {summary['plot']}")

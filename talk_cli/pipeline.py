@@ -22,6 +22,7 @@ import torch
 
 from talk_cli.bundle import Bundle
 from talk_cli.bundle.card import DEFAULT_LICENSE
+from talk_cli.bundle.privacy import Exposure, measure_exposure
 from talk_cli.data import load_tag
 from talk_cli.data.tag import TAG
 from talk_cli.distill import DistillSettings, chosen_recipe, resolve_settings, run_distillation
@@ -184,6 +185,22 @@ def evaluation_encoding(
         model, pooling, max_length = model or bundle.lm.name, pooling or bundle.lm.pooling, max_length or bundle.lm.max_length
     length = max_length or distill_settings(dataset)[0].max_length
     return model, pooling or DEFAULT_POOLING, EncodeSettings(max_length=length)
+
+
+def text_exposure(
+    bundle: Bundle, data_root: str | os.PathLike | None = None, dataset: str | os.PathLike | None = None, model: str | None = None
+) -> tuple[Exposure, list[str]]:
+    """What `bundle` reveals of the real texts: its token sequences decoded with its LM (or `model`)
+    and compared with every text of its dataset (the bundle's name under the data root, unless
+    given). Also returns notes on a dataset or LM other than the bundle's."""
+    tag = load_dataset(str(dataset or bundle.dataset.name), data_root)
+    lm = load_language_model(model or bundle.lm.name, bundle.lm.pooling)
+    notes = []
+    if tag.content_hash != bundle.dataset.content_hash:
+        notes.append(f"the texts of {tag.name!r} are not those the bundle was made from (content hashes differ)")
+    if lm.identity.weights_sha256 != bundle.lm.weights_sha256:
+        notes.append(f"the weights of {lm.identity.name!r} differ from those the bundle was made with; decoded tokens are approximate")
+    return measure_exposure(bundle, lm, tag.texts), notes
 
 
 def real_graph(

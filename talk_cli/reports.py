@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from talk_cli.cli_options import flag_of
+from talk_cli.bundle.card import privacy_sentence
 from talk_cli.data.importer import ImportReport
 from talk_cli.distill import METHODS, DistillOutcome, DistillSettings
 from talk_cli.distill.settings import unread_settings
@@ -64,6 +65,8 @@ def distill_lines(settings: DistillSettings, bundle, outcome: DistillOutcome, ou
             "note: no step improved validation accuracy on the starting set (best at step 0), so the bundle holds the "
             "initial seed nodes; try a smaller --lr or more --steps, and compare with --method herding"
         )
+    if bundle.privacy:
+        lines.append(privacy_sentence(bundle.privacy, bundle.num_synthetic))
     return [*lines, f"bundle: {out}"]
 
 
@@ -78,6 +81,7 @@ def distill_payload(prepared: Prepared, settings: DistillSettings, recipe, bundl
         "features_reused": prepared.encoded.reused, "resumed_from_step": outcome.resumed_from_step,
         "stopped_at": outcome.stopped_at if learned else None, "phase_seconds": outcome.phase_seconds,
         "recipe": str(recipe) if recipe else None, "settings": settings.as_dict(), "device": str(prepared.device),
+        "privacy": bundle.privacy,
     }  # fmt: skip
 
 

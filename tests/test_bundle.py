@@ -69,7 +69,7 @@ def test_written_bundle_conforms_to_the_documented_spec(tmp_path):
         dims, dtype, _ = documented[name]
         assert entry == {"shape": [sizes[d] for d in dims], "dtype": dtype}
     assert {n for n, (_, _, req) in documented.items() if req} <= set(manifest["tensors"]["inventory"])
-    assert manifest["format"] == "talk-bundle" and manifest["format_version"] == "1.2.0"
+    assert manifest["format"] == "talk-bundle" and manifest["format_version"] == "1.3.0"
 
 
 def test_a_format_1_0_bundle_without_the_1_1_fields_still_loads(tmp_path):

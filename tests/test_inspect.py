@@ -48,7 +48,7 @@ def test_verify_passes_on_a_good_bundle(bundle_dir):
         (lambda b: (b / "synthetic.safetensors").unlink(), "tensor file synthetic.safetensors is missing"),
         (
             lambda b: (b / "manifest.yaml").write_text(
-                (b / "manifest.yaml").read_text().replace("format_version: 1.2.0", "format_version: 9.0.0")
+                (b / "manifest.yaml").read_text().replace("format_version: 1.3.0", "format_version: 9.0.0")
             ),
             "format version 9.0.0 is not supported",
         ),

@@ -148,7 +148,7 @@ def test_every_bundle_has_a_dataset_card_with_front_matter(demo_bundle):
 
 def test_the_manifest_records_the_denominator_device_and_versions(demo_bundle):
     manifest = yaml.safe_load((demo_bundle / "manifest.yaml").read_text())
-    assert manifest["format_version"] == "1.2.0"
+    assert manifest["format_version"] == "1.3.0"
     assert manifest["distillation"]["ratio_denominator"] == manifest["dataset"]["num_train"] == 180
     made = manifest["made"]
     assert made["device"] == "cpu" and made["device_name"] and made["torch"] == torch.__version__ and made["talk_cli"]

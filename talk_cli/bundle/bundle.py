@@ -84,6 +84,8 @@ class Bundle:
     evaluation: dict[str, Any] = field(default_factory=dict)
     # The command, device and library versions, time and peak memory of the run that made it.
     made: dict[str, Any] = field(default_factory=dict)
+    # What the bundle reveals of the real texts, measured when it was made (bundle/privacy.py).
+    privacy: dict[str, Any] = field(default_factory=dict)
     license: str = DEFAULT_LICENSE  # the dataset card's
     created: str = ""
     tool_version: str = __version__
@@ -151,6 +153,8 @@ class Bundle:
             manifest["evaluation"] = self.evaluation
         if self.made:
             manifest["made"] = self.made
+        if self.privacy:
+            manifest["privacy"] = self.privacy
         return manifest
 
 
@@ -253,6 +257,7 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
         ),
         evaluation=manifest.get("evaluation", {}),
         made=manifest.get("made", {}),
+        privacy=manifest.get("privacy", {}),
         license=manifest["card"]["license"] if "card" in manifest else DEFAULT_LICENSE,
         created=manifest["created"],
         tool_version=manifest["tool"]["version"],

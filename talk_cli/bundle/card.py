@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 CARD_FILE = "README.md"
 DEFAULT_LICENSE = "other"
 DEFAULT_LICENSE_NOTE = (
-    "The bundle is derived from the source dataset (its texts shaped the synthetic token sequences, and a coreset "
+    "The bundle is derived from the source dataset (its nodes, labels and graph shaped the synthetic set, and a coreset "
     "bundle holds real texts), so the source dataset's licence and terms apply to it."
 )
 TASK_CATEGORIES = ["graph-ml", "text-classification"]
@@ -43,6 +43,40 @@ def front_matter(manifest: dict[str, Any], license: str) -> dict[str, Any]:
         "tags": ["talk-bundle", "graph-condensation", "dataset-distillation", "text-attributed-graph", distillation["method"]],
         "source_datasets": [dataset["name"]],
     }
+
+
+def privacy_sentence(privacy: dict, num_synthetic: int) -> str:
+    """One sentence: whether a bundle holds real training text, with the measured overlap."""
+    overlap = (
+        f"{privacy['mean_ngram_overlap']:.1%} of their word {privacy['ngram']}-grams with the dataset's texts on average "
+        f"(at most {privacy['max_ngram_overlap']:.1%}, node {privacy['worst_node']})"
+    )
+    if privacy["start"] == "real nodes":
+        return f"This bundle holds real training texts: its nodes are real training nodes, each stored with its own text (decoded, they share {overlap})."
+    if privacy["nodes_holding_text"]:
+        return (
+            f"This bundle holds real training text: decoded to the nearest vocabulary tokens, {privacy['nodes_holding_text']} of its "
+            f"{num_synthetic} synthetic nodes read back real text; they share {overlap}."
+        )
+    return f"This bundle holds no real training text: decoded to the nearest vocabulary tokens, its synthetic nodes share {overlap}."
+
+
+def text_lines(manifest: dict[str, Any], num_synthetic: int) -> list[str]:
+    """What the bundle holds of the real texts (measured when it was made), and which real nodes
+    the manifest names."""
+    distillation = manifest["distillation"]
+    run = distillation["settings"].get("run", {})
+    lines = [f"- {privacy_sentence(manifest['privacy'], num_synthetic)} (docs/privacy.md)"] if "privacy" in manifest else []
+    if "nodes" in distillation["settings"]:
+        ids = distillation["settings"]["nodes"]
+        lines.append(f"- The manifest names the {len(ids)} real training nodes it holds (`distillation.settings.nodes`): {', '.join(map(str, ids))}.")
+    elif "seed_nodes" in run:
+        ids = run["seed_nodes"]
+        lines.append(
+            f"- The manifest names the {len(ids)} real training nodes whose features started the synthetic set "
+            f"(`distillation.settings.run.seed_nodes`): {', '.join(map(str, ids))}."
+        )
+    return lines
 
 
 def evaluation_rows(evaluation: dict[str, Any]) -> list[str]:
@@ -83,6 +117,7 @@ def render_card(bundle: Bundle, manifest: dict[str, Any]) -> str:
         "",
         "## What it is",
         "",
+        *text_lines(manifest, distillation["num_synthetic"]),
         f"- Method: `{distillation['method']}`; {ratio}.",
         f"- Synthetic nodes per class: {per_class}.",
         f"- Each node is a sequence of {manifest['tensors']['inventory']['token_embeddings']['shape'][1]} input-token embeddings for the LM below "
@@ -153,6 +188,8 @@ def render_card(bundle: Bundle, manifest: dict[str, Any]) -> str:
         "- `features` are that LM's pooled output of the token embeddings"
         + ("." if bundle.distillation.features_from_tokens else f", except for `{distillation['method']}`, whose features were learned directly."),
         f"- It stands in for the training nodes only: testing needs the real `{dataset['name']}` graph with the same split ({dataset['split']}).",
+        "- Holding no real text is not differential privacy: the synthetic set was fitted to the real graph, and someone who has "
+        "the real graph can still test whether a node was in the training set (docs/privacy.md).",
     ]
     if evaluation:
         lines.append("- The accuracy above was measured on one machine; repeated on others it has varied by about half a point.")

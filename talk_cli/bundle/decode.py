@@ -9,21 +9,37 @@ from talk_cli.encode.lm import LanguageModel
 from talk_cli.errors import ModelError
 
 
-def nearest_tokens(bundle: Bundle, lm: LanguageModel) -> list[list[str]]:
-    """For each synthetic node, the tokens (by cosine similarity) of its attended positions."""
-    table = lm.embeddings.weight.detach().float()
-    if table.shape[1] != bundle.token_embeddings.shape[2]:
+def check_embedding_size(bundle: Bundle, lm: LanguageModel) -> None:
+    width = lm.embeddings.weight.shape[1]
+    if width != bundle.token_embeddings.shape[2]:
         raise ModelError(
-            f"the LM {lm.identity.name!r} has {table.shape[1]}-dimensional token embeddings, "
+            f"the LM {lm.identity.name!r} has {width}-dimensional token embeddings, "
             f"the bundle's are {bundle.token_embeddings.shape[2]}-dimensional: decode with the LM it was made with"
         )
-    table = torch.nn.functional.normalize(table, dim=1)
-    decoded = []
-    for sequence, mask in zip(bundle.token_embeddings, bundle.attention_mask):
-        rows = torch.nn.functional.normalize(sequence[mask.bool()].float(), dim=1)
-        ids = (rows @ table.T).argmax(dim=1).tolist()
-        decoded.append(lm.tokenizer.convert_ids_to_tokens(ids))
-    return decoded
+
+
+ROWS_AT_ONCE = 4096  # embedding rows compared with the whole vocabulary at once (bounds memory)
+
+
+def nearest_token_ids(rows: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """The id of the vocabulary row of `table` nearest (by cosine similarity) to each of `rows`."""
+    unit_table = torch.nn.functional.normalize(table, dim=1)
+    parts = [(torch.nn.functional.normalize(part, dim=1) @ unit_table.T).argmax(dim=1) for part in rows.split(ROWS_AT_ONCE)]
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
+
+
+def attended_rows(bundle: Bundle) -> tuple[torch.Tensor, list[int]]:
+    """Every synthetic node's attended token embeddings, stacked, and how many each node has."""
+    mask = bundle.attention_mask.bool()
+    return bundle.token_embeddings[mask].float(), mask.sum(dim=1).tolist()
+
+
+def nearest_tokens(bundle: Bundle, lm: LanguageModel) -> list[list[str]]:
+    """For each synthetic node, the tokens (by cosine similarity) of its attended positions."""
+    check_embedding_size(bundle, lm)
+    rows, counts = attended_rows(bundle)
+    ids = nearest_token_ids(rows, lm.embeddings.weight.detach().float().cpu())
+    return [lm.tokenizer.convert_ids_to_tokens(part.tolist()) for part in ids.split(counts)]
 
 
 def decoded_rows(bundle: Bundle, lm: LanguageModel) -> list[dict]:

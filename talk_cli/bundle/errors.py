@@ -33,3 +33,7 @@ class ChecksumError(BundleError):
 
 class TensorError(BundleError):
     pass
+
+
+class TextOverlapError(BundleError):
+    """A bundle that would hold more real text than the user allowed (`--max-text-overlap`)."""

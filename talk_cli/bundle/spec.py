@@ -20,8 +20,8 @@ from talk_cli.bundle.card import CARD_FILE
 from talk_cli.device import DTYPES
 
 FORMAT_NAME = "talk-bundle"
-FORMAT_VERSION = "1.2.0"
-SUPPORTED_MAJOR, SUPPORTED_MINOR = 1, 2
+FORMAT_VERSION = "1.3.0"
+SUPPORTED_MAJOR, SUPPORTED_MINOR = 1, 3
 MANIFEST_FILE = "manifest.yaml"
 TENSOR_FILE = "synthetic.safetensors"
 MAX_MANIFEST_BYTES = 1 << 20
@@ -85,8 +85,9 @@ OPTIONAL_FIELDS: dict[str, dict[str, tuple]] = {
 # text named this one method as the exception.
 FREE_FEATURE_METHODS = ("kernel-features",)
 TOP_LEVEL = {"format": str, "format_version": str, "created": str, **{k: dict for k in SCHEMA}}
-# 1.2: `made` (the command, device and library versions, time and peak memory) and `card`.
-OPTIONAL_TOP_LEVEL = {"evaluation": dict, "made": dict, "card": dict}
+# 1.2: `made` (the command, device and library versions, time and peak memory) and `card`;
+# 1.3: `privacy` (what the token sequences reveal of the real texts, measured when made).
+OPTIONAL_TOP_LEVEL = {"evaluation": dict, "made": dict, "card": dict, "privacy": dict}
 CARD_FIELDS = {"file": (str,), "sha256": ("sha256",), "license": (str,)}
 
 REQUIRED_TENSORS = ("token_embeddings", "attention_mask", "adjacency", "labels", "features")

@@ -31,7 +31,7 @@ from talk_cli.distill.inner import InnerLoop
 from talk_cli.distill.methods import METHODS
 from talk_cli.distill.real import KRRFit, RealSide, gcn_accuracy, krr_accuracy
 from talk_cli.distill.settings import DistillSettings
-from talk_cli.distill.synthetic import SyntheticGraph, class_allocation, initial_embeddings, pick_seed_nodes
+from talk_cli.distill.synthetic import SyntheticGraph, class_allocation, pick_seed_nodes, starting_embeddings
 from talk_cli.encode.lm import LanguageModel, check_length, frozen_copy
 from talk_cli.errors import SettingsError
 from talk_cli.gnn.train import training_targets
@@ -138,7 +138,8 @@ class Distiller:
             seed_nodes = distributed.from_rank_0(pick_seed_nodes(tag, real_features, self.counts, settings.seed).to(device)).cpu()
         self.seed_nodes = seed_nodes
         self.real_features = real_features
-        embeddings, mask = initial_embeddings([tag.texts[i] for i in self.seed_nodes], lm, settings.seq_len)
+        texts = [tag.texts[i] for i in self.seed_nodes]
+        embeddings, mask = starting_embeddings(settings.init, texts, lm, settings.seq_len, settings.seed)
         representation = method.learner(embeddings.to(device), mask.to(device), real_features[self.seed_nodes].to(device), lm, settings.lm_chunk)
         self.synthetic = SyntheticGraph(representation, tag.labels[self.seed_nodes].to(device), tag.num_classes, settings)
         self.optimizer = torch.optim.Adam(self.synthetic.param_groups)

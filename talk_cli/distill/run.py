@@ -14,6 +14,8 @@ from talk_cli.bundle import Bundle, DatasetInfo, DistillationInfo, LMInfo, write
 from talk_cli.bundle import spec
 from talk_cli.bundle.bundle import check_target
 from talk_cli.bundle.card import DEFAULT_LICENSE
+from talk_cli.bundle.errors import TextOverlapError
+from talk_cli.bundle.privacy import measure_exposure
 from talk_cli.device import environment
 from talk_cli.memory import peak_rss_mib
 from talk_cli.data.tag import TAG
@@ -28,7 +30,7 @@ from talk_cli.encode.lm import LanguageModel
 from talk_cli.errors import SettingsError
 from talk_cli.provenance import Provenance
 
-RESTARTED_SETTINGS = ("steps", "checkpoint_every")  # a resumed run may change these
+RESTARTED_SETTINGS = ("steps", "checkpoint_every", "max_text_overlap")  # a resumed run may change these
 
 
 def checkpoint_identity(tag: TAG, lm: LanguageModel, settings: DistillSettings) -> dict:
@@ -138,6 +140,28 @@ def make_bundle(
     )
 
 
+def token_start(settings: DistillSettings) -> str:
+    """What the bundle's token sequences started from: real training nodes' texts for a coreset,
+    else the settings' `init`."""
+    return settings.init if METHODS[settings.method].learns else "real nodes"
+
+
+def record_exposure(bundle: Bundle, tag: TAG, lm: LanguageModel, settings: DistillSettings, out: Path) -> None:
+    """Measure what `bundle` reveals of the real texts into its `privacy` entry, and refuse it when
+    a node shares more than `max_text_overlap` of its 4-grams with them."""
+    exposure = measure_exposure(bundle, lm, tag.texts)
+    bundle.privacy = {"start": token_start(settings), **exposure.summary()}
+    limit, worst = settings.max_text_overlap, exposure.worst
+    if limit is not None and worst.ngram_overlap > limit:
+        if distributed.rank() == 0:
+            remove_checkpoint(out)
+        raise TextOverlapError(
+            f"refusing to write {out}: synthetic node {worst.node} (class {worst.label}) shares {worst.ngram_overlap:.0%} of its "
+            f"word 4-grams with real texts, above --max-text-overlap {limit:g}; nothing was written"
+            + (" (--init vocab starts from no real text)" if token_start(settings) == "texts" else "")
+        )
+
+
 def check_bundle_size(tag: TAG, lm: LanguageModel, settings: DistillSettings) -> None:
     """Refuse, before any work, a run whose bundle the writer would refuse: its tensors (the dense
     adjacency grows with the square of the synthetic nodes) over the format's limit. A coreset's
@@ -201,6 +225,9 @@ def run_distillation(
         "phase_seconds": outcome.phase_seconds,
     }  # fmt: skip
     bundle = make_bundle(tag, lm, settings, outcome, made, license)
+    started = time.perf_counter()
+    record_exposure(bundle, tag, lm, settings, out)
+    outcome.phase_seconds["privacy check"] = round(time.perf_counter() - started, 3)
     if distributed.rank() == 0:
         started = time.perf_counter()
         write_bundle(bundle, out, force=force)

@@ -21,11 +21,16 @@ from talk_cli.options import setting
 
 STRUCTURES = ("identity", "knn", "learned")
 SELECTIONS = ("krr", "gcn")
+# Where a learned set's token sequences start: the seed nodes' texts (k-means medoids, the paper's
+# start), or vocabulary tokens drawn with the seed, which reads no training text (docs/privacy.md).
+INITS = ("texts", "vocab")
 RECIPES = resources.files("talk_cli") / "recipes"  # package data: installed with the wheel
 NO_RECIPE = "none"  # `--recipe none`: the defaults alone, as on a dataset without a shipped recipe
 # What a coreset reads (how many nodes per class, which seed, the texts' length); every other
 # setting drives the kernel loop, which a coreset does not run.
-CORESET_SETTINGS = frozenset({"method", "ratio", "size", "allocation_power", "min_class_nodes", "max_length", "pooling", "seed"})
+CORESET_SETTINGS = frozenset(
+    {"method", "ratio", "size", "allocation_power", "min_class_nodes", "max_length", "pooling", "seed", "max_text_overlap"}
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,18 @@ class DistillSettings:
         "budget gives every class that many; otherwise one each.",
     )
     seq_len: int = setting(16, "Tokens per synthetic text.")
+    init: str = setting(
+        "vocab",
+        "Where the synthetic token sequences start: vocab (tokens drawn from the LM's vocabulary with the seed; "
+        "the bundle holds no real text) or texts (the seed nodes' texts, the paper's start; decoding the bundle "
+        "reads them back). docs/privacy.md.",
+        choices=INITS,
+    )
+    max_text_overlap: float | None = setting(
+        None,
+        "Refuse to write a bundle in which any synthetic node's decoded text shares more than this fraction of its "
+        "word 4-grams with the dataset's real texts (exit 2, nothing written; unset: no check). docs/privacy.md.",
+    )
     steps: int = setting(100, "Outer (KRR) steps.")
     lr: float = setting(0.01, "Adam learning rate of the token embeddings.")
     lr_adjacency: float = setting(0.05, "Adam learning rate of the learned adjacency logits.")
@@ -123,6 +140,10 @@ class DistillSettings:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.invert_cosine <= 1:
             raise SettingsError(f"invert_cosine must be in [0, 1], got {self.invert_cosine}")
+        if self.max_text_overlap is not None and not 0 <= self.max_text_overlap <= 1:
+            raise SettingsError(f"max_text_overlap must be in [0, 1], got {self.max_text_overlap}")
+        if self.init not in INITS:
+            raise SettingsError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
         if self.allocation_power is not None and not 0 <= self.allocation_power <= 1:
             raise SettingsError(f"allocation_power must be in [0, 1], got {self.allocation_power}")
         for name in ("lr", "lr_adjacency", "lr_labels", "inner_lr", "ridge"):

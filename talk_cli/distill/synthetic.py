@@ -115,6 +115,48 @@ def initial_embeddings(
     return embeddings.cpu(), tokens["attention_mask"].long()
 
 
+def vocabulary_ids(lm: LanguageModel) -> torch.Tensor:
+    """The ids a vocabulary start draws from: every token but the special ones and the bracketed
+    placeholders some vocabularies reserve (BERT's `[unused12]`), whose embeddings were never trained."""
+    special = set(lm.tokenizer.all_special_ids)
+    placeholders = {i for token, i in lm.tokenizer.get_vocab().items() if token[:1] + token[-1:] in ("[]", "<>")}
+    size = lm.embeddings.weight.shape[0]
+    return torch.tensor([i for i in range(size) if i not in special and i not in placeholders], dtype=torch.long)
+
+
+def special_frame(tokenizer) -> tuple[list[int], list[int]]:
+    """The special token ids the tokenizer puts before and after any text's tokens."""
+    framed = tokenizer("a")["input_ids"]
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    start = next(i for i in range(len(framed) - len(plain) + 1) if framed[i : i + len(plain)] == plain)
+    return framed[:start], framed[start + len(plain) :]
+
+
+def vocabulary_embeddings(lm: LanguageModel, n: int, seq_len: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`n` sequences of `seq_len` input embeddings that read no training text: tokens drawn uniformly
+    from the LM's vocabulary with `seed`, framed by the special tokens its tokenizer adds to any
+    text ([CLS] ... [SEP] for BERT), every position attended."""
+    generator = torch.Generator().manual_seed(seed)
+    pool = vocabulary_ids(lm)
+    prefix, suffix = special_frame(lm.tokenizer)
+    body = seq_len - len(prefix) - len(suffix)
+    if body < 1:
+        raise SettingsError(f"--seq-len {seq_len} leaves no room for a token beside the LM's special tokens")
+    drawn = pool[torch.randint(len(pool), (n, body), generator=generator)]
+    ids = torch.cat([torch.tensor(prefix).expand(n, -1), drawn, torch.tensor(suffix).expand(n, -1)], dim=1).long()
+    with torch.no_grad():
+        embeddings = lm.embeddings(ids.to(lm.embeddings.weight.device)).float()
+    return embeddings.cpu(), torch.ones(ids.shape, dtype=torch.long)
+
+
+def starting_embeddings(init: str, texts: list[str], lm: LanguageModel, seq_len: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where a learned set's token sequences start (`init`, one of settings.INITS): the seed
+    nodes' `texts`, or tokens drawn from the vocabulary, one sequence per text."""
+    if init == "vocab":
+        return vocabulary_embeddings(lm, len(texts), seq_len, seed)
+    return initial_embeddings(texts, lm, seq_len)
+
+
 def knn_adjacency(features: torch.Tensor, k: int) -> torch.Tensor:
     """Symmetric 0/1 graph joining each node to its k most cosine-similar others."""
     n = features.shape[0]
