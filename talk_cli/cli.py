@@ -97,7 +97,7 @@ def distill(**options) -> None:
     if options["out"] is None:
         raise SettingsError("give --out, the bundle directory to write")
     out = options["out"]
-    check_target(out, options["force"])  # before encoding, not after it
+    replacing = check_target(out, options["force"])  # before encoding, not after it
     check_shardable(settings)
     prepared = prepare(options, options["model"], settings.pooling, EncodeSettings(max_length=settings.max_length))
     if distributed.rank() != 0 and not METHODS[settings.method].learns:
@@ -117,7 +117,7 @@ def distill(**options) -> None:
         bundle, outcome = pipeline.distill(prepared, settings, out, options["force"], options["resume"], on_progress, command_line, options["license"])
     if distributed.rank() != 0:
         return  # rank 0 wrote the bundle and reports
-    say(options["quiet"], *distill_lines(settings, bundle, outcome, out, prepared.tag.name))
+    say(options["quiet"], *distill_lines(settings, bundle, outcome, out, prepared.tag.name, replacing))
     if options["as_json"]:
         emit_json(distill_payload(prepared, settings, recipe, bundle, outcome, out))
 

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal, Optional
 import typer
 
 from talk_cli import __version__, distributed
-from talk_cli.console import stderr
+from talk_cli.console import error_line, printable, stderr
 from talk_cli.data.importer import Columns
 from talk_cli.device import DEVICES
 from talk_cli.encode.lm import DEFAULT_POOLING
@@ -48,10 +48,10 @@ def reports_errors(command: Callable) -> Callable:
         try:
             return command(*args, **kwargs)
         except TalkError as err:
-            stderr.print(f"[bold red]error:[/] {err}")
+            stderr.print(error_line(str(err)))
             raise typer.Exit(USAGE_ERROR) from None
         except KeyboardInterrupt as err:
-            stderr.print(f"interrupted: {err}" if str(err) else "interrupted (nothing was written)")
+            stderr.print(printable(f"interrupted: {err}") if str(err) else "interrupted (nothing was written)")
             raise typer.Exit(130) from None
 
     return wrapper

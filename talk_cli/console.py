@@ -11,8 +11,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-stderr = Console(stderr=True, soft_wrap=True, highlight=False)
+# Every console prints text as it is: user strings (paths, column and class names, labels, decoded
+# tokens) are never read as Rich markup, and style is given to our own words only, as `Text` styles.
+stderr = Console(stderr=True, soft_wrap=True, highlight=False, markup=False, emoji=False)
 TIMES = (TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+
+
+def printable(text: str) -> str:
+    """`text` with control characters written as escapes (a newline as \\n, an ESC as \\x1b), so
+    that a user string can neither break a one-line message nor drive the terminal."""
+    return "".join(char if char.isprintable() or char == " " else repr(char)[1:-1] for char in str(text))
+
+
+def error_line(message: str) -> Text:
+    return Text.assemble(("error:", "bold red"), " ", printable(message))
 DATASET_NOTES = {
     "empty_texts": "node(s) with empty text (encoded as empty strings)",
     "self_loops_dropped": "self-loop(s) dropped",
@@ -31,8 +43,8 @@ def progress_bar(description: str, total: int, quiet: bool, fields: str = "", **
     if quiet or not stderr.is_terminal or total == 0:
         yield lambda *args, **kwargs: None
         return
-    extra = (TextColumn(fields),) if fields else ()
-    bar = Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), *extra, *TIMES, console=stderr, transient=True)
+    extra = (TextColumn(fields, markup=False),) if fields else ()
+    bar = Progress(TextColumn(printable(description), markup=False), BarColumn(), MofNCompleteColumn(), *extra, *TIMES, console=stderr, transient=True)
     task = bar.add_task(description, total=total, **initial)
 
     def update(advance=0, completed=None, **values) -> None:
@@ -50,7 +62,7 @@ def progress_bar(description: str, total: int, quiet: bool, fields: str = "", **
 def say(quiet: bool, *lines: str) -> None:
     """Print each line on stderr, unless quiet."""
     for line in () if quiet else lines:
-        stderr.print(line)
+        stderr.print(printable(line))
 
 
 def report_dataset(tag, quiet: bool) -> None:
@@ -62,21 +74,21 @@ def report_dataset(tag, quiet: bool) -> None:
     )
     for key, text in DATASET_NOTES.items():
         if tag.notes.get(key):
-            stderr.print(f"  note: {tag.notes[key]} {text}")
+            stderr.print(printable(f"  note: {tag.notes[key]} {text}"))
 
 
 def render_summary(summary: dict) -> None:
-    out = Console(highlight=False, soft_wrap=True)
+    out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
 
     def section(title: str, rows: dict) -> None:
-        table = Table(title=title, show_header=False, title_justify="left", title_style="bold")
+        table = Table(title=Text(printable(title)), show_header=False, title_justify="left", title_style="bold")
         table.add_column(style="cyan")
         table.add_column(overflow="fold")
         for key, value in rows.items():
-            table.add_row(str(key), value if isinstance(value, str) else json.dumps(value))
+            table.add_row(Text(printable(key)), Text(printable(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))))
         out.print(table)
 
-    out.print(Text(summary["real_text"], style="bold"))
+    out.print(Text(printable(summary["real_text"]), style="bold"))
     synthetic = dict(summary["synthetic"])
     class_counts = synthetic.pop("class_counts")
     section(f"bundle (format {summary['format_version']}, talk_cli {summary['tool_version']}, {summary['created']})", synthetic)
@@ -88,7 +100,7 @@ def render_summary(summary: dict) -> None:
     if summary["evaluation"]:
         section("evaluation", summary["evaluation"])
     if "verified" in summary:
-        out.print("[bold green]verified:[/]")
+        out.print(Text("verified:", style="bold green"))
         for check in summary["verified"]:
             out.print(f"  ok  {check}")
     if "decoded" in summary:
@@ -96,7 +108,7 @@ def render_summary(summary: dict) -> None:
         for column in ("node", "class", "tokens"):
             table.add_column(column)
         for row in summary["decoded"]:
-            table.add_row(str(row["node"]), row["class"], row["tokens"])
+            table.add_row(str(row["node"]), Text(printable(row["class"])), Text(printable(row["tokens"])))
         out.print(table)
     if "privacy" in summary:
         table = Table(title="what each synthetic node reveals (decoded, compared with every real text)", title_justify="left", title_style="bold")
@@ -104,10 +116,10 @@ def render_summary(summary: dict) -> None:
             table.add_column(column)
         for row in summary["privacy"]["nodes"]:
             table.add_row(
-                str(row["node"]), Text(row["label"]), f"{row['ngram_overlap']:.0%}", f"{row['position_match']:.0%}", str(row["closest_node"]),
-                f"{row['token_distance']:.2f}", Text(row["decoded"]),
+                str(row["node"]), Text(printable(row["label"])), f"{row['ngram_overlap']:.0%}", f"{row['position_match']:.0%}", str(row["closest_node"]),
+                f"{row['token_distance']:.2f}", Text(printable(row["decoded"])),
             )
         out.print(table)
-        out.print(Text(summary["privacy"]["line"]))
+        out.print(Text(printable(summary["privacy"]["line"])))
     if "plot" in summary:
-        out.print(f"plot: {summary['plot']}")
+        out.print(Text(printable(f"plot: {summary['plot']}")))

@@ -16,3 +16,7 @@ class SettingsError(TalkError):
 
 class ModelError(TalkError):
     """A language model that cannot be found or loaded."""
+
+
+class OutputError(TalkError):
+    """An output that cannot be written where the user asked (a read-only folder, a parent that is a file)."""

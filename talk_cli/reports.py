@@ -51,7 +51,7 @@ def settings_lines(settings: DistillSettings, recipe, dataset: str, given: list[
     return lines
 
 
-def distill_lines(settings: DistillSettings, bundle, outcome: DistillOutcome, out: Path, dataset: str) -> list[str]:
+def distill_lines(settings: DistillSettings, bundle, outcome: DistillOutcome, out: Path, dataset: str, replaced: bool = False) -> list[str]:
     learned = METHODS[settings.method].learns
     ratio = f"ratio {settings.ratio} of {bundle.dataset.num_train} training nodes" if settings.size is None else "size given"
     # With the feature-to-token warm start, step 0 is that fitted set, not the seed nodes: often the best.
@@ -67,7 +67,7 @@ def distill_lines(settings: DistillSettings, bundle, outcome: DistillOutcome, ou
         )
     if bundle.privacy:
         lines.append(privacy_sentence(bundle.privacy, bundle.num_synthetic))
-    return [*lines, f"bundle: {out}"]
+    return [*lines, f"bundle: {out}" + (" (replaced the bundle that was there)" if replaced else "")]
 
 
 def distill_payload(prepared: Prepared, settings: DistillSettings, recipe, bundle, outcome: DistillOutcome, out: Path) -> dict[str, Any]:
@@ -116,7 +116,7 @@ def evaluate_lines(evaluation: Evaluation, payload: dict[str, Any], settings: Ev
 def import_lines(report: ImportReport, nodes: Path) -> list[str]:
     names = report.label_names
     lines = [
-        f"{report.out}: {report.num_nodes} nodes, {len(names)} classes ({', '.join(names[:8])}{', ...' if len(names) > 8 else ''}), "
+        f"{'replaced ' if report.replaced else ''}{report.out}: {report.num_nodes} nodes, {len(names)} classes ({', '.join(names[:8])}{', ...' if len(names) > 8 else ''}), "
         f"{report.num_edges} edge rows"
     ]
     if report.dropped_edges:

@@ -60,8 +60,8 @@ def test_written_bundle_conforms_to_the_documented_spec(tmp_path):
     write_bundle(make_bundle(n=5, seq_len=3, hidden=16, num_classes=3, soft=True), tmp_path / "b")
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["README.md", "manifest.yaml", "synthetic.safetensors"]
     manifest = yaml.safe_load((tmp_path / "b" / "manifest.yaml").read_text())
-    # evaluation is absent until evaluated; made is what `talk distill` records (this bundle was built in Python)
-    assert set(manifest) == set(example) - {"evaluation", "made"}
+    # evaluation is absent until evaluated; made and privacy are what `talk distill` records (this bundle was built in Python)
+    assert set(manifest) == set(example) - {"evaluation", "made", "privacy"}
     for section in ("tool", "dataset", "lm", "distillation", "tensors", "card"):
         assert set(manifest[section]) == set(example[section]), section
     sizes = {"n": 5, "L": 3, "h": 16, "e": 16, "C": 3}

@@ -173,10 +173,24 @@ def check_sha256(file: Path, expected: str) -> None:
         raise ChecksumError(f"{file}: sha256 {actual[:16]}… does not match the manifest's {expected[:16]}…")
 
 
-def check_target(path: Path, force: bool) -> None:
-    """Refuse to write over an existing `path` unless forced (callers check early, before long work)."""
-    if Path(path).exists() and not force:
+def check_target(path: Path, force: bool) -> bool:
+    """Whether `path` exists and will be replaced: only when forced, and only a bundle holding
+    nothing but a bundle's files (anything else there is the user's). Callers check early, before
+    long work."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return False
+    if not force:
         raise BundleExistsError(f"{path} already exists (pass --force to replace it)")
+    if path.is_symlink() or not (path / spec.MANIFEST_FILE).is_file():
+        raise BundleExistsError(f"{path} exists and is not a bundle; refusing to replace it")
+    others = sorted(p.name for p in path.iterdir() if p.name not in (spec.MANIFEST_FILE, spec.TENSOR_FILE, CARD_FILE))
+    if others:
+        raise BundleExistsError(
+            f"{path} holds files that are not a bundle's ({', '.join(map(repr, others[:5]))}{', ...' if len(others) > 5 else ''}); "
+            "refusing to replace it: move them, or choose another --out"
+        )
+    return True
 
 
 def write_bundle(bundle: Bundle, path: Path, force: bool = False) -> Path:
@@ -187,8 +201,6 @@ def write_bundle(bundle: Bundle, path: Path, force: bool = False) -> Path:
     """
     path = Path(path)
     check_target(path, force)
-    if path.exists() and not (path / spec.MANIFEST_FILE).is_file():
-        raise BundleExistsError(f"{path} exists and is not a bundle; refusing to replace it")
     with staged_directory(path) as staging:
         tensors = {name: t.detach().cpu().contiguous() for name, t in bundle.tensors().items()}
         atomic_write_bytes(staging / spec.TENSOR_FILE, save(tensors))

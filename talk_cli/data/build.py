@@ -19,7 +19,8 @@ def check_training_classes(labels: torch.Tensor, train_mask: torch.Tensor, label
         if n_all > 0 and n_train == 0:
             raise DataError(
                 f"{where}: class {cls} ({label_names[cls]!r}) has {n_all} node(s) but no training node; "
-                "a classifier cannot learn it (change the split)"
+                "a classifier cannot learn it; change the split: another --split-seed or --split-fractions, or a split.json "
+                "in the folder that puts one of its nodes in 'train'"
             )
     return int((total == 0).sum())
 
