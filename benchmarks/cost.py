@@ -30,6 +30,7 @@ from common import run_header, run_json, write_section  # noqa: E402
 
 VARIANTS = {  # name -> extra `talk distill` options
     "talk (recipe)": [],
+    "talk, text start (recipe, --init texts)": ["--init", "texts"],
     "talk (defaults: --recipe none)": ["--recipe", "none"],
     "kernel-features (recipe)": ["--method", "kernel-features"],
 }

@@ -20,16 +20,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import typer  # noqa: E402
 
-from talk_cli import distributed  # noqa: E402
 from talk_cli.cli_options import DATASET, EVAL_DEFAULTS, IMPORT_COLUMNS, app, command, emit_json, given, load_lm, option, quiet_transformers, reports_errors, settings_options, stop_at_step_boundary  # noqa: E402
 from talk_cli.console import progress_bar, render_summary, report_dataset, say  # noqa: E402
 from talk_cli.bundle.card import DEFAULT_LICENSE  # noqa: E402
-from talk_cli.data.importer import Columns  # noqa: E402
+from talk_cli.data.columns import Columns  # noqa: E402
 from talk_cli.distill.settings import DistillSettings  # noqa: E402
-from talk_cli.encode.encoder import EncodeSettings  # noqa: E402
-from talk_cli.encode.lm import DEFAULT_POOLING, POOLINGS  # noqa: E402
+from talk_cli.encode.settings import DEFAULT_POOLING, POOLINGS, EncodeSettings  # noqa: E402
 from talk_cli.errors import SettingsError, TalkError  # noqa: E402
-from talk_cli.gnn.train import PROTOCOLS, EvalSettings  # noqa: E402
+from talk_cli.gnn.settings import PROTOCOLS, EvalSettings  # noqa: E402
 
 
 def prepare(options: dict, model: str | None, pooling: str, encode: EncodeSettings, features_path=None, force=False):
@@ -63,6 +61,8 @@ FORCE = option("force", bool, False, "--force", help="Replace an existing output
 )  # fmt: skip
 def encode(**options) -> None:
     """Encode every node text with the LM into a reusable features cache."""
+    from talk_cli import distributed
+
     settings = EncodeSettings(**{k: v for k, v in given(options, EncodeSettings).items() if v is not None})
     prepared = prepare(options, options["model"], options["pooling"], settings, options["out"], options["force"])
     if distributed.rank() == 0 and options["as_json"]:
@@ -82,7 +82,7 @@ def encode(**options) -> None:
 )  # fmt: skip
 def distill(**options) -> None:
     """Distil a dataset into a synthetic-graph bundle with TaLK (or a baseline)."""
-    from talk_cli import pipeline
+    from talk_cli import distributed, pipeline
     from talk_cli.bundle.bundle import check_target
     from talk_cli.distill import METHODS, TOKEN_PHASE
     from talk_cli.distill.loop import check_shardable
@@ -143,7 +143,7 @@ def evaluate(**options) -> None:
     % of full compares with the cached --full reference of the same protocol and training settings
     (any number of runs); a joint result is also shown against the frozen-LM (gnn) reference.
     """
-    from talk_cli import pipeline
+    from talk_cli import distributed, pipeline
     from talk_cli.bundle import load_bundle
     from talk_cli.evaluate import result_payload, training_defaults, write_back
     from talk_cli.reports import evaluate_lines

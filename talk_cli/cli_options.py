@@ -18,13 +18,12 @@ from typing import Annotated, Any, Literal, Optional
 
 import typer
 
-from talk_cli import __version__, distributed
+from talk_cli import __version__
 from talk_cli.console import error_line, printable, stderr
-from talk_cli.data.importer import Columns
+from talk_cli.data.columns import Columns
 from talk_cli.device import DEVICES
-from talk_cli.encode.lm import DEFAULT_POOLING
-from talk_cli.gnn.train import TRAINING_DEFAULTS
-from talk_cli.distill.loop import StopRequested
+from talk_cli.encode.settings import DEFAULT_POOLING
+from talk_cli.gnn.settings import TRAINING_DEFAULTS
 from talk_cli.errors import TalkError
 
 app = typer.Typer(
@@ -86,6 +85,8 @@ def command(*fixed: inspect.Parameter, generated: list[inspect.Parameter] = ()) 
     def register(function: Callable) -> Callable:
         @functools.wraps(function)
         def quiet_unless_rank_0(**options: Any) -> None:
+            from talk_cli import distributed
+
             if "quiet" in options and distributed.rank() != 0:
                 options["quiet"] = True  # under torchrun, rank 0 speaks for all
             return function(**options)
@@ -111,6 +112,9 @@ def stop_at_step_boundary():
         asked.append(True)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         stderr.print("stopping after this step, with a checkpoint (Ctrl-C again: stop at once, without one)")
+
+    from talk_cli import distributed
+    from talk_cli.distill.loop import StopRequested
 
     def check() -> None:
         if distributed.any_rank(bool(asked)):  # under torchrun every rank stops at the same step

@@ -3,28 +3,32 @@
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
-
-import torch
+from typing import TYPE_CHECKING, NamedTuple
 
 from talk_cli.errors import SettingsError
 
+if TYPE_CHECKING:
+    import torch
+
 
 class DType(NamedTuple):
-    torch: torch.dtype
+    name: str  # torch's name of it
     safetensors: str  # the code safetensors reports for it
+    size: int  # bytes per element
 
     @property
-    def size(self) -> int:
-        return self.torch.itemsize
+    def torch(self) -> torch.dtype:
+        import torch  # here, not above: the CLI's options name dtypes before torch is needed
+
+        return getattr(torch, self.name)
 
 
 # Every dtype the tool names: in files (bundle tensors, features cache) and for --dtype.
 DTYPES = {
-    "float32": DType(torch.float32, "F32"),
-    "float16": DType(torch.float16, "F16"),
-    "bfloat16": DType(torch.bfloat16, "BF16"),
-    "int64": DType(torch.int64, "I64"),
+    "float32": DType("float32", "F32", 4),
+    "float16": DType("float16", "F16", 2),
+    "bfloat16": DType("bfloat16", "BF16", 2),
+    "int64": DType("int64", "I64", 8),
 }
 COMPUTE_DTYPES = ("float32", "float16", "bfloat16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -38,6 +42,8 @@ def processes_on_this_machine() -> int:
 def resolve_device(choice: str) -> torch.device:
     """'auto' picks CUDA when this machine has a GPU for each of its processes (NCCL gives every
     rank a GPU of its own), else the CPU; 'cuda' without them is an error."""
+    import torch
+
     if choice not in DEVICES:
         raise SettingsError(f"--device must be auto, cpu or cuda, got {choice!r}")
     if choice == "cpu":
@@ -67,6 +73,8 @@ def device_name(device: torch.device) -> str:
     """What the work ran on, in words: the GPU's name, else the CPU model (as /proc/cpuinfo or
     the platform names it)."""
     if device.type == "cuda":
+        import torch
+
         return torch.cuda.get_device_name(device)
     import platform
 
@@ -82,6 +90,7 @@ def environment(device: torch.device) -> dict[str, str]:
     """The device and the library versions a result was computed with (bundle manifests record it)."""
     import platform
 
+    import torch
     import transformers
 
     from talk_cli.version import __version__

@@ -31,7 +31,7 @@ from talk_cli.data.split import SplitSpec
 from talk_cli import distributed
 from talk_cli.device import processes_on_this_machine, resolve_device
 from talk_cli.encode import EncodeResult, EncodeSettings, LanguageModel, encode_tag, load_language_model
-from talk_cli.encode.lm import DEFAULT_POOLING
+from talk_cli.encode.settings import DEFAULT_POOLING
 from talk_cli.errors import SettingsError
 from talk_cli.evaluate import EvalSettings, Evaluation, check_match, run_evaluation
 from talk_cli.provenance import Provenance

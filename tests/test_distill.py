@@ -40,8 +40,10 @@ def demo_features(demo, tiny_lm):
 
 def settings(**change) -> DistillSettings:
     """A small run of the KRR loop on the tokens alone (no warm start, KRR selection), which is what
-    most tests here examine; the tests of the warm start and of GCN selection turn them on."""
-    base = dict(size=10, ratio=None, steps=6, seq_len=8, eval_every=2, lm_chunk=3, krr_batch=0, structure="identity", invert_steps=0, select="krr", patience=0)
+    most tests here examine; the tests of the warm start and of GCN selection turn them on. The
+    tokens start from the seed texts: without the warm start, a start from random vocabulary tokens
+    gives the loop little to improve on a tiny random LM."""
+    base = dict(size=10, ratio=None, steps=6, seq_len=8, eval_every=2, lm_chunk=3, krr_batch=0, structure="identity", invert_steps=0, select="krr", patience=0, init="texts")
     return DistillSettings(**(base | change))
 
 
@@ -93,14 +95,18 @@ def test_a_class_floor_gives_small_classes_more_when_the_budget_allows():
         settings(min_class_nodes=0)
 
 
-def test_initialisation_uses_real_training_texts_per_class(demo, tiny_lm, demo_features):
-    distiller = Distiller(demo, tiny_lm, demo_features, settings(), CPU)
+def test_initialisation_seeds_each_class_from_its_training_nodes_and_reads_their_texts_only_when_asked(demo, tiny_lm, demo_features):
+    distiller = Distiller(demo, tiny_lm, demo_features, settings(init="texts"), CPU)
     assert distiller.counts == class_allocation(demo, settings())
     assert bool(demo.train_mask[distiller.seed_nodes].all())
     assert torch.equal(distiller.synthetic.labels, demo.labels[distiller.seed_nodes])
     first = tiny_lm.tokenizer(demo.texts[int(distiller.seed_nodes[0])], truncation=True, max_length=8)["input_ids"]
     expected = tiny_lm.embeddings(torch.tensor(first))
     assert torch.allclose(distiller.synthetic.representation.embeddings[0, : len(first)], expected)
+    private = Distiller(demo, tiny_lm, demo_features, settings(init="vocab"), CPU)  # the default start
+    assert torch.equal(private.seed_nodes, distiller.seed_nodes) and torch.equal(private.synthetic.labels, distiller.synthetic.labels)
+    start = private.synthetic.representation.embeddings[0, : len(first)]
+    assert not torch.allclose(start, expected) and private.synthetic.representation.mask.all()
 
 
 def test_gradient_injection_equals_full_backpropagation(demo, tiny_lm, demo_features):

@@ -74,6 +74,8 @@ def test_distilling_cora_at_one_percent(tmp_path):
     summary = json.loads(result.stdout)
     assert summary["num_synthetic"] == 16 and summary["recipe"].endswith("cora.yaml")
     assert summary["val_accuracy"] > 0.85, summary
+    privacy = summary["privacy"]  # the default start reads no text: decoded, the bundle holds none
+    assert privacy["start"] == "vocab" and privacy["mean_ngram_overlap"] <= 0.05 and privacy["max_ngram_overlap"] <= 0.25, privacy
     inspected = run_cli("inspect", out, "--verify", "--decode", "--json")
     assert inspected.exit_code == 0, inspected.output
     decoded = json.loads(inspected.stdout)["decoded"]

@@ -16,3 +16,20 @@ def test_the_stages_import_only_downwards():
     done = subprocess.run([command, "--no-cache"], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "1 kept, 0 broken" in done.stdout
+
+
+def test_help_version_and_argument_errors_import_neither_torch_nor_transformers():
+    """`talk --help` answers at once: the options are generated from settings modules that import
+    no torch, and every heavy import waits until a command runs."""
+    probe = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from talk_cli.cli import app\n"
+        "codes = [CliRunner().invoke(app, args).exit_code for args in (['--help'], ['--version'], ['distill', '--help'],\n"
+        "         ['evaluate', '--help'], ['inspect', '--help'], ['import', '--help'], ['distill', '--method', 'nonsense'])]\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'pandas', 'sklearn', 'torch_geometric', 'peft') if m in sys.modules)\n"
+        "print(codes, heavy)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[0, 0, 0, 0, 0, 0, 2] []", done.stdout

@@ -1,6 +1,15 @@
 """Stage 5: the distilled-graph bundle (docs/bundle-format.md)."""
 
-from talk_cli.bundle.bundle import Bundle, DatasetInfo, DistillationInfo, LMInfo, load_bundle, write_bundle
-from talk_cli.bundle.errors import BundleError
+from talk_cli.lazy import lazy_exports
 
-__all__ = ["Bundle", "BundleError", "DatasetInfo", "DistillationInfo", "LMInfo", "load_bundle", "write_bundle"]
+EXPORTS = {
+    "Bundle": "talk_cli.bundle.bundle",
+    "DatasetInfo": "talk_cli.bundle.bundle",
+    "DistillationInfo": "talk_cli.bundle.bundle",
+    "LMInfo": "talk_cli.bundle.bundle",
+    "load_bundle": "talk_cli.bundle.bundle",
+    "write_bundle": "talk_cli.bundle.bundle",
+    "BundleError": "talk_cli.bundle.errors",
+}
+__all__ = list(EXPORTS)
+__getattr__ = lazy_exports(__name__, EXPORTS)

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import torch
 import yaml
-
-from talk_cli.bundle.describe import graph_stats, structure
 
 if TYPE_CHECKING:
     from talk_cli.bundle.bundle import Bundle
@@ -96,7 +93,9 @@ def render_card(bundle: Bundle, manifest: dict[str, Any]) -> str:
     dataset, lm, distillation, made = manifest["dataset"], manifest["lm"], manifest["distillation"], manifest.get("made", {})
     license = bundle.license
     settings = {k: v for k, v in distillation["settings"].items() if k not in ("run", "nodes")}
-    counts = torch.bincount(bundle.labels.cpu(), minlength=dataset["num_classes"]).tolist()
+    from talk_cli.bundle.describe import graph_stats, structure  # here: the CLI names DEFAULT_LICENSE before torch is needed
+
+    counts = bundle.labels.cpu().bincount(minlength=dataset["num_classes"]).tolist()
     per_class = ", ".join(f"{name} {count}" for name, count in zip(dataset["label_names"], counts))
     denominator = distillation.get("ratio_denominator", dataset["num_train"])
     ratio = (

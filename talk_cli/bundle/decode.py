@@ -21,11 +21,18 @@ def check_embedding_size(bundle: Bundle, lm: LanguageModel) -> None:
 ROWS_AT_ONCE = 4096  # embedding rows compared with the whole vocabulary at once (bounds memory)
 
 
-def nearest_token_ids(rows: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """The id of the vocabulary row of `table` nearest (by cosine similarity) to each of `rows`."""
-    unit_table = torch.nn.functional.normalize(table, dim=1)
-    parts = [(torch.nn.functional.normalize(part, dim=1) @ unit_table.T).argmax(dim=1) for part in rows.split(ROWS_AT_ONCE)]
-    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
+def nearest_token_ids(rows: torch.Tensor, table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each of `rows`, the id of the vocabulary row of `table` nearest by cosine similarity
+    (what decoding reads), and the Euclidean distance to the row nearest by distance; both from
+    one product with the table."""
+    table_norms = table.norm(dim=1)
+    ids, distances = [torch.zeros(0, dtype=torch.long)], [torch.zeros(0)]
+    for part in rows.split(ROWS_AT_ONCE):
+        product = part @ table.T
+        ids.append((product / table_norms.clamp(min=1e-12)).argmax(dim=1))  # a row's own norm does not change its argmax
+        squared = part.pow(2).sum(dim=1, keepdim=True) + table_norms.pow(2) - 2 * product
+        distances.append(squared.min(dim=1).values.clamp(min=0).sqrt())
+    return torch.cat(ids), torch.cat(distances)
 
 
 def attended_rows(bundle: Bundle) -> tuple[torch.Tensor, list[int]]:
@@ -38,7 +45,7 @@ def nearest_tokens(bundle: Bundle, lm: LanguageModel) -> list[list[str]]:
     """For each synthetic node, the tokens (by cosine similarity) of its attended positions."""
     check_embedding_size(bundle, lm)
     rows, counts = attended_rows(bundle)
-    ids = nearest_token_ids(rows, lm.embeddings.weight.detach().float().cpu())
+    ids, _ = nearest_token_ids(rows, lm.embeddings.weight.detach().float().cpu())
     return [lm.tokenizer.convert_ids_to_tokens(part.tolist()) for part in ids.split(counts)]
 
 

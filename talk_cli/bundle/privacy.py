@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from talk_cli.bundle.bundle import Bundle
-from talk_cli.bundle.decode import ROWS_AT_ONCE, attended_rows, check_embedding_size, nearest_token_ids
+from talk_cli.bundle.decode import attended_rows, check_embedding_size, nearest_token_ids
 from talk_cli.encode.lm import LanguageModel
 
 NGRAM = 4
@@ -121,9 +121,9 @@ def measure_exposure(bundle: Bundle, lm: LanguageModel, texts: list[str]) -> Exp
     table = lm.embeddings.weight.detach().float().cpu()
     spacing = token_spacing(table)
     rows, counts = attended_rows(bundle)
-    ids = nearest_token_ids(rows, table)
+    ids, nearest = nearest_token_ids(rows, table)
+    nearest = nearest / spacing
     keep = ~torch.isin(ids, torch.tensor(sorted(set(lm.tokenizer.all_special_ids)), dtype=torch.long))
-    nearest = torch.cat([torch.cdist(part, table).min(dim=1).values for part in rows.split(ROWS_AT_ONCE)]) / spacing
     length = bundle.token_embeddings.shape[1]
     decoded_ids = torch.full((len(counts), length), -1, dtype=torch.long)  # attended positions first, as the mask holds them
     kept = torch.zeros(len(counts), length, dtype=torch.bool)

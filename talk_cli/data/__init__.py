@@ -1,9 +1,14 @@
 """Stage 1: text-attributed graphs (TAGs) and their loaders."""
 
-from talk_cli.data.demo import make_demo_tag
-from talk_cli.data.folder import load_tag_folder
-from talk_cli.data.resolve import load_tag, resolve_data_root
-from talk_cli.data.split import SplitSpec
-from talk_cli.data.tag import TAG
+from talk_cli.lazy import lazy_exports
 
-__all__ = ["TAG", "SplitSpec", "load_tag", "load_tag_folder", "make_demo_tag", "resolve_data_root"]
+EXPORTS = {
+    "make_demo_tag": "talk_cli.data.demo",
+    "load_tag_folder": "talk_cli.data.folder",
+    "load_tag": "talk_cli.data.resolve",
+    "resolve_data_root": "talk_cli.data.resolve",
+    "SplitSpec": "talk_cli.data.split",
+    "TAG": "talk_cli.data.tag",
+}
+__all__ = list(EXPORTS)
+__getattr__ = lazy_exports(__name__, EXPORTS)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from talk_cli.atomic import staged_directory
+from talk_cli.data.columns import Columns
 from talk_cli.data.folder import load_tag_folder
 from talk_cli.data.split import SplitSpec
 from talk_cli.errors import DataError
@@ -32,17 +33,6 @@ READERS = {
 }
 WRITTEN_FILES = ("nodes.jsonl", "edges.csv", "labels.txt")  # what `talk import` writes, and all it may replace
 NUMBER = re.compile(r"-?[0-9]+")
-
-
-@dataclass(frozen=True)
-class Columns:
-    """Which columns of the two tables hold what."""
-
-    id: str = "id"
-    text: tuple[str, ...] = ("text",)
-    label: str = "label"
-    source: str = "src"
-    target: str = "dst"
 
 
 @dataclass

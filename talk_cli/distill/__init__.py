@@ -1,25 +1,23 @@
 """Stage 4: distillation of a TAG into a synthetic graph (TaLK, kernel-features, coresets)."""
 
-from talk_cli.distill.loop import TOKEN_PHASE, WARM_START_PHASES, DistillOutcome, Distiller, Interrupted, StepReport, StopRequested
-from talk_cli.distill.methods import METHODS, Method
-from talk_cli.distill.run import make_bundle, run_distillation
-from talk_cli.distill.settings import DistillSettings, chosen_recipe, resolve_settings
-from talk_cli.distill.warm_start import distill
+from talk_cli.lazy import lazy_exports
 
-__all__ = [
-    "METHODS",
-    "DistillOutcome",
-    "DistillSettings",
-    "Distiller",
-    "Interrupted",
-    "Method",
-    "StepReport",
-    "StopRequested",
-    "TOKEN_PHASE",
-    "WARM_START_PHASES",
-    "chosen_recipe",
-    "distill",
-    "make_bundle",
-    "resolve_settings",
-    "run_distillation",
-]
+EXPORTS = {
+    "TOKEN_PHASE": "talk_cli.distill.loop",
+    "WARM_START_PHASES": "talk_cli.distill.loop",
+    "DistillOutcome": "talk_cli.distill.loop",
+    "Distiller": "talk_cli.distill.loop",
+    "Interrupted": "talk_cli.distill.loop",
+    "StepReport": "talk_cli.distill.loop",
+    "StopRequested": "talk_cli.distill.loop",
+    "METHODS": "talk_cli.distill.methods",
+    "Method": "talk_cli.distill.methods",
+    "make_bundle": "talk_cli.distill.run",
+    "run_distillation": "talk_cli.distill.run",
+    "DistillSettings": "talk_cli.distill.settings",
+    "chosen_recipe": "talk_cli.distill.settings",
+    "resolve_settings": "talk_cli.distill.settings",
+    "distill": "talk_cli.distill.warm_start",
+}
+__all__ = list(EXPORTS)
+__getattr__ = lazy_exports(__name__, EXPORTS)

@@ -16,7 +16,8 @@ from torch_geometric.nn import DenseGCNConv
 
 from talk_cli.data.tag import TAG
 from talk_cli.distill.settings import DistillSettings
-from talk_cli.encode.encoder import EncodeSettings, encode_texts
+from talk_cli.encode.encoder import encode_texts
+from talk_cli.encode.settings import EncodeSettings
 from talk_cli.encode.lm import LanguageModel, encode_embeddings
 from talk_cli.encode.lora import trainable_copy, trained_parameters
 

@@ -12,7 +12,8 @@ from talk_cli import distributed
 from talk_cli.data.tag import TAG
 from talk_cli.distill.settings import DistillSettings
 from talk_cli.distill.synthetic import SyntheticGraph
-from talk_cli.gnn.train import EvalSettings, RealNodes, synthetic_training, training_targets, validation_run
+from talk_cli.gnn.settings import EvalSettings
+from talk_cli.gnn.train import RealNodes, synthetic_training, training_targets, validation_run
 from talk_cli.graph import normalized_adjacency_dense, normalized_adjacency_sparse
 from talk_cli.kernel import KERNEL_DTYPE, RealGraphSide, RowShard, cross_kernel, krr_weights, synthetic_kernel
 

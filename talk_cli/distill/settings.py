@@ -12,11 +12,9 @@ from typing import Any
 import yaml
 
 from talk_cli.distill.methods import METHODS
-from talk_cli.encode.encoder import DEFAULT_MAX_LENGTH
-from talk_cli.encode.lm import DEFAULT_POOLING, POOLINGS
-from talk_cli.encode.lora import LORA_ALPHA, LORA_ALPHA_HELP, LORA_DROPOUT, LORA_DROPOUT_HELP, LORA_RANK_HELP, check_lora
+from talk_cli.encode.settings import DEFAULT_MAX_LENGTH, DEFAULT_POOLING, LORA_ALPHA, LORA_ALPHA_HELP, LORA_DROPOUT, LORA_DROPOUT_HELP, LORA_RANK_HELP, POOLINGS, check_lora
 from talk_cli.errors import SettingsError
-from talk_cli.kernel import LOSSES, VARIANTS, KernelSpec
+from talk_cli.kernel.spec import LOSSES, VARIANTS, KernelSpec
 from talk_cli.options import setting
 
 STRUCTURES = ("identity", "knn", "learned")

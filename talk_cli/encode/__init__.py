@@ -1,17 +1,18 @@
 """Stage 2: pooled LM features of every node text, cached on disk."""
 
-from talk_cli.encode.encoder import EncodeResult, EncodeSettings, encode_tag, encode_texts
-from talk_cli.encode.lm import LanguageModel, LMIdentity, encode_embeddings, load_language_model, mean_pool, pool
+from talk_cli.lazy import lazy_exports
 
-__all__ = [
-    "EncodeResult",
-    "EncodeSettings",
-    "LMIdentity",
-    "LanguageModel",
-    "encode_embeddings",
-    "encode_tag",
-    "encode_texts",
-    "load_language_model",
-    "mean_pool",
-    "pool",
-]
+EXPORTS = {
+    "EncodeResult": "talk_cli.encode.encoder",
+    "EncodeSettings": "talk_cli.encode.settings",
+    "encode_tag": "talk_cli.encode.encoder",
+    "encode_texts": "talk_cli.encode.encoder",
+    "LanguageModel": "talk_cli.encode.lm",
+    "LMIdentity": "talk_cli.encode.lm",
+    "encode_embeddings": "talk_cli.encode.lm",
+    "load_language_model": "talk_cli.encode.lm",
+    "mean_pool": "talk_cli.encode.lm",
+    "pool": "talk_cli.encode.lm",
+}
+__all__ = list(EXPORTS)
+__getattr__ = lazy_exports(__name__, EXPORTS)

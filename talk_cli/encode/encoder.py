@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save
 from talk_cli import distributed
 from talk_cli.atomic import atomic_write_bytes
 from talk_cli.data.tag import TAG
-from talk_cli.device import COMPUTE_DTYPES, resolve_dtype
+from talk_cli.device import resolve_dtype
 from talk_cli.encode.cache import (
     FEATURES_TENSOR,
     FeatureKey,
@@ -31,31 +31,10 @@ from talk_cli.encode.cache import (
     read_fresh_features,
 )
 from talk_cli.encode.lm import LanguageModel, check_length, pool
-from talk_cli.errors import SettingsError
-from talk_cli.options import setting
+from talk_cli.encode.settings import EncodeSettings
 from talk_cli.provenance import Provenance
 
 ProgressCallback = Callable[[int], None]  # called with the number of texts just finished
-
-
-DEFAULT_MAX_LENGTH = 128  # tokens per node text (longer texts are truncated)
-
-
-@dataclass(frozen=True)
-class EncodeSettings:
-    max_length: int = setting(DEFAULT_MAX_LENGTH, "Tokens per text (longer texts are truncated).")
-    batch_size: int = setting(32, "Texts per forward pass.")
-    dtype: str = setting("float32", "Compute dtype.", choices=COMPUTE_DTYPES)
-    chunk_size: int = setting(2048, "Nodes per resumable chunk of the features cache.")
-
-    def __post_init__(self) -> None:
-        if self.max_length < 2:
-            raise SettingsError(f"--max-length must be at least 2 (room for the special tokens), got {self.max_length}")
-        if self.batch_size < 1:
-            raise SettingsError(f"--batch-size must be positive, got {self.batch_size}")
-        if self.chunk_size < 1:
-            raise SettingsError(f"--chunk-size must be positive, got {self.chunk_size}")
-        resolve_dtype(self.dtype)
 
 
 @dataclass(frozen=True)

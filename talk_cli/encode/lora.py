@@ -11,26 +11,13 @@ import dataclasses
 import torch
 
 from talk_cli.encode.lm import LanguageModel
-from talk_cli.errors import ModelError, SettingsError
+from talk_cli.encode.settings import LORA_ALPHA, LORA_DROPOUT
+from talk_cli.errors import ModelError
 
-# The official TaLK code's LoRA (rank 4, alpha 8, dropout 0.05); rank 0 here fine-tunes every weight.
-LORA_ALPHA = 8.0
-LORA_DROPOUT = 0.05
-LORA_RANK_HELP = "LoRA rank of the LM's attention projections while it is fine-tuned (0: fine-tune every weight)."
-LORA_ALPHA_HELP = "LoRA scaling alpha (the adapters' update is scaled by alpha / rank)."
-LORA_DROPOUT_HELP = "Dropout on the LoRA adapters' input."
 # BERT-family names of the attention projections the official code adapts (query, key, value).
 # Other encoders fall back to peft's own table of target modules for their model type.
 ATTENTION_PROJECTIONS = ("query", "key", "value")
 
-
-def check_lora(rank: int, alpha: float, dropout: float) -> None:
-    if rank < 0:
-        raise SettingsError(f"--lora-rank must not be negative, got {rank}")
-    if not alpha > 0:
-        raise SettingsError(f"--lora-alpha must be positive, got {alpha}")
-    if not 0 <= dropout < 1:
-        raise SettingsError(f"--lora-dropout must be in [0, 1), got {dropout}")
 
 
 def trainable_copy(lm: LanguageModel, device: torch.device, rank: int = 0, alpha: float = LORA_ALPHA, dropout: float = LORA_DROPOUT) -> LanguageModel:

@@ -7,7 +7,8 @@ import torch
 
 from talk_cli.bundle import Bundle
 from talk_cli.data.tag import TAG
-from talk_cli.gnn.train import EvalSettings, RealNodes, Summary, Training, synthetic_training, train_runs, training_targets
+from talk_cli.gnn.settings import EvalSettings
+from talk_cli.gnn.train import RealNodes, Summary, Training, synthetic_training, train_runs, training_targets
 
 
 def bundle_targets(bundle: Bundle) -> torch.Tensor:

@@ -28,13 +28,15 @@ import torch
 
 from talk_cli.bundle import Bundle
 from talk_cli.data.tag import TAG
-from talk_cli.encode.encoder import EncodeSettings, encode_texts
+from talk_cli.encode.encoder import encode_texts
+from talk_cli.encode.settings import EncodeSettings
 from talk_cli.encode.lm import LanguageModel, encode_embeddings, pool
 from talk_cli.encode.lora import trainable_copy, trained_parameters
 from talk_cli.errors import SettingsError
 from talk_cli.evaluate.gnn import bundle_training, full_training
 from talk_cli.gnn.models import RECEPTIVE_HOPS, build_model
-from talk_cli.gnn.train import Choice, EvalSettings, RealNodes, Summary, Training, classification_loss, probe, selected_run
+from talk_cli.gnn.settings import EvalSettings
+from talk_cli.gnn.train import Choice, RealNodes, Summary, Training, classification_loss, probe, selected_run
 
 
 class JointRuns:

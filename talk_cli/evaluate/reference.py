@@ -18,7 +18,7 @@ import yaml
 
 from talk_cli.atomic import atomic_write_bytes
 from talk_cli.encode.cache import cache_dir
-from talk_cli.gnn.train import EvalSettings
+from talk_cli.gnn.settings import EvalSettings
 from talk_cli.provenance import Provenance
 
 

@@ -17,7 +17,7 @@ from talk_cli.errors import SettingsError
 from talk_cli.evaluate.gnn import evaluate_bundle, evaluate_full
 from talk_cli.evaluate.joint import evaluate_joint, evaluate_joint_full
 from talk_cli.evaluate.reference import cached_reference, reference_key, store_reference
-from talk_cli.gnn.train import EvalSettings, training_defaults
+from talk_cli.gnn.settings import EvalSettings, training_defaults
 from talk_cli.memory import peak_rss_mib
 from talk_cli.provenance import Provenance
 

@@ -7,9 +7,9 @@ import torch.nn.functional as F
 from torch_geometric.nn import APPNP, MLP, GCNConv, SAGEConv, SimpleConv
 
 from talk_cli.errors import SettingsError
+from talk_cli.gnn.settings import ARCHITECTURES
 from talk_cli.graph import Graph
 
-ARCHITECTURES = ("gcn", "sgc", "appnp", "sage", "mlp")
 # Propagation steps of each model: how far a node's output reaches (its K-hop neighbourhood).
 RECEPTIVE_HOPS = {"gcn": 2, "sgc": 2, "appnp": 10, "sage": 2, "mlp": 0}
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("mse", "ce")
 
 
 def krr_weights(k_ss: torch.Tensor, y_s: torch.Tensor, ridge: float) -> torch.Tensor:

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 
 import torch
 
-VARIANTS = ("propagate-first", "interleaved")
+from talk_cli.kernel.spec import VARIANTS, KernelSpec
+
 KERNEL_DTYPE = torch.float64  # the kernel and KRR are tiny next to the LM; float64 keeps the solve stable
 RHO_LIMIT = 1 - 1e-6  # keep arccos and sqrt(1 − ρ²) differentiable
 
@@ -83,26 +84,6 @@ def arccos1(rho: torch.Tensor, layers: int) -> torch.Tensor:
         rho = rho.clamp(-RHO_LIMIT, RHO_LIMIT)
         rho = (rho * (math.pi - torch.arccos(rho)) + torch.sqrt(1 - rho * rho)) / math.pi
     return rho
-
-
-@dataclass(frozen=True)
-class KernelSpec:
-    variant: str = "propagate-first"
-    hops: int = 2  # K aggregation steps
-    layers: int = 1  # L ReLU layers after each aggregation (propagate-first: after all of them)
-
-    def __post_init__(self) -> None:
-        from talk_cli.errors import SettingsError
-
-        if self.variant not in VARIANTS:
-            raise SettingsError(f"kernel must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
-        if self.hops < 0 or self.layers < 0:
-            raise SettingsError("hops and layers must be non-negative")
-        if self.variant == "interleaved" and not 1 <= self.hops <= 2:
-            raise SettingsError(
-                "the interleaved kernel supports hops 1 or 2 (its real-side diagonal grows with every hop; "
-                "with 0 hops both variants coincide: use propagate-first)"
-            )
 
 
 def propagate(adjacency: torch.Tensor, features: torch.Tensor, hops: int) -> torch.Tensor:
