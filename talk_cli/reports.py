@@ -48,6 +48,11 @@ def settings_lines(settings: DistillSettings, recipe, dataset: str, given: list[
         fields = {f.name: f for f in dataclasses.fields(DistillSettings)}
         ignored = ", ".join(flag_of(fields[name]) for name in unread)
         lines.append(f"note: {settings.method} picks real training nodes in one go and runs no loop, so it ignores {ignored}")
+    if settings.method == "talk" and settings.init == "vocab" and not settings.warm_starts:
+        lines.append(
+            "note: --init vocab with --invert-steps 0 starts the token loop from random vocabulary tokens, with no inversion to fit "
+            "them first; expect a weaker set (--init texts starts from the seed texts, which the bundle then holds: docs/privacy.md)"
+        )
     return lines
 
 

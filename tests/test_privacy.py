@@ -150,6 +150,14 @@ def test_the_guard_refuses_a_bundle_holding_text_and_writes_nothing(vocabulary_t
     assert load_bundle(out).privacy["max_ngram_overlap"] <= 0.2
 
 
+def test_a_vocabulary_start_without_the_inversion_is_flagged(vocabulary_tag, tiny_model_dir, tmp_path):
+    def shown(*flags):
+        return run_cli("distill", "--dataset", vocabulary_tag, "--model", tiny_model_dir, "--invert-steps", "0", "--print-settings", *flags).stderr
+
+    assert "note: --init vocab with --invert-steps 0 starts the token loop from random vocabulary tokens" in shown()
+    assert "note: --init vocab" not in shown("--init", "texts") and "note: --init vocab" not in shown("--invert-steps", "5")
+
+
 def test_a_bad_init_or_overlap_is_refused_with_exit_2(vocabulary_tag, tiny_model_dir, tmp_path):
     assert distil(vocabulary_tag, tiny_model_dir, tmp_path / "b", "--init", "medoids").exit_code == 2
     result = distil(vocabulary_tag, tiny_model_dir, tmp_path / "b", "--max-text-overlap", "1.5")

@@ -256,6 +256,7 @@ def test_joint_lora_changes_only_the_adapters_and_the_gnn(tiny_model_dir, monkey
 def test_the_paper_recipe_maps_the_official_configuration(tiny_model_dir, tmp_path):
     shown = json.loads(run_cli("distill", "--dataset", "demo", "--recipe", "paper", "--print-settings").stdout)
     assert (shown["pooling"], shown["seq_len"], shown["ridge"], shown["lr"], shown["lora_rank"]) == ("cls", 256, 1e-4, 5e-4, 4)
+    assert (shown["init"], shown["invert_steps"]) == ("texts", 0)  # the official code starts from the seed texts
     out = tmp_path / "paper"
     result = run_cli("distill", "--dataset", "demo", "--model", tiny_model_dir, "--recipe", "paper", "--seq-len", "8", "--max-length", "64",
                      "--size", "5", "--steps", "4", "--inner-every", "2", "--inner-steps", "2", "--out", out, "--quiet")  # fmt: skip
