@@ -3,6 +3,7 @@
     python benchmarks/cost.py --write docs/performance.md                       # demo, cora, arxiv_2023 on the CPU
     python benchmarks/cost.py --datasets cora --device cuda --write docs/performance.md
     python benchmarks/cost.py --speed-settings --seeds 0 1 2 --write docs/method.md # the speed settings on validation
+    python benchmarks/cost.py --datasets cora --busy 1 --repeats 2 --write docs/performance.md  # quiet vs beside a busy process
 
 Cost table: each variant is a whole `talk distill --ratio 0.01 --json` process (features cached by
 a `talk encode` first), the variants alternating, `--repeats` rounds; the table gives the median
@@ -19,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -52,31 +55,49 @@ def talk(*args: str, threads: int, device: str) -> tuple[float, dict]:
     return seconds, result
 
 
-def cost_table(dataset: str, data_root: str, repeats: int, threads: int, device: str, out: Path) -> list[str]:
+@contextmanager
+def busy_processes(count: int):
+    """`count` processes that each keep one core busy (a Python loop), for as long as the block runs."""
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+
+
+def cost_table(dataset: str, data_root: str, repeats: int, threads: int, device: str, out: Path, busy: int = 0) -> list[str]:
+    """The cost table; with `busy`, each variant also runs beside that many busy processes, the
+    quiet and busy runs alternating, and each row is given under both loads."""
     common = ["--dataset", dataset, "--data-root", data_root]
     for variant in VARIANTS.values():  # warm the features cache at each variant's max length
         length = talk("distill", *common, *variant, "--print-settings", threads=threads, device=device)[1]["max_length"]
         talk("encode", *common, "--max-length", str(length), threads=threads, device=device)
-    runs: dict[str, list[tuple[float, dict]]] = {name: [] for name in VARIANTS}
+    loads = [0, busy] if busy else [0]
+    runs: dict[tuple[str, int], list[tuple[float, dict]]] = {(name, load): [] for name in VARIANTS for load in loads}
     for _ in range(repeats):
         for name, variant in VARIANTS.items():
-            runs[name].append(talk("distill", *common, *variant, "--ratio", "0.01", "--out", str(out / "b"), "--force", threads=threads, device=device))
-    process = {name: statistics.median(s for s, _ in results) for name, results in runs.items()}
-    baseline = process["kernel-features (recipe)"]
+            for load in loads:
+                with busy_processes(load):
+                    runs[name, load].append(talk("distill", *common, *variant, "--ratio", "0.01", "--out", str(out / "b"), "--force", threads=threads, device=device))
+    process = {key: statistics.median(s for s, _ in results) for key, results in runs.items()}
     rows = []
-    for name, results in runs.items():
+    for (name, load), results in runs.items():
         _, last = results[-1]
         phases = [sum(v for k, v in last["phase_seconds"].items() if wanted(k)) for wanted in COLUMNS.values()]
         distil = statistics.median(r["distill_seconds"] for _, r in results)
         stopped = last["stopped_at"] if last["stopped_at"] is not None else "-"
+        beside = f" | {'quiet' if load == 0 else f'beside {load} busy'} | {process[name, load] / process[name, 0]:.2f}×" if busy else ""
         rows.append(
-            f"| {name} | {process[name]:.1f} | {distil:.1f} | {process[name] / baseline:.2f}× | "
+            f"| {name}{beside} | {process[name, load]:.1f} | {distil:.1f} | {process[name, load] / process['kernel-features (recipe)', load]:.2f}× | "
             + " | ".join(f"{p:.1f}" for p in phases)
             + f" | {stopped} | {last['val_accuracy']:.4f} |"
         )
+    load_columns = (" | load | process / quiet", "---|---:|") if busy else ("", "")
     return [
-        f"| variant | process s | distil s | process / kernel-features | {' | '.join(COLUMNS)} | stopped at | GCN val acc |",
-        "|---|---:|---:|---:|" + "---:|" * len(COLUMNS) + "---:|---:|",
+        f"| variant{load_columns[0]} | process s | distil s | process / kernel-features | {' | '.join(COLUMNS)} | stopped at | GCN val acc |",
+        "|---|" + load_columns[1] + "---:|---:|---:|" + "---:|" * len(COLUMNS) + "---:|---:|",
         *rows,
     ]
 
@@ -113,6 +134,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="rounds of the alternating variants (the median is shown)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--busy", type=int, default=0, help="also run each variant beside this many busy processes (one core each), alternating with the quiet runs")
     parser.add_argument("--speed-settings", action="store_true", help="the speed settings on validation instead of the cost table")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--write", type=Path, help="write each dataset's table into this document (a marked section)")
@@ -127,7 +149,8 @@ def main() -> None:
             if args.speed_settings:
                 table, title, name = speed_settings(dataset, args.data_root, args.seeds, args.threads, args.device, Path(tmp)), "speed settings", "speed"
             else:
-                table, title, name = cost_table(dataset, args.data_root, args.repeats, args.threads, args.device, Path(tmp)), "cost", "cost"
+                table = cost_table(dataset, args.data_root, args.repeats, args.threads, args.device, Path(tmp), args.busy)
+                title, name = ("cost", "cost") if not args.busy else (f"cost beside {args.busy} busy process(es)", f"busy{args.busy}")
         body = "\n".join([f"#### {dataset}: {title}{' on ' + args.device if suffix else ''}", "", *header, "", *table])
         print(body, flush=True)
         if args.write:

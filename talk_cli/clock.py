@@ -9,6 +9,8 @@ from contextlib import contextmanager
 
 import torch
 
+from talk_cli import threads
+
 
 class PhaseClock:
     """Adds up wall seconds per phase over every time the phase runs. On CUDA it waits for the
@@ -21,6 +23,7 @@ class PhaseClock:
     @contextmanager
     def __call__(self, phase: str) -> Iterator[None]:
         self.wait()
+        threads.adapt()  # a phase boundary: follow the machine's load
         started = time.perf_counter()
         try:
             yield

@@ -29,6 +29,7 @@ from talk_cli.distill import DistillSettings, chosen_recipe, resolve_settings, r
 from talk_cli.distill.loop import DistillOutcome, StepReport, phase_offsets
 from talk_cli.data.split import SplitSpec
 from talk_cli import distributed
+from talk_cli import threads as cpu_threads
 from talk_cli.device import processes_on_this_machine, resolve_device
 from talk_cli.encode import EncodeResult, EncodeSettings, LanguageModel, encode_tag, load_language_model
 from talk_cli.encode.settings import DEFAULT_POOLING
@@ -72,7 +73,8 @@ class Prepared:
 
 def start(device: str = "auto", threads: int | None = None) -> tuple[torch.device, str | None]:
     """Resolve `device` (auto, cpu, cuda), join torchrun's process group if launched by it, and
-    set torch's CPU threads. Also returns a note when `auto` chose the CPU on a machine with GPUs."""
+    set torch's CPU threads: on the CPU, at most `threads` (default: every usable core) and no
+    more than other processes leave free, read again at each phase of the work (`talk_cli/threads.py`). Also returns a note when `auto` chose the CPU on a machine with GPUs."""
     resolved = resolve_device(device)
     note = None
     if resolved.type == "cpu" and device == "auto" and torch.cuda.is_available():
@@ -81,9 +83,11 @@ def start(device: str = "auto", threads: int | None = None) -> tuple[torch.devic
             f"which has {torch.cuda.device_count()} GPU(s), and each process needs its own"
         )
     distributed.start(resolved)
-    if threads is not None:
-        if threads < 1:
-            raise SettingsError(f"--threads must be at least 1, got {threads}")
+    if threads is not None and threads < 1:
+        raise SettingsError(f"--threads must be at least 1, got {threads}")
+    if resolved.type == "cpu":
+        cpu_threads.install(threads)  # at most `threads`, and no more than the cores other processes leave free
+    elif threads is not None:
         torch.set_num_threads(threads)
     return resolved, note
 

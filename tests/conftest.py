@@ -35,6 +35,20 @@ def isolated_cache(tmp_path_factory, monkeypatch) -> Path:
     return cache
 
 
+@pytest.fixture(autouse=True)
+def fixed_threads(monkeypatch):
+    """The CLI makes torch's thread count follow the machine's load (talk_cli/threads.py); in the
+    suite, where one process runs many tests, each test starts with the same count and leaves none
+    behind, so that a busy CI machine cannot change one test's arithmetic through another's."""
+    from talk_cli import threads
+
+    count = torch.get_num_threads()
+    monkeypatch.setattr(threads, "running_elsewhere", lambda: 0)  # as on a quiet machine
+    yield
+    threads.POLICY = None
+    torch.set_num_threads(count)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A randomly initialised 2-layer BERT with a 60-word vocabulary, saved like a hub model."""

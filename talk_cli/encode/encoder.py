@@ -20,7 +20,7 @@ import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from talk_cli import distributed
+from talk_cli import distributed, threads
 from talk_cli.atomic import atomic_write_bytes
 from talk_cli.data.tag import TAG
 from talk_cli.device import resolve_dtype
@@ -121,6 +121,7 @@ def encode_tag(
         if index % distributed.world_size() != distributed.rank():
             continue
         chunk = read_chunk(chunk_file, len(texts), lm.identity.hidden_size)
+        threads.adapt()  # a chunk boundary: follow the machine's load
         if chunk is None:
             chunk, tokens = encode_texts(texts, lm, settings, device, on_progress)
             num_tokens += tokens

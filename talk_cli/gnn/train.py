@@ -15,6 +15,7 @@ from sklearn.metrics import f1_score
 from talk_cli.data.tag import TAG
 from talk_cli.gnn.models import build_model
 from talk_cli.gnn.settings import EvalSettings
+from talk_cli import threads
 from talk_cli.graph import Graph
 
 @dataclass(frozen=True)
@@ -207,6 +208,7 @@ def validation_run(training: Training, real: RealNodes, settings: EvalSettings, 
 
 
 def train_once(training: Training, real: RealNodes, settings: EvalSettings, seed: int, on_epoch=None) -> RunResult:
+    threads.adapt()  # a run boundary: follow the machine's load
     return selected_run(*trainer(training, real, settings, seed), real, settings, on_epoch)
 
 
