@@ -34,7 +34,7 @@ from talk_cli.device import processes_on_this_machine, resolve_device
 from talk_cli.encode import EncodeResult, EncodeSettings, LanguageModel, encode_tag, load_language_model
 from talk_cli.encode.settings import DEFAULT_POOLING
 from talk_cli.errors import SettingsError
-from talk_cli.evaluate import EvalSettings, Evaluation, check_match, run_evaluation
+from talk_cli.evaluate import EvalSettings, Evaluation, check_match, run_evaluation, training_defaults
 from talk_cli.provenance import Provenance
 
 @dataclass(frozen=True)
@@ -163,14 +163,18 @@ def distill(
 def evaluate(
     prepared: Prepared,
     bundle: Bundle | None = None,
-    settings: EvalSettings = EvalSettings(),
+    settings: EvalSettings | None = None,
     protocol: str = "gnn",
     allow_mismatch: bool = False,
     on_epoch: Progress | None = None,
 ) -> tuple[Evaluation, list[str]]:
     """Train on the bundle and test on the real graph, or (no bundle) the full-data reference.
+    Without `settings`, the protocol's own schedule (`talk evaluate`'s defaults for it: the joint
+    protocol fine-tunes the LM for 100 steps at 5e-6 on a bundle, 3 passes at 2e-5 on the full data).
     Also returns how the bundle's provenance differs from the prepared data (refused unless
     `allow_mismatch`)."""
+    if settings is None:
+        settings = EvalSettings(**training_defaults(protocol, bundle is None))
     problems = check_match(bundle, prepared.provenance, allow_mismatch) if bundle is not None else []
     evaluation = run_evaluation(
         prepared.tag, prepared.lm, prepared.features, bundle, settings, protocol, prepared.settings.max_length, prepared.device, on_epoch

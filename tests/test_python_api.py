@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import types
 
 import pytest
 import torch
@@ -79,3 +80,21 @@ def test_distilling_refuses_settings_at_another_length_than_the_prepared_feature
     with pytest.raises(SettingsError, match="prepared at 32"):
         pipeline.distill(prepared, settings, tmp_path / "b")
     assert not (tmp_path / "b").exists()
+
+
+def test_pipeline_evaluate_trains_each_protocol_on_its_own_schedule(monkeypatch):
+    """Called without settings, `pipeline.evaluate` trains as `talk evaluate` does for the protocol:
+    the joint protocol's 100 steps at 5e-6 on a bundle, not the gnn protocol's 200 epochs."""
+    from talk_cli import pipeline
+    from talk_cli.evaluate import EvalSettings
+
+    seen = []
+    monkeypatch.setattr(pipeline, "run_evaluation", lambda tag, lm, features, bundle, settings, *rest: seen.append(settings))
+    monkeypatch.setattr(pipeline, "check_match", lambda *args: [])
+    prepared = types.SimpleNamespace(tag=None, lm=None, features=None, settings=types.SimpleNamespace(max_length=8), device=None, provenance=None)
+    for protocol, bundle in (("joint", object()), ("joint", None), ("gnn", object())):
+        pipeline.evaluate(prepared, bundle, protocol=protocol)
+    joint_bundle, joint_full, gnn = seen
+    assert (joint_bundle.epochs, joint_bundle.lm_lr, joint_bundle.eval_every) == (100, 5e-6, 20)
+    assert (joint_full.epochs, joint_full.lm_lr) == (3, 2e-5)
+    assert gnn == EvalSettings()
