@@ -77,7 +77,7 @@ def main() -> None:
         body = "\n".join([
             f"#### {dataset}: defaults on validation", "", *header, "",
             f"Full-data reference (gnn protocol, 3 runs): {100 * full['test_accuracy_mean']:.2f}% test (information only).", "",
-            f"| variant (`{' '.join(recipe) or 'the shipped recipe'}` plus) | GCN val, as selected (mean over seeds) | gnn-protocol val (mean) | "
+            f"| variant ({'`' + ' '.join(recipe) + '`' if recipe else 'the shipped recipe'} plus) | GCN val, as selected (mean over seeds) | gnn-protocol val (mean) | "
             + (f"joint-protocol val (mean, {args.joint_runs} run(s) per seed) | " if args.joint_runs else "")
             + "distil s (mean) | 4-gram overlap, mean / worst node | test (info) | % of full (info) |"
             + (" joint-protocol test (info) |" if args.joint_runs else ""),
