@@ -63,7 +63,7 @@ def text_lines(manifest: dict[str, Any], num_synthetic: int) -> list[str]:
     the manifest names."""
     distillation = manifest["distillation"]
     run = distillation["settings"].get("run", {})
-    lines = [f"- {privacy_sentence(manifest['privacy'], num_synthetic)} (docs/privacy.md)"] if "privacy" in manifest else []
+    lines = [f"- {privacy_sentence(manifest['privacy'], num_synthetic)}"] if "privacy" in manifest else []
     if "nodes" in distillation["settings"]:
         ids = distillation["settings"]["nodes"]
         lines.append(f"- The manifest names the {len(ids)} real training nodes it holds (`distillation.settings.nodes`): {', '.join(map(str, ids))}.")
