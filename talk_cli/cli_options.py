@@ -135,7 +135,7 @@ DATASET = [
     option("split_fractions", str, "0.6,0.2,0.2", "--split-fractions", help="Train,val,test fractions of the random split."),
     option("ignore_split_file", bool, False, "--ignore-split-file", help="Use the random split even when split.json exists."),
     option("device", str, "auto", "--device", choices=DEVICES, help="Where to compute: auto picks a GPU when there is one."),
-    option("threads", Optional[int], None, "--threads", help="CPU threads for torch.", show_default="torch's choice: the cores available"),
+    option("threads", Optional[int], None, "--threads", help="At most this many CPU threads; fewer while other processes hold cores (re-read at each phase).", show_default="every usable core"),
     option("quiet", bool, False, "--quiet", "-q", help="No progress bar or messages on stderr."),
     option("as_json", bool, False, "--json", help="Print a machine-readable summary on stdout."),
 ]
