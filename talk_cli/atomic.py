@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from talk_cli.errors import OutputError
+from talk_cli.errors import OutputError, TalkError
 
 
 def umask() -> int:
@@ -35,6 +35,26 @@ def fsync_directory(directory: Path) -> None:
 def cannot_write(path: Path, err: OSError) -> OutputError:
     """A write the file system refused, in one line naming the user's path."""
     return OutputError(f"{path}: cannot write here ({err.strerror or err})")
+
+
+def check_replaceable(path: Path, force: bool, files: tuple[str, ...], what: str, foreign: str, error: type[TalkError]) -> bool:
+    """Whether the output folder `path` exists and will be replaced: only with --force, and only
+    when it is `what` this tool wrote, holding `files` (the first of which marks it) and nothing
+    else: any other file there is the user's, named in the refusal (`foreign` says what they are)."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return False
+    if not force:
+        raise error(f"{path} already exists (pass --force to replace it)")
+    if path.is_symlink() or not (path / files[0]).is_file():
+        raise error(f"{path} exists and is not {what}; refusing to replace it")
+    others = sorted(p.name for p in path.iterdir() if p.name not in files)
+    if others:
+        raise error(
+            f"{path} holds {foreign} ({', '.join(map(repr, others[:5]))}{', ...' if len(others) > 5 else ''}); "
+            "refusing to replace it: move them, or choose another --out"
+        )
+    return True
 
 
 def make_parents(directory: Path) -> list[Path]:

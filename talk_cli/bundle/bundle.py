@@ -15,7 +15,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from talk_cli.version import __version__
-from talk_cli.atomic import atomic_write_bytes, staged_directory
+from talk_cli.atomic import atomic_write_bytes, check_replaceable, staged_directory
 from talk_cli.bundle import spec
 from talk_cli.bundle.card import CARD_FILE, DEFAULT_LICENSE, card_front_matter, render_card
 from talk_cli.bundle.errors import (
@@ -177,20 +177,8 @@ def check_target(path: Path, force: bool) -> bool:
     """Whether `path` exists and will be replaced: only when forced, and only a bundle holding
     nothing but a bundle's files (anything else there is the user's). Callers check early, before
     long work."""
-    path = Path(path)
-    if not path.exists() and not path.is_symlink():
-        return False
-    if not force:
-        raise BundleExistsError(f"{path} already exists (pass --force to replace it)")
-    if path.is_symlink() or not (path / spec.MANIFEST_FILE).is_file():
-        raise BundleExistsError(f"{path} exists and is not a bundle; refusing to replace it")
-    others = sorted(p.name for p in path.iterdir() if p.name not in (spec.MANIFEST_FILE, spec.TENSOR_FILE, CARD_FILE))
-    if others:
-        raise BundleExistsError(
-            f"{path} holds files that are not a bundle's ({', '.join(map(repr, others[:5]))}{', ...' if len(others) > 5 else ''}); "
-            "refusing to replace it: move them, or choose another --out"
-        )
-    return True
+    files = (spec.MANIFEST_FILE, spec.TENSOR_FILE, CARD_FILE)
+    return check_replaceable(path, force, files, "a bundle", "files that are not a bundle's", BundleExistsError)
 
 
 def write_bundle(bundle: Bundle, path: Path, force: bool = False) -> Path:

@@ -70,7 +70,6 @@ class Exposure:
             "median_token_distance": round(float(torch.tensor([n.token_distance for n in self.nodes]).nanmedian()), 4),
         }
 
-
     def line(self) -> str:
         summary = self.summary()
         return (
@@ -162,4 +161,3 @@ def measure_exposure(bundle: Bundle, lm: LanguageModel, texts: list[str]) -> Exp
         for i in range(len(decoded))
     ]
     return Exposure(nodes, len(texts))
-

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from talk_cli.atomic import staged_directory
+from talk_cli.atomic import check_replaceable, staged_directory
 from talk_cli.data.columns import Columns
 from talk_cli.data.folder import load_tag_folder
 from talk_cli.data.split import SplitSpec
@@ -31,7 +31,7 @@ READERS = {
     ".parquet": pd.read_parquet,
     ".jsonl": lambda path: read_json_lines(path),
 }
-WRITTEN_FILES = ("nodes.jsonl", "edges.csv", "labels.txt")  # what `talk import` writes, and all it may replace
+WRITTEN_FILES = ("nodes.jsonl", "edges.csv", "labels.txt")  # what `talk import` writes (nodes.jsonl marks it), and all it may replace
 NUMBER = re.compile(r"-?[0-9]+")
 
 
@@ -202,28 +202,10 @@ def write_folder(folder: Path, records: list[dict], names: list[str], pairs: lis
             os.fsync(handle.fileno())
 
 
-def check_replaceable(out: Path, force: bool) -> bool:
-    """Whether `out` exists and may be replaced: only with --force, and only a TAG folder holding
-    nothing but the files `talk import` writes (anything else there is the user's)."""
-    if not out.exists() and not out.is_symlink():
-        return False
-    if not force:
-        raise DataError(f"{out} already exists (pass --force to replace it)")
-    if not out.is_dir() or out.is_symlink() or not (out / "nodes.jsonl").is_file():
-        raise DataError(f"{out} exists and is not a TAG folder; refusing to replace it")
-    others = sorted(p.name for p in out.iterdir() if p.name not in WRITTEN_FILES)
-    if others:
-        raise DataError(
-            f"{out} holds files talk import did not write ({', '.join(map(repr, others[:5]))}{', ...' if len(others) > 5 else ''}); "
-            "refusing to replace it: move them, or choose another --out"
-        )
-    return True
-
-
 def import_tables(nodes_path: Path, edges_path: Path, out: Path, columns: Columns = Columns(), force: bool = False) -> ImportReport:
     """Write the TAG folder `out` from a node table and an edge table (docs/data-format.md)."""
     out = Path(out)
-    replaced = check_replaceable(out, force)
+    replaced = check_replaceable(out, force, WRITTEN_FILES, "a TAG folder", "files talk import did not write", DataError)
     records, names, node_of, empty = node_records(read_table(nodes_path), Path(nodes_path), columns)
     pairs, dropped = edge_rows(read_table(edges_path), Path(edges_path), columns, node_of)
     with staged_directory(out) as staging:
