@@ -23,12 +23,14 @@ def test_threads_follow_the_free_cores_and_never_exceed_the_ceiling():
 
 def test_the_policy_sets_torch_and_rechecks_at_most_once_a_second(monkeypatch):
     readings = iter([0, 1, 0])
+    clock = iter([0.0, 0.1, 0.5, 0.6])  # seconds, as time.monotonic gives them: no test waits on the real clock
     monkeypatch.setattr(threads, "running_elsewhere", lambda: next(readings))
     monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    monkeypatch.setattr(threads.time, "monotonic", lambda: next(clock))
     policy = threads.ThreadPolicy(2)
     assert torch.get_num_threads() == 2
     assert policy.adapt(force=True) == 1  # another process took a core
-    assert policy.adapt() == 1  # within the second: not read again
+    assert policy.adapt() == 1  # within the second: not read again (the reading would say 0)
     assert policy.adapt(force=True) == 2
 
 
