@@ -5,7 +5,9 @@ manifest records it so that evaluation can tell whether it is looking at the sam
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -58,7 +60,9 @@ class Provenance:
             "format": "talk-features",
             "version": 1,
             "dataset": {"name": self.dataset_name, "content_hash": self.dataset_hash, "num_nodes": self.num_nodes},
-            "model": {"name": self.lm_name, "weights_sha256": self.lm_weights_sha256, "hidden_size": self.hidden_size},
+            # The weights decide the features, not the LM's name (a folder's name may change).
+            "model": {"weights_sha256": self.lm_weights_sha256, "hidden_size": self.hidden_size},
+            "model_name": self.lm_name,
             "pooling": self.pooling,
             "max_length": self.max_length,
             "dtype": dtype,
@@ -87,3 +91,18 @@ class Provenance:
         if self.pooling != given.pooling:
             problems.append(f"pooling differs (bundle: {self.pooling}, given: {given.pooling})")
         return problems
+
+
+def portable_command(command: str) -> str:
+    """`command` as a bundle records it: every absolute or home-relative path (an argument, or the
+    value of `--option=path`) cut to its last component, so that a manifest or card names no
+    folder of the author's machine (`--model /home/me/models/all-mpnet-base-v2` becomes
+    `--model all-mpnet-base-v2`; the manifest's `lm` names the model itself)."""
+
+    def portable(argument: str) -> str:
+        option, equals, value = argument.partition("=") if argument.startswith("--") else ("", "", argument)
+        if value.startswith(("/", "~")):
+            value = PurePath(value.rstrip("/")).name or "/"
+        return f"{option}{equals}{value}"
+
+    return shlex.join(portable(argument) for argument in shlex.split(command))

@@ -68,10 +68,10 @@ def test_every_encoder_architecture_runs_encode_distill_decode_and_both_protocol
     manifest = yaml.safe_load((bundle / "manifest.yaml").read_text())
     lm = load_language_model(model)
     assert manifest["lm"]["embedding_size"] == lm.embedding_size
-    summary = ok("inspect", bundle, "--decode", "--json")
+    summary = ok("inspect", bundle, "--decode", "--model", model, "--json")
     assert all(row["tokens"] for row in summary["decoded"])
     for protocol in ("gnn", "joint"):
-        result = ok("evaluate", bundle, "--dataset", "demo", "--protocol", protocol, "--runs", "1", "--epochs", "2", "--quiet", "--json")
+        result = ok("evaluate", bundle, "--dataset", "demo", "--model", model, "--protocol", protocol, "--runs", "1", "--epochs", "2", "--quiet", "--json")
         assert 0 <= result["test_accuracy_mean"] <= 1 and len(result["best_epochs"]) == 1
     # The stored features are what the LM makes of the stored token embeddings: a coreset's are
     # taken from the features cache, which must agree with reading its texts as embeddings.
@@ -98,8 +98,8 @@ def test_cls_pooling_is_recorded_in_the_manifest_and_read_back_by_evaluate(model
         first_token = lm.model(inputs_embeds=loaded.token_embeddings, attention_mask=loaded.attention_mask).last_hidden_state[:, 0]
     assert torch.allclose(loaded.features, first_token, atol=1e-5)
     # Evaluate reads the bundle's pooling; asking for another one is a provenance mismatch.
-    ok("evaluate", bundle, "--dataset", "demo", "--runs", "1", "--epochs", "2", "--quiet")
-    refused = run_cli("evaluate", bundle, "--dataset", "demo", "--pooling", "mean", "--runs", "1", "--epochs", "2", "--quiet")
+    ok("evaluate", bundle, "--dataset", "demo", "--model", model, "--runs", "1", "--epochs", "2", "--quiet")
+    refused = run_cli("evaluate", bundle, "--dataset", "demo", "--model", model, "--pooling", "mean", "--runs", "1", "--epochs", "2", "--quiet")
     assert refused.exit_code == 2 and "pooling differs" in refused.output
 
 

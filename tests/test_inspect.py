@@ -48,7 +48,7 @@ def test_verify_passes_on_a_good_bundle(bundle_dir):
         (lambda b: (b / "synthetic.safetensors").unlink(), "tensor file synthetic.safetensors is missing"),
         (
             lambda b: (b / "manifest.yaml").write_text(
-                (b / "manifest.yaml").read_text().replace("format_version: 1.3.0", "format_version: 9.0.0")
+                (b / "manifest.yaml").read_text().replace("format_version: 1.4.0", "format_version: 9.0.0")
             ),
             "format version 9.0.0 is not supported",
         ),
@@ -86,7 +86,7 @@ def test_plot_of_a_distilled_bundle_shows_the_real_nodes_and_the_structure_only_
     made = run_cli("distill", "--dataset", "demo", "--model", tiny_model_dir, "--size", "10", "--steps", "6", "--eval-every", "2",
                    "--structure", structure, "--patience", "0", "--out", bundle, "--quiet")  # fmt: skip
     assert made.exit_code == 0, made.output
-    result = run_cli("inspect", bundle, "--plot", tmp_path / "g.png", "--json")
+    result = run_cli("inspect", bundle, "--plot", tmp_path / "g.png", "--model", tiny_model_dir, "--json")
     assert result.exit_code == 0 and "not drawn" not in result.stderr, result.output
     assert panels(tmp_path / "g.png") == expected_panels
     summary = json.loads(result.stdout)

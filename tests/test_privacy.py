@@ -95,7 +95,7 @@ def test_a_text_start_is_recorded_as_holding_text_and_a_vocabulary_start_as_not(
     assert free["start"] == "vocab" and free["nodes_holding_text"] == 0 and free["max_ngram_overlap"] == 0.0
     for name, first_line in (("texts", "This bundle holds real training text"), ("vocab", "This bundle holds no real training text")):
         manifest = yaml.safe_load((tmp_path / name / "manifest.yaml").read_text())
-        assert manifest["format_version"] == "1.3.0" and manifest["privacy"]["start"] == name
+        assert manifest["format_version"] == "1.4.0" and manifest["privacy"]["start"] == name
         card = (tmp_path / name / "README.md").read_text()
         what_it_is = card.split("## What it is")[1].split("##")[0]
         assert what_it_is.strip().startswith(f"- {first_line}"), what_it_is

@@ -31,9 +31,11 @@ def demo_bundle(tmp_path, tiny_model_dir):
     return make
 
 
-def test_the_documented_train_your_own_model_example_runs(demo_bundle, tmp_path, monkeypatch):
+def test_the_documented_train_your_own_model_example_runs(demo_bundle, tiny_model_dir, tmp_path, monkeypatch):
     example = re.search(r"## Train your own model.*?```python\n(.*?)```", (REPO / "docs" / "python-api.md").read_text(), re.DOTALL).group(1)
     demo_bundle("cora-1pct")  # the example's bundle name; the demo dataset needs no data root
+    # The bundle names its LM by the folder's name: the folder sits where the example runs.
+    (tmp_path / tiny_model_dir.name).symlink_to(tiny_model_dir)
     monkeypatch.chdir(tmp_path)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
@@ -44,7 +46,7 @@ def test_the_documented_train_your_own_model_example_runs(demo_bundle, tmp_path,
 
 def test_real_graph_has_the_cached_features_labels_and_the_bundles_split(demo_bundle, tiny_model_dir):
     bundle = load_bundle(demo_bundle("b", "--split-seed", "3", "--split-fractions", "0.5,0.25,0.25"))
-    real = pipeline.real_graph(bundle)
+    real = pipeline.real_graph(bundle, model=str(tiny_model_dir))
     tag = load_dataset("demo", split=SplitSpec((0.5, 0.25, 0.25), 3))
     assert torch.equal(real.train_mask, tag.train_mask) and torch.equal(real.test_mask, tag.test_mask)
     assert torch.equal(real.y, tag.labels) and torch.equal(real.edge_index, tag.edge_index)
@@ -55,12 +57,12 @@ def test_real_graph_has_the_cached_features_labels_and_the_bundles_split(demo_bu
     assert cached.reused and torch.equal(real.x, cached.features)
 
 
-def test_real_graph_refuses_data_that_is_not_the_bundles(demo_bundle, tmp_path):
+def test_real_graph_refuses_data_that_is_not_the_bundles(demo_bundle, tiny_model_dir, tmp_path):
     from conftest import write_tag_folder
 
     bundle = load_bundle(demo_bundle("b"))
     with pytest.raises(SettingsError, match="dataset hash differs"):
-        pipeline.real_graph(bundle, dataset=write_tag_folder(tmp_path / "other"))
+        pipeline.real_graph(bundle, dataset=write_tag_folder(tmp_path / "other"), model=str(tiny_model_dir))
 
 
 @pytest.mark.parametrize("spec", [SplitSpec(), SplitSpec((0.5, 0.3, 0.2), 7), SplitSpec((0.1, 0.1, 0.8), 0)])

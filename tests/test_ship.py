@@ -4,17 +4,21 @@ manifest record, choices in --help, LoRA fine-tuning and the `paper` recipe."""
 from __future__ import annotations
 
 import json
+import shlex
 
 import pandas as pd
 import pytest
 import torch
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from talk_cli import load_bundle
 from talk_cli.bundle.card import card_front_matter
 from talk_cli.data import load_tag_folder
 from talk_cli.encode import load_language_model
 from talk_cli.encode.lm import weights_sha256
+from talk_cli.provenance import portable_command
 
 from conftest import run_cli
 
@@ -148,7 +152,7 @@ def test_every_bundle_has_a_dataset_card_with_front_matter(demo_bundle):
 
 def test_the_manifest_records_the_denominator_device_and_versions(demo_bundle):
     manifest = yaml.safe_load((demo_bundle / "manifest.yaml").read_text())
-    assert manifest["format_version"] == "1.3.0"
+    assert manifest["format_version"] == "1.4.0"
     assert manifest["distillation"]["ratio_denominator"] == manifest["dataset"]["num_train"] == 180
     made = manifest["made"]
     assert made["device"] == "cpu" and made["device_name"] and made["torch"] == torch.__version__ and made["talk_cli"]
@@ -185,7 +189,7 @@ def test_write_back_puts_the_results_in_the_card(demo_bundle, tiny_model_dir, tm
     import shutil
 
     bundle = shutil.copytree(demo_bundle, tmp_path / "b")
-    result = run_cli("evaluate", bundle, "--dataset", "demo", "--runs", "1", "--epochs", "3", "--write-back", "--quiet")
+    result = run_cli("evaluate", bundle, "--dataset", "demo", "--model", tiny_model_dir, "--runs", "1", "--epochs", "3", "--write-back", "--quiet")
     assert result.exit_code == 0, result.output
     text = (bundle / "README.md").read_text()
     assert "| gnn | gcn |" in text and "Not measured yet" not in text
@@ -263,7 +267,54 @@ def test_the_paper_recipe_maps_the_official_configuration(tiny_model_dir, tmp_pa
     assert result.exit_code == 0, result.output
     bundle = load_bundle(out)
     assert bundle.lm.pooling == "cls" and bundle.distillation.settings["lora_rank"] == 4
-    joint = run_cli("evaluate", out, "--dataset", "demo", "--protocol", "joint", "--lora-rank", "4", "--lm-lr", "1e-4",
+    joint = run_cli("evaluate", out, "--dataset", "demo", "--model", tiny_model_dir, "--protocol", "joint", "--lora-rank", "4", "--lm-lr", "1e-4",
                     "--runs", "1", "--epochs", "2", "--probe-epochs", "2", "--json", "--quiet")  # fmt: skip
     assert joint.exit_code == 0, joint.output
     assert json.loads(joint.stdout)["protocol"] == "joint"
+
+
+# --- the LM named by what it is, no path of the author's machine ----------------------------------
+
+
+def test_the_manifest_and_card_hold_no_absolute_path(demo_bundle, tiny_model_dir):
+    manifest_text, card = (demo_bundle / "manifest.yaml").read_text(), (demo_bundle / "README.md").read_text()
+    for path in (str(tiny_model_dir), str(demo_bundle), str(demo_bundle.parent)):
+        assert path not in manifest_text and path not in card, path
+    manifest = yaml.safe_load(manifest_text)
+    assert manifest["lm"]["name"] == tiny_model_dir.name and "revision" not in manifest["lm"]  # unknown weights: the folder's name
+    assert f"--model {tiny_model_dir.name}" in manifest["made"]["command"] and f"--out {demo_bundle.name}" in manifest["made"]["command"]
+
+
+def test_a_known_model_is_recorded_by_hub_id_and_revision(tiny_model_dir, tmp_path, monkeypatch):
+    from talk_cli.encode import known
+    from talk_cli.encode.lm import load_language_model
+
+    digest = load_language_model(str(tiny_model_dir)).identity.weights_sha256
+    monkeypatch.setitem(known.KNOWN_MODELS, digest, known.KnownModel("someone/tiny-bert", "a" * 40, "b" * 64, "nowhere"))
+    out = tmp_path / "b"
+    result = run_cli("distill", "--dataset", "demo", "--model", tiny_model_dir, "--method", "random", "--ratio", "0.05", "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    bundle = load_bundle(out)
+    assert (bundle.lm.name, bundle.lm.revision) == ("someone/tiny-bert", "a" * 40)
+    assert "`someone/tiny-bert` at revision `" + "a" * 40 in (out / "README.md").read_text()
+    # The hub id is not reachable here: evaluating without --model says how to get it.
+    refused = run_cli("evaluate", out, "--dataset", "demo", "--runs", "1", "--epochs", "1", "--quiet")
+    assert refused.exit_code == 2 and "'someone/tiny-bert'" in refused.stderr and "--model" in refused.stderr
+
+
+@given(st.lists(st.text(min_size=1), max_size=6))
+def test_a_recorded_command_has_no_absolute_path(arguments):
+    words = shlex.split(portable_command(shlex.join(["talk", *arguments])))
+    assert len(words) == len(arguments) + 1
+    for before, after in zip(arguments, words[1:]):
+        value = after.partition("=")[2] if before.startswith("--") else after
+        original = before.partition("=")[2] if before.startswith("--") else before
+        if original.startswith(("/", "~")):
+            assert "/" not in value or value == "/", (before, after)  # only the last component is left
+        elif "=" not in before:
+            assert after == before  # only paths change
+
+
+def test_a_recorded_command_keeps_a_paths_last_component():
+    command = "talk distill --dataset /data/tags/cora --model=/home/me/models/mpnet/ --out ~/b --ratio 0.01"
+    assert portable_command(command) == "talk distill --dataset cora --model=mpnet --out b --ratio 0.01"

@@ -49,6 +49,7 @@ class LMInfo:
     pooling: str  # mean or cls (talk_cli.encode.lm.POOLINGS)
     max_length: int
     embedding_size: int  # width of the input embeddings (ELECTRA's differs from hidden_size)
+    revision: str | None = None  # the hub commit of a known model's weights (encode/known.py)
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ class Bundle:
             "tool": {"name": "talk_cli", "version": self.tool_version},
             "created": self.created or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "dataset": vars(self.dataset) | {"label_names": list(self.dataset.label_names)},
-            "lm": dict(vars(self.lm)),
+            "lm": {k: v for k, v in vars(self.lm).items() if v is not None},  # no revision: not pinned
             "distillation": {k: v for k, v in vars(self.distillation).items() if v is not None or k != "ratio_denominator"},
             "tensors": {
                 "file": spec.TENSOR_FILE,
@@ -248,7 +249,7 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     return Bundle(
         **tensors,
         dataset=DatasetInfo(**info["dataset"]),
-        lm=LMInfo(**info["lm"], embedding_size=spec.embedding_size(manifest)),
+        lm=LMInfo(**info["lm"], embedding_size=spec.embedding_size(manifest), revision=manifest["lm"].get("revision")),
         distillation=DistillationInfo(
             **info["distillation"],
             curve=manifest["distillation"].get("curve", []),

