@@ -13,23 +13,35 @@ from talk_cli import threads
 
 
 class PhaseClock:
-    """Adds up wall seconds per phase over every time the phase runs. On CUDA it waits for the
-    GPU at each boundary, so a phase is charged with its own kernels, not with the next one's."""
+    """Adds up wall seconds per phase over every time the phase runs. Phases may nest: each second
+    is charged to the innermost phase running, so the phases add up to the run. On CUDA it waits for
+    the GPU at each boundary, so a phase is charged with its own kernels, not with the next one's."""
 
     def __init__(self, device: torch.device = torch.device("cpu")):
         self.device = device
         self.seconds: dict[str, float] = {}
+        self.running: list[str] = []  # the phases entered and not left, innermost last
+        self.since = 0.0  # when the innermost phase was last charged
+
+    def charge(self) -> None:
+        now = time.perf_counter()
+        if self.running:
+            phase = self.running[-1]
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + now - self.since
+        self.since = now
 
     @contextmanager
     def __call__(self, phase: str) -> Iterator[None]:
         self.wait()
         threads.adapt()  # a phase boundary: follow the machine's load
-        started = time.perf_counter()
+        self.charge()
+        self.running.append(phase)
         try:
             yield
         finally:
             self.wait()
-            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - started
+            self.charge()
+            self.running.pop()
 
     def wait(self) -> None:
         if self.device.type == "cuda":

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from talk_cli.cli_options import flag_of
-from talk_cli.bundle.card import privacy_sentence
+from talk_cli.bundle.card import privacy_sentence, warm_start_sentence
 from talk_cli.data.importer import ImportReport
 from talk_cli.distill import METHODS, DistillOutcome, DistillSettings
 from talk_cli.distill.settings import unread_settings
@@ -64,12 +64,17 @@ def distill_lines(settings: DistillSettings, bundle, outcome: DistillOutcome, ou
     selection = f"; best validation {settings.select.upper()} accuracy {outcome.best_val_accuracy:.4f} at step {outcome.best_step}{warm_start}" if learned else ""
     resumed = f"; resumed from step {outcome.resumed_from_step}" if outcome.resumed_from_step else ""
     stopped = f"; stopped at step {outcome.stopped_at} (--patience {settings.patience})" if learned and outcome.stopped_at is not None else ""
+    warm = outcome.warm_start
+    if warm is not None and outcome.stopped_at == 0 and warm["inverted_val_accuracy"] >= warm["free_val_accuracy"]:
+        stopped = "; no token loop: the inverted set validates as well as the free set it fits"
     lines = [f"{settings.method}: {dataset} -> {bundle.num_synthetic} synthetic nodes ({ratio}) in {outcome.seconds:.1f} s{selection}{resumed}{stopped}"]
     if learned and outcome.best_step == 0 and settings.steps > 0 and not settings.warm_starts:
         lines.append(
             "note: no step improved validation accuracy on the starting set (best at step 0), so the bundle holds the "
             "initial seed nodes; try a smaller --lr or more --steps, and compare with --method herding"
         )
+    if warm is not None and outcome.best_val_accuracy < warm["free_val_accuracy"]:
+        lines.append("warning: " + warm_start_sentence(warm, outcome.best_val_accuracy, settings.select))
     if bundle.privacy:
         lines.append(privacy_sentence(bundle.privacy, bundle.num_synthetic))
     return [*lines, f"bundle: {out}" + (" (replaced the bundle that was there)" if replaced else "")]

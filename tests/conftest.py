@@ -27,6 +27,15 @@ TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(
 )
 
 
+@pytest.fixture(autouse=True, scope="session")
+def session_cache(tmp_path_factory):
+    """Module- and session-scoped fixtures run before a test's own cache is set: they share this
+    one, so the suite never writes into the user's cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TALK_CACHE_DIR", str(tmp_path_factory.mktemp("session-cache")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch) -> Path:
     """Every test gets its own features cache, never the user's."""

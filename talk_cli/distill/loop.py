@@ -51,6 +51,9 @@ class StepReport:
 
 
 TOKEN_PHASE = StepReport.phase
+# Validations without a new best that end a token loop which starts below the free set its warm
+# start fitted: it has a gap to close, so it gets more than `patience`'s usual one (issue 58).
+CATCH_UP_PATIENCE = 3
 WARM_START_PHASES = ("free features", "inversion")
 
 
@@ -188,11 +191,12 @@ class Distiller:
         finally:
             tokens.lm = self.inner.tuned
 
-    def remember_if_best(self, features: torch.Tensor) -> float:
+    def remember_if_best(self, features: torch.Tensor, phase: str | None = None) -> float:
         """Validation accuracy of the current synthetic set; keep a copy when it is the best so far.
         A GCN judges the set as it will be stored, against the pretrained LM's real features (what
-        `talk evaluate` reads); KRR judges it in the kernel's current view of the real graph."""
-        with self.clock(f"{self.stage}: {self.settings.select} selection"):
+        `talk evaluate` reads); KRR judges it in the kernel's current view of the real graph.
+        `phase` names the loop on the clock (the warm start's inversion validates through here)."""
+        with self.clock(f"{phase or self.stage}: {self.settings.select} selection"):
             val = self.validation_accuracy(self.stored_features(features) if self.settings.select == "gcn" else features)
         if val > self.best["val"]:
             self.best = {"step": self.step, "val": val, "state": self.synthetic.state_dict()}
@@ -202,14 +206,28 @@ class Distiller:
         return val
 
     @property
+    def behind_start(self) -> bool | None:
+        """After a warm start, whether its inverted set validates below the free set it was fitted
+        to (the token loop then has a gap to close); None without a warm start."""
+        report = self.warm_start_report
+        return None if report is None else report["inverted_val_accuracy"] < report["free_val_accuracy"]
+
+    @property
     def stalled(self) -> bool:
         """Whether `patience` validations in a row have not beaten the best (the loop then stops).
         Only the token loop stops: the evidence behind it is that loop's (docs/method.md), while
         free feature vectors (kernel-features, and the warm start's cheap first loop) keep
-        improving late."""
+        improving late. A token loop closing a warm start's gap gets `CATCH_UP_PATIENCE`."""
         token_loop = self.stage == TOKEN_PHASE and METHODS[self.settings.method].reads_texts
         patience = self.settings.patience if token_loop else 0
+        if patience and self.behind_start:
+            patience = max(patience, CATCH_UP_PATIENCE)
         return patience > 0 and self.checks_since_best >= patience
+
+    def stop_at_start(self) -> None:
+        """End the token loop before its first step: step 0, already validated, is what it keeps."""
+        self.stopped = True
+        self.history.append({"step": 1, "loss": None, "val_accuracy": self.warm_start_val})
 
     def outer_step(self) -> StepReport:
         """One step: validate (every `eval_every` steps), then update. A validation that leaves the

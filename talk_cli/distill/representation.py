@@ -66,14 +66,16 @@ class TokenSequences:
         steps: int,
         lr: float,
         cosine: float = 0.0,
-        on_step: Callable[[int, float], None] | None = None,
+        on_step: Callable[[int, float, torch.Tensor], bool | None] | None = None,
         betas: tuple[float, float] = INVERSION_BETAS,
     ) -> tuple[int, float]:
         """Feature-to-token inversion: up to `steps` Adam steps (moment decays `betas`) on E that
         bring pool(LM(E)) towards `target` [n_syn, h] in squared error, stopping early once the
         mean cosine similarity of the two reaches `cosine` (0: never). One LM pass per step, chunk
         by chunk as in the outer loop, so memory stays flat and ranks share the work.
-        `on_step(step, error)` hears each step's squared error (summed over every rank's chunks).
+        `on_step(step, error, features)` hears each step's squared error (summed over every rank's
+        chunks) and the pooled features that pass measured (all nodes, of E before the step's
+        update); a true answer ends the fit there (the caller's validation has what it wanted).
         Returns the steps taken and the last mean cosine measured (of E before the last step's
         update)."""
         optimizer = torch.optim.Adam([self.embeddings], lr=lr, betas=betas)
@@ -82,19 +84,20 @@ class TokenSequences:
             optimizer.zero_grad()
             # [squared error, sum of cosines], summed where computed: no sync per chunk
             measured = torch.zeros(2, dtype=torch.float64, device=self.embeddings.device)
+            features = torch.zeros(self.embeddings.shape[0], target.shape[1], device=self.embeddings.device)
 
             def backward(part: slice, out: torch.Tensor) -> None:
                 loss = (out.float() - target[part]).pow(2).sum()
                 loss.backward()
                 measured[0] += loss.detach()
                 measured[1] += torch.nn.functional.cosine_similarity(out.detach().float(), target[part]).sum()
+                features[part] = out.detach().float()
 
             self.backward_by_chunk(backward)
             error, total_cosine = distributed.sum_over_ranks(measured).tolist()  # on every rank: a collective
             mean_cosine = total_cosine / self.embeddings.shape[0]
-            if on_step:
-                on_step(step, error)
-            if cosine and mean_cosine >= cosine:  # close enough: this step's update is not needed
+            stop = on_step(step, error, distributed.sum_over_ranks(features)) if on_step else False
+            if stop or (cosine and mean_cosine >= cosine):  # close enough: this step's update is not needed
                 break
             optimizer.step()
         return step, mean_cosine

@@ -6,6 +6,14 @@ vectors from the same seeds (no LM in it, so it is cheap), then an inversion tha
 embeddings so that pool(LM(E)) matches the vectors it selected; the token loop takes its learned
 labels and structure too. Gradients through the LM move E slowly and unevenly, while free input
 embeddings let the LM reproduce much of the free solution (`inversion_cosine` says how closely).
+
+The inversion is judged as every loop is, by validation: every `eval_every` steps its set is
+validated and the best kept, and it stops once that set validates as well as the free set it
+fits (there is nothing left to gain), at the cosine goal, or after `invert_steps`. Measured, the
+validation of the inverted set levels off well before its cosine does (docs/method.md, "The
+inversion stops on validation"). The token loop then runs only to close a gap: when the inverted
+set validates below the free set, with `CATCH_UP_PATIENCE` validations of patience; when it does
+not, the run ends there, since no token step has ever beaten that start where it was measured.
 """
 
 from __future__ import annotations
@@ -26,11 +34,14 @@ def distill(
     on_checkpoint: Callable[[Distiller], None] | None = None,
 ) -> DistillOutcome:
     """Run `distiller` from wherever it stands (resume): the warm start when it is due, the outer
-    loop, then its best state. Each step of every stage goes to `on_step`, marked with its phase."""
+    loop (unless the warm start left nothing for it to close), then its best state. Each step of
+    every stage goes to `on_step`, marked with its phase."""
     started = time.perf_counter()
     resumed_from = distiller.step
     if distiller.step == 0 and distiller.settings.warm_starts:
         warm_start(distiller, on_step)
+        if not distiller.behind_start:
+            distiller.stop_at_start()
     run_loop(distiller, on_step, on_checkpoint)
     outcome = distiller.finish()
     outcome.seconds = time.perf_counter() - started
@@ -39,8 +50,8 @@ def distill(
 
 
 def warm_start(distiller: Distiller, on_step: Callable[[StepReport], None] | None = None) -> None:
-    """Start `distiller`'s token loop where a free-feature loop ends, and validate that start once:
-    it is the token loop's step 0."""
+    """Start `distiller`'s token loop where a free-feature loop ends, from the inverted set that
+    validated best: it is the token loop's step 0."""
     started = time.perf_counter()
     settings, free_phase, inversion_phase = distiller.settings, *WARM_START_PHASES
     free = Distiller(
@@ -50,21 +61,45 @@ def warm_start(distiller: Distiller, on_step: Callable[[StepReport], None] | Non
     target = distill(free, on_step and (lambda report: on_step(dataclasses.replace(report, phase=free_phase))))
     learned = {k: v for k, v in free.synthetic.state_dict().items() if not k.startswith("features.")}
     distiller.synthetic.load_state_dict({**distiller.synthetic.state_dict(), **learned})
+    target_features = target.features.to(distiller.device)
+    # the last fit step validated, the last features measured, whether validation ended the fit, and
+    # the best set's (updates, cosine with the free vectors)
+    seen = {"step": 0, "features": None, "reached start": False, "best": (0, float("nan"))}
 
-    def on_fit_step(step: int, loss: float) -> None:
-        on_step(StepReport(step, settings.invert_steps, loss, None, target.best_val_accuracy, inversion_phase))
+    def validate(step: int, features: torch.Tensor) -> float:
+        """Validate E as measured at fit step `step` (after step - 1 updates)."""
+        seen["step"], before = step, distiller.best
+        val = distiller.remember_if_best(features.to(KERNEL_DTYPE), phase=inversion_phase)
+        if distiller.best is not before:
+            seen["best"] = (step - 1, float(torch.nn.functional.cosine_similarity(features, target_features).mean()))
+        return val
+
+    def on_fit_step(step: int, error: float, features: torch.Tensor) -> bool:
+        seen["features"] = features
+        # E after eval_every updates, 2 x eval_every, ...: the starting E is no candidate
+        val = validate(step, features) if step > 1 and (step - 1) % settings.eval_every == 0 else None
+        if on_step:
+            on_step(StepReport(step, settings.invert_steps, error, val, distiller.best["val"], inversion_phase))
+        seen["reached start"] = val is not None and val >= target.best_val_accuracy  # as good as the set it fits
+        return seen["reached start"]
 
     with distiller.clock(inversion_phase):
-        taken, _ = distiller.synthetic.representation.fit(
-            target.features.to(distiller.device), settings.invert_steps, settings.lr, settings.invert_cosine, on_step and on_fit_step
-        )
-    features = distiller.features()
-    distiller.warm_start_val = distiller.remember_if_best(features.to(KERNEL_DTYPE))
+        taken, reached = distiller.synthetic.representation.fit(target_features, settings.invert_steps, settings.lr, settings.invert_cosine, on_fit_step)
+        goal = settings.invert_cosine and reached >= settings.invert_cosine
+        if goal and not seen["reached start"] and seen["step"] != taken:  # stopped at the cosine goal between validations
+            validate(taken, seen["features"])
+        elif not goal and not seen["reached start"]:  # ran every step: E after the last update is unjudged
+            validate(taken + 1, distiller.features())
+    distiller.synthetic.load_state_dict(distiller.best["state"])  # the inverted set that validated best
+    distiller.warm_start_val = distiller.best["val"]
+    distiller.checks_since_best = 0
+    updates, cosine = seen["best"]
     distiller.warm_start_report = {
         "free_val_accuracy": round(target.best_val_accuracy, 6),
         "free_best_step": target.best_step,
         "inverted_val_accuracy": round(distiller.warm_start_val, 6),
-        "inversion_cosine": round(float(torch.nn.functional.cosine_similarity(features, target.features.to(distiller.device)).mean()), 6),
+        "inversion_cosine": round(cosine, 6),  # of the inverted set kept, with the free vectors
+        "inversion_best_step": updates,  # the inversion's updates behind the set kept
         "inversion_steps": taken,
         "seconds": round(time.perf_counter() - started, 3),
     }
