@@ -40,12 +40,13 @@ def main() -> None:
     parser.add_argument("--recipe", default="none", help="none: the defaults alone; shipped: each dataset's shipped recipe (what `talk distill` applies)")
     parser.add_argument("--eval-runs", type=int, default=3, help="gnn-protocol runs per bundle (0: judge by the selected validation alone, with no evaluation)")
     parser.add_argument("--joint-runs", type=int, default=0, help="also judge each bundle under the joint protocol with this many runs (0: not)")
+    parser.add_argument("--model", help="the LM (a folder or hub id; default: talk's, all-MiniLM-L6-v2)")
     parser.add_argument("--write", type=Path)
     parser.add_argument("--section", default="defaults", help="the written sections are named SECTION-DATASET")
     args = parser.parse_args()
     header = run_header("python benchmarks/defaults.py " + " ".join(f'"{a}"' if " " in a or not a else a for a in sys.argv[1:]), f" ({args.threads} threads)")
     for dataset in args.datasets:
-        common = ["--dataset", dataset, "--data-root", args.data_root]
+        common = ["--dataset", dataset, "--data-root", args.data_root, *(["--model", args.model] if args.model else [])]
         full = talk("evaluate", "--full", *common, "--runs", "3", threads=args.threads, device="cpu")[1] if args.eval_runs else None
         recipe = [] if args.recipe == "shipped" else ["--recipe", args.recipe]
         rows = []
@@ -82,8 +83,9 @@ def main() -> None:
                 + (f" {100 * statistics.fmean(joint_test):.2f}% |" if joint_test else "")
             )
             print(rows[-1], flush=True)
+        lm = f" with {Path(args.model).name}" if args.model else ""
         body = "\n".join([
-            f"#### {dataset}: defaults on validation", "", *header, "",
+            f"#### {dataset}{lm}: defaults on validation", "", *header, "",
             (f"Full-data reference (gnn protocol, 3 runs): {100 * full['test_accuracy_mean']:.2f}% test (information only)." if full else
              "No gnn-protocol evaluation (`--eval-runs 0`): the selected GCN validation decides."), "",
             f"| variant ({'`' + ' '.join(recipe) + '`' if recipe else 'the shipped recipe'} plus) | GCN val, as selected (mean over seeds) | gnn-protocol val (mean) | "

@@ -6,6 +6,8 @@
   to 3,000 nodes, each next one 0.6 times the one before), edges dropped at random until about
   half the nodes are isolated; a random 60/20/20 split (no split.json).
 - `cora-half`: half of Cora's nodes, drawn at random, with the edges among them.
+- `cora-hetero`: Cora (long texts: title and abstract) with about half of its edges rewired, each
+  to a random node of another class, until the edge homophily falls from 0.81 to about 0.4.
 
 They are written outside the repository (the shared datasets are never copied into it).
 """
@@ -72,19 +74,36 @@ def cora_half(data_root: Path, rng: random.Random) -> tuple[list[str], list[int]
     return texts, labels, list(tag.label_names), edges
 
 
+def cora_hetero(data_root: Path, rng: random.Random) -> tuple[list[str], list[int], list[str], list[tuple[int, int]]]:
+    tag = load_tag("cora", data_root)
+    labels = tag.labels.tolist()
+    texts, _, edges = subgraph(tag, list(range(tag.num_nodes)))
+    homophily = sum(labels[u] == labels[v] for u, v in edges) / len(edges)
+    rewire = 1 - 0.4 / homophily  # the share of edges moved: same-class edges shrink by it on average
+    others = [[n for n in range(tag.num_nodes) if labels[n] != c] for c in range(tag.num_classes)]
+    moved = sorted({(min(u, w), max(u, w)) for u, v in edges for w in [rng.choice(others[labels[u]]) if rng.random() < rewire else v]})
+    return texts, labels, list(tag.label_names), moved
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", type=Path, default=Path("../shared/datasets"))
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", nargs="+", help="build these proxies only")
     args = parser.parse_args()
-    for name, build in (("arxiv-sparse", arxiv_sparse), ("cora-half", cora_half)):
+    for name, build in (("arxiv-sparse", arxiv_sparse), ("cora-half", cora_half), ("cora-hetero", cora_hetero)):
+        if args.only and name not in args.only:
+            continue
         texts, labels, names, edges = build(args.data_root, random.Random(args.seed))
         write_folder(args.out / name, texts, labels, names, edges)
         tag = load_tag(str(args.out / name))
         isolated = int((torch.bincount(tag.edge_index[0], minlength=tag.num_nodes) == 0).sum())
         counts = tag.class_counts(tag.train_mask)
-        print(f"{name}: {tag.num_nodes} nodes, {tag.edge_index.shape[1] // 2} edges, {isolated} isolated, training nodes per class {counts}")
+        src, dst = tag.edge_index
+        homophily = float((tag.labels[src] == tag.labels[dst]).float().mean())
+        print(f"{name}: {tag.num_nodes} nodes, {tag.edge_index.shape[1] // 2} edges (edge homophily {homophily:.2f}), {isolated} isolated, "
+              f"training nodes per class {counts}")
 
 
 if __name__ == "__main__":

@@ -180,7 +180,7 @@ def test_soft_labels_are_learned(demo, tiny_lm, demo_features, tmp_path):
     assert learned == (outcome.best_step > 0)
 
 
-INNER = {"inner_every": 2, "inner_steps": 2, "inner_lr": 1e-2, "inner_refresh": 20}
+INNER = {"inner_every": 2, "inner_steps": 2, "inner_lr": 1e-2, "inner_refresh": 20, "select": "gcn"}  # krr selection refuses the inner loop
 
 
 @pytest.mark.parametrize("inner", [{}, INNER, INNER | {"inner_restart": True}], ids=["outer", "inner-loop", "restarted-inner-loop"])
@@ -227,7 +227,7 @@ def test_resume_refuses_a_checkpoint_of_another_run(demo, tiny_model_dir, demo_f
 
 def test_inner_loop_trains_the_lm_but_bundle_uses_the_pretrained_one(demo, tiny_model_dir, demo_features, tmp_path):
     lm = load_language_model(str(tiny_model_dir))
-    plan = settings(steps=4, inner_every=2, inner_steps=2, inner_lr=1e-2)
+    plan = settings(steps=4, inner_every=2, inner_steps=2, inner_lr=1e-2, select="gcn")
     bundle, _ = run_distillation(demo, lm, demo_features, plan, CPU, tmp_path / "b")
     from talk_cli.encode.lm import weights_sha256
 
@@ -236,7 +236,7 @@ def test_inner_loop_trains_the_lm_but_bundle_uses_the_pretrained_one(demo, tiny_
 
 
 def test_batch_wise_refresh_re_encodes_exactly_the_nodes_it_names(demo, tiny_lm, tiny_model_dir, demo_features):
-    plan = settings(inner_every=1, inner_steps=3, inner_lr=1e-2, inner_refresh=12)
+    plan = settings(inner_every=1, inner_steps=3, inner_lr=1e-2, inner_refresh=12, select="gcn")
     distiller = Distiller(demo, tiny_lm, demo_features, plan, CPU)
     nodes = distiller.inner_round()
     assert len(nodes.unique()) == 12 and bool(demo.train_mask[nodes].all())
@@ -567,7 +567,7 @@ def test_the_inner_loop_trains_on_the_class_distribution_evaluation_uses(demo, t
 
     seen = []
     monkeypatch.setattr(inner, "train_lm_and_gcn", lambda lm, trained, gcn, e, m, a, targets, *rest: seen.append(targets.clone()))
-    distiller = Distiller(demo, tiny_lm, demo_features, settings(inner_every=1, soft_labels=True, lr_labels=0.5), CPU)
+    distiller = Distiller(demo, tiny_lm, demo_features, settings(inner_every=1, soft_labels=True, lr_labels=0.5, select="gcn"), CPU)
     distiller.outer_step()
     synthetic = distiller.synthetic
     assert torch.equal(seen[0], training_targets(synthetic.labels, synthetic.targets.detach()))
@@ -709,3 +709,13 @@ def test_a_run_whose_inversion_reaches_the_free_set_says_the_token_loop_was_not_
     result = run_cli("distill", "--dataset", "demo", "--model", tiny_model_dir, "--size", "10", "--eval-every", "2", "--out", tmp_path / "b")
     assert result.exit_code == 0, result.output
     assert "no token loop: the inverted set validates as well as the free set it fits" in result.stderr and "warning" not in result.stderr
+
+
+def test_krr_selection_with_the_inner_loop_is_refused_in_one_line():
+    """KRR selection would score the kernel's view through the inner loop's tuned LM, while the
+    bundle stores what the pretrained LM makes of the tokens: a score of a set nobody gets."""
+    with pytest.raises(SettingsError, match="--select krr .* --inner-every"):
+        settings(inner_every=2, select="krr")
+    assert settings(inner_every=2, select="gcn").inner_every == 2 and settings(select="krr").inner_every == 0
+    refused = run_cli("distill", "--dataset", "demo", "--select", "krr", "--inner-every", "2", "--print-settings")
+    assert refused.exit_code == 2 and refused.stderr.count("\n") == 1 and "--select gcn" in refused.stderr

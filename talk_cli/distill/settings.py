@@ -154,6 +154,11 @@ class DistillSettings:
             raise SettingsError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.inner_every and not METHODS[self.method].reads_texts:
             raise SettingsError(f"the {self.method} method has no LM in its loop: inner_every must be 0")
+        if self.inner_every and self.select == "krr" and METHODS[self.method].reads_texts:
+            raise SettingsError(
+                "--select krr with --inner-every would score the kernel's view through the inner loop's tuned LM, while the bundle stores "
+                "what the pretrained LM makes of the tokens; use --select gcn (the default), which judges the stored set"
+            )
         if self.structure not in STRUCTURES:
             raise SettingsError(f"structure must be one of {', '.join(STRUCTURES)}, got {self.structure!r}")
         if self.select not in SELECTIONS:
