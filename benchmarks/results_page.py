@@ -46,8 +46,9 @@ are test accuracies (mean ± standard deviation over every run of every distilla
   LM and GCN fine-tuned together on the bundle, every check re-encoding the real texts and refitting
   the GCN on them (docs/evaluate.md). *full (joint)* fine-tunes on every real training node.
 - *talk* distils with the dataset's shipped recipe (`talk_cli/recipes/`), *talk/defaults* with
-  none (`--recipe none`, what a user's own TAG gets). *% of full* divides by the full row of the
-  row's own section (the joint rows: by its joint reference); *distil s* is per distillation
+  none (`--recipe none`, what a user's own TAG gets). *% of full* divides the row's test accuracy
+  by that of the *full* row of the same table (the joint rows: *% of joint full* by the table's
+  *full (joint)* row, *% of frozen full* by the gnn table's *full* row); *distil s* is per distillation
   seed, from a warm features cache. Ratios are fractions of the training nodes.
 """
 
@@ -102,13 +103,27 @@ def ordered(chosen: dict) -> list[tuple[Section, dict[str, str]]]:
     return [chosen[key] for key in sorted(chosen, key=lambda key: (float(key[1]) < 1, float(key[1]), METHOD_ORDER.index(key[0])))]
 
 
-def table(title: str, chosen: dict, columns: list[str]) -> list[str]:
+def mean_of(cell: str) -> float | None:
+    """The mean of a 'mean ± std' cell (None for '-')."""
+    number = re.match(r"\s*([0-9.]+)", cell or "")
+    return float(number.group(1)) if number else None
+
+
+def percent_of(record: dict[str, str], reference: float | None) -> str:
+    accuracy = mean_of(record.get("test acc %", ""))
+    return "-" if accuracy is None or not reference else f"{100 * accuracy / reference:.1f}%"
+
+
+def table(title: str, chosen: dict, columns: list[str], references: dict[str, float | None]) -> list[str]:
+    """The page table of `chosen` rows; each `references` column (a '% of ...' one) is computed from
+    the row's test accuracy and the reference this page shows, not copied from the row's own section."""
     if not chosen:
         return []
     lines = [f"## {title}", "", "| " + " | ".join(columns) + " | runs | source |", "|" + "---|" * (len(columns) + 2)]
     used: dict[str, Section] = {}
     for section, record in ordered(chosen):
         used[section.name] = section
+        record = record | {column: percent_of(record, reference) for column, reference in references.items()}
         values = [record.get(column, "-") or "-" for column in columns]
         lines.append("| " + " | ".join(values) + f" | {section.runs or '-'} | `{section.name}` |")
     lines += ["", "Sources (log section: command, machine, date):", ""]
@@ -122,17 +137,28 @@ GNN_COLUMNS = ["method", "ratio", "nodes", "test acc %", "% of full", "distil s"
 JOINT_COLUMNS = ["method", "ratio", "nodes", "test acc %", "% of joint full", "% of frozen full", "val % probe / fine-tuned"]
 
 
+def reference(chosen: dict, method: str) -> float | None:
+    """The test accuracy of the `method` row (a full-data reference) among `chosen`."""
+    rows = [record for (name, _), (_, record) in chosen.items() if name == method]
+    return mean_of(rows[0]["test acc %"]) if rows else None
+
+
 def page(log_text: str) -> str:
     sections = parse_sections(log_text)
     parts, used = [PREAMBLE], set()
-    for protocol, columns, wanted in (
-        ("gnn", GNN_COLUMNS, lambda s, d: re.fullmatch(rf"results-{d}(-.*)?", s.name) is not None and s.header[0] == "method"),
-        ("joint", JOINT_COLUMNS, lambda s, d: s.name.startswith(f"results-joint-{d}-") and "-refit" in s.name),
-    ):
+    gnn_wanted = lambda s, d: re.fullmatch(rf"results-{d}(-.*)?", s.name) is not None and s.header[0] == "method"  # noqa: E731
+    joint_wanted = lambda s, d: s.name.startswith(f"results-joint-{d}-") and "-refit" in s.name  # noqa: E731
+    for protocol in ("gnn", "joint"):
         for dataset in DATASETS:
-            chosen = latest_rows(sections, lambda s, d=dataset: wanted(s, d))
+            gnn = latest_rows(sections, lambda s, d=dataset: gnn_wanted(s, d))
+            if protocol == "gnn":
+                chosen, columns, references = gnn, GNN_COLUMNS, {"% of full": reference(gnn, "full")}
+            else:
+                chosen = latest_rows(sections, lambda s, d=dataset: joint_wanted(s, d))
+                columns = JOINT_COLUMNS
+                references = {"% of joint full": reference(chosen, "full (joint)"), "% of frozen full": reference(gnn, "full")}
             used |= {section.name for section, _ in chosen.values()}
-            parts += table(f"{protocol} protocol: {dataset}", chosen, columns)
+            parts += table(f"{protocol} protocol: {dataset}", chosen, columns, references)
     others = [s.name for s in sections if s.name not in used]
     parts += [
         "## Everything else",
