@@ -73,6 +73,8 @@ def settings_options(cls: type, defaults_note: dict[str, str]) -> list[inspect.P
     hints = typing.get_type_hints(cls)
     params = []
     for f in dataclasses.fields(cls):
+        if not f.metadata.get("cli", True):
+            continue  # a recipe key only
         kind = next(t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None))
         shown = defaults_note.get(f.name, defaults_note.get("*", "{}")).format(f.default)
         params.append(option(f.name, Optional[kind], None, flag_of(f), choices=f.metadata.get("choices"), help=f.metadata["help"], show_default=shown))

@@ -10,6 +10,7 @@ import unittest.mock
 from pathlib import Path
 
 import pytest
+import yaml
 import torch
 from typer.testing import CliRunner
 
@@ -108,6 +109,13 @@ def write_tag_folder(
 @pytest.fixture
 def tag_folder(tmp_path) -> Path:
     return write_tag_folder(tmp_path / "tiny")
+
+
+def recipe(folder: Path, **settings) -> Path:
+    """A recipe file of `settings`: how the command line reaches recipe-only keys."""
+    path = folder / f"recipe-{len(list(folder.glob('recipe-*.yaml')))}.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return path
 
 
 def run_cli(*args: str):

@@ -120,7 +120,7 @@ def test_bad_settings_give_message_and_exit_2(args, message):
     assert "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("flag", ["--select-nodes", "--patience", "--invert-steps", "--krr-batch"])
+@pytest.mark.parametrize("flag", ["--inner-every", "--patience", "--invert-steps", "--krr-batch"])
 def test_a_negative_count_names_its_setting(flag, tmp_path):
     result = run_cli("distill", "--dataset", "demo", flag, "-1", "--out", tmp_path / "b")
     name = flag[2:].replace("-", "_")

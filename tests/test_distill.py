@@ -18,7 +18,7 @@ from talk_cli.encode.lm import encode_embeddings, weights_sha256
 from talk_cli.errors import SettingsError
 from talk_cli.kernel import RealGraphSide
 
-from conftest import run_cli
+from conftest import recipe, run_cli
 
 CPU = torch.device("cpu")
 
@@ -278,12 +278,14 @@ def test_cli_distill_writes_a_verified_bundle(tiny_model_dir, tmp_path):
         (["--ratio", "0"], "--ratio must be in (0, 1]"),
         (["--ratio", "1.5"], "--ratio must be in (0, 1]"),
         (["--size", "3"], "--size 3 is below the number of classes with training nodes (5)"),
-        (["--structure", "star"], "'star' is not one of 'identity', 'knn', 'learned'"),
-        (["--kernel", "interleaved", "--hops", "3"], "supports hops 1 or 2"),
+        ({"structure": "star"}, "structure must be one of identity, knn, learned, got 'star'"),
+        ({"kernel": "interleaved", "hops": 3}, "supports hops 1 or 2"),
+        (["--structure", "knn"], "No such option: --structure"),  # a recipe key only
         (["--recipe", "nosuchrecipe"], "unknown recipe 'nosuchrecipe'"),
     ],
 )
 def test_cli_bad_settings(tiny_model_dir, tmp_path, args, message):
+    args = ["--recipe", recipe(tmp_path, **args)] if isinstance(args, dict) else args
     result = run_cli("distill", "--dataset", "demo", "--model", tiny_model_dir, "--steps", "2", "--out", tmp_path / "b", *args)
     assert result.exit_code == 2, result.output
     assert message in result.stderr and "Traceback" not in result.output

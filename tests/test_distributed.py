@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from talk_cli.bundle import load_bundle
 
-from conftest import assert_same_distillation, run_cli, torchrun
+from conftest import assert_same_distillation, recipe, run_cli, torchrun
 
 
 def test_two_ranks_encode_the_same_cache_as_one_process(tiny_model_dir, tmp_path):
@@ -34,13 +34,15 @@ def test_two_ranks_encode_the_same_cache_as_one_process(tiny_model_dir, tmp_path
     "variant",
     [
         # several LM chunks per rank, with the inversion; from the seed texts, where the tiny LM's loss falls within 12 steps
-        ["--method", "talk", "--lm-chunk", "3", "--invert-steps", "3", "--init", "texts"],
-        ["--method", "kernel-features", "--structure", "learned", "--soft-labels", "--select", "gcn"],  # gradients that skip the LM
+        ["--method", "talk", "--invert-steps", "3", "--init", "texts"],
+        ["--method", "kernel-features", "--select", "gcn", {"structure": "learned", "soft_labels": True}],  # gradients that skip the LM
     ],
 )
 def test_two_ranks_distil_the_same_bundle_as_one_process(tiny_model_dir, tmp_path, variant):
+    *flags, keys = variant if isinstance(variant[-1], dict) else (*variant, {})
+    keys = {"lm_chunk": 3, "checkpoint_every": 5} | keys  # several LM chunks per rank; checkpoints on the way
     common = ["distill", "--dataset", "demo", "--model", str(tiny_model_dir), "--device", "cpu", "--size", "10", "--steps", "12", "--eval-every", "3",
-              "--krr-batch", "50", "--checkpoint-every", "5", "--seq-len", "6", *variant]  # fmt: skip
+              "--krr-batch", "50", "--seq-len", "6", "--recipe", str(recipe(tmp_path, **keys)), *flags]  # fmt: skip
     single = run_cli(*common, "--out", tmp_path / "one", "--quiet")
     assert single.exit_code == 0, single.output
     ran = torchrun(*common, "--out", str(tmp_path / "two"))  # the same features cache, encoded above
@@ -72,7 +74,8 @@ def test_a_killed_rank_leaves_chunks_that_a_rerun_resumes(tiny_model_dir, tmp_pa
 
 
 def test_the_interleaved_kernel_is_refused_under_torchrun(tiny_model_dir, tmp_path):
-    ran = torchrun("distill", "--dataset", "demo", "--model", str(tiny_model_dir), "--kernel", "interleaved", "--out", str(tmp_path / "b"))
+    interleaved = str(recipe(tmp_path, kernel="interleaved"))
+    ran = torchrun("distill", "--dataset", "demo", "--model", str(tiny_model_dir), "--recipe", interleaved, "--out", str(tmp_path / "b"))
     assert ran.returncode != 0
     assert "run the interleaved kernel or the inner loop in one process" in ran.stderr
     assert re.search(r"exitcode\s*:\s*2", ran.stderr)  # each rank exits 2; the traceback is torchrun's report of that

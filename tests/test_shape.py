@@ -12,7 +12,7 @@ import pytest
 
 from talk_cli.distill import DistillSettings
 
-from conftest import REPO, run_cli
+from conftest import REPO, recipe, run_cli
 
 
 def test_wheel_ships_the_recipes_and_an_installed_cli_uses_them(tmp_path):
@@ -75,7 +75,7 @@ def test_distill_help_shows_every_default(monkeypatch):
 def test_every_kernel_method_composes_with_every_structure(method, structure, tiny_model_dir, tmp_path):
     """`--method kernel-features --structure learned` once crashed with an AttributeError."""
     out = tmp_path / "b"
-    args = ["--dataset", "demo", "--model", tiny_model_dir, "--method", method, "--structure", structure]
+    args = ["--dataset", "demo", "--model", tiny_model_dir, "--method", method, "--recipe", recipe(tmp_path, structure=structure)]
     result = run_cli("distill", *args, "--size", "10", "--steps", "2", "--seq-len", "8", "--out", out, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["method"] == method and (out / "manifest.yaml").is_file()

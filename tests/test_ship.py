@@ -20,7 +20,7 @@ from talk_cli.encode import load_language_model
 from talk_cli.encode.lm import weights_sha256
 from talk_cli.provenance import portable_command
 
-from conftest import run_cli
+from conftest import REPO, recipe, run_cli
 
 TOPICS = {"astro": "galaxy star orbit", "kitchen": "recipe oven spice", "finance": "market equity bond"}
 
@@ -261,9 +261,10 @@ def test_the_paper_recipe_maps_the_official_configuration(tiny_model_dir, tmp_pa
     shown = json.loads(run_cli("distill", "--dataset", "demo", "--recipe", "paper", "--print-settings").stdout)
     assert (shown["pooling"], shown["seq_len"], shown["ridge"], shown["lr"], shown["lora_rank"]) == ("cls", 256, 1e-4, 5e-4, 4)
     assert (shown["init"], shown["invert_steps"]) == ("texts", 0)  # the official code starts from the seed texts
-    out = tmp_path / "paper"
-    result = run_cli("distill", "--dataset", "demo", "--model", tiny_model_dir, "--recipe", "paper", "--seq-len", "8", "--max-length", "64",
-                     "--size", "5", "--steps", "4", "--inner-every", "2", "--inner-steps", "2", "--out", out, "--quiet")  # fmt: skip
+    out, paper = tmp_path / "paper", yaml.safe_load((REPO / "talk_cli" / "recipes" / "paper.yaml").read_text())
+    short = recipe(tmp_path, **paper | {"inner_steps": 2})  # the paper's recipe with short inner rounds
+    result = run_cli("distill", "--dataset", "demo", "--model", tiny_model_dir, "--recipe", short, "--seq-len", "8", "--max-length", "64",
+                     "--size", "5", "--steps", "4", "--inner-every", "2", "--out", out, "--quiet")  # fmt: skip
     assert result.exit_code == 0, result.output
     bundle = load_bundle(out)
     assert bundle.lm.pooling == "cls" and bundle.distillation.settings["lora_rank"] == 4
@@ -318,3 +319,18 @@ def test_a_recorded_command_has_no_absolute_path(arguments):
 def test_a_recorded_command_keeps_a_paths_last_component():
     command = "talk distill --dataset /data/tags/cora --model=/home/me/models/mpnet/ --out ~/b --ratio 0.01"
     assert portable_command(command) == "talk distill --dataset cora --model=mpnet --out b --ratio 0.01"
+
+
+def test_distill_lists_at_most_40_options_and_the_docs_list_every_recipe_key():
+    import dataclasses
+    import re
+
+    from talk_cli.distill import DistillSettings
+
+    shown = run_cli("distill", "--help")
+    options = set(re.findall(r"^\s+(?:-\w, )?(--[a-z][a-z-]*)", shown.stdout, flags=re.MULTILINE))  # a wrapped help line may start with one
+    assert 30 < len(options) <= 40, options
+    documented = (REPO / "docs" / "commands.md").read_text()
+    recipe_only = [f.name for f in dataclasses.fields(DistillSettings) if not f.metadata.get("cli", True)]
+    assert recipe_only and all(f"| `{name}` |" in documented for name in recipe_only)
+    assert not any(f"--{name.replace('_', '-')} " in shown.stdout for name in recipe_only)

@@ -47,7 +47,7 @@ class DistillSettings:
     min_class_nodes: int = setting(
         1,
         "At least this many synthetic nodes per class (never more than the class has training nodes) when the "
-        "budget gives every class that many; otherwise one each.",
+        "budget gives every class that many; otherwise one each.", cli=False,
     )
     seq_len: int = setting(16, "Tokens per synthetic text.")
     init: str = setting(
@@ -64,33 +64,33 @@ class DistillSettings:
     )
     steps: int = setting(100, "Outer (KRR) steps.")
     lr: float = setting(0.01, "Adam learning rate of the token embeddings.")
-    lr_adjacency: float = setting(0.05, "Adam learning rate of the learned adjacency logits.")
-    lr_labels: float = setting(0.05, "Adam learning rate of the soft labels.")
-    kernel: str = setting("propagate-first", "Where the kernel's ReLU layers sit among its aggregation steps.", choices=VARIANTS)
+    lr_adjacency: float = setting(0.05, "Adam learning rate of the learned adjacency logits.", cli=False)
+    lr_labels: float = setting(0.05, "Adam learning rate of the soft labels.", cli=False)
+    kernel: str = setting("propagate-first", "Where the kernel's ReLU layers sit among its aggregation steps.", choices=VARIANTS, cli=False)
     hops: int = setting(2, "Aggregation steps K of the kernel.")
     layers: int = setting(1, "ReLU layers L of the kernel.")
     ridge: float = setting(0.003, "KRR ridge λ, relative to tr(K_SS)/n_syn.")
-    loss: str = setting("mse", "KRR loss on the real training labels.", choices=LOSSES)
+    loss: str = setting("mse", "KRR loss on the real training labels.", choices=LOSSES, cli=False)
     krr_batch: int = setting(2048, "Real training nodes per outer step (0: all).")
-    structure: str = setting("identity", "Synthetic edges: identity (none), knn or learned.", choices=STRUCTURES)
-    knn: int = setting(3, "Neighbours per node of the knn structure (and the learned one's start).")
-    soft_labels: bool = setting(False, "Learn the synthetic labels.", flag="--soft-labels/--hard-labels")
+    structure: str = setting("identity", "Synthetic edges: identity (none), knn or learned.", choices=STRUCTURES, cli=False)
+    knn: int = setting(3, "Neighbours per node of the knn structure (and the learned one's start).", cli=False)
+    soft_labels: bool = setting(False, "Learn the synthetic labels.", flag="--soft-labels/--hard-labels", cli=False)
     inner_every: int = setting(0, "Inner LM+GNN loop every R outer steps (0: off).")
-    inner_steps: int = setting(5, "Steps of each inner round.")
-    inner_lr: float = setting(1e-5, "LM learning rate of the inner loop.")
+    inner_steps: int = setting(5, "Steps of each inner round.", cli=False)
+    inner_lr: float = setting(1e-5, "LM learning rate of the inner loop.", cli=False)
     inner_restart: bool = setting(
         False,
         "Start each inner round from the pretrained LM and a fresh GCN, as `talk evaluate --protocol joint` "
         "trains, instead of continuing the previous round's.",
-        flag="--inner-restart/--inner-continue",
+        flag="--inner-restart/--inner-continue", cli=False,
     )
     lora_rank: int = setting(0, "Inner loop: " + LORA_RANK_HELP)
-    lora_alpha: float = setting(LORA_ALPHA, "Inner loop: " + LORA_ALPHA_HELP)
-    lora_dropout: float = setting(LORA_DROPOUT, "Inner loop: " + LORA_DROPOUT_HELP)
+    lora_alpha: float = setting(LORA_ALPHA, "Inner loop: " + LORA_ALPHA_HELP, cli=False)
+    lora_dropout: float = setting(LORA_DROPOUT, "Inner loop: " + LORA_DROPOUT_HELP, cli=False)
     inner_refresh: int = setting(
         128,
         "Real training nodes re-encoded with the inner loop's LM after each inner round; the others keep the "
-        "features they were last encoded with (0: re-encode every real node).",
+        "features they were last encoded with (0: re-encode every real node).", cli=False,
     )
     invert_steps: int = setting(
         100,
@@ -118,12 +118,12 @@ class DistillSettings:
         5000,
         "select gcn: judge on at most this many real validation nodes, a seeded sample where there are more (exact "
         "GCN outputs on them, from their 1-hop neighbourhood; keeps selection's time and memory flat on large graphs); "
-        "0: every validation node.",
+        "0: every validation node.", cli=False,
     )
-    lm_chunk: int = setting(16, "Synthetic nodes per gradient-injection chunk (bounds memory).")
+    lm_chunk: int = setting(16, "Synthetic nodes per gradient-injection chunk (bounds memory).", cli=False)
     max_length: int = setting(DEFAULT_MAX_LENGTH, "Tokens per real text (the features cache).")
     pooling: str = setting(DEFAULT_POOLING, "How the LM's token states become one feature: the mean, or the first token's ([CLS]).", choices=POOLINGS)
-    checkpoint_every: int = setting(25, "Write a checkpoint every this many steps (for --resume).")
+    checkpoint_every: int = setting(25, "Write a checkpoint every this many steps (for --resume).", cli=False)
     seed: int = setting(0, "Seed of initialisation and batches.")
 
     def __post_init__(self) -> None:
