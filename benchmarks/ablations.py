@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_set_option, prepared_dataset, recipe_settings, run_header, write_section  # noqa: E402
 
 from talk_cli.data import TAG  # noqa: E402
-from talk_cli.distill import DistillSettings, Distiller, distill, make_bundle  # noqa: E402
+from talk_cli.distill import Distiller, DistillSettings, distill, make_bundle  # noqa: E402
 from talk_cli.distill.real import KRRFit, krr_accuracy  # noqa: E402
 from talk_cli.encode import load_language_model  # noqa: E402
 from talk_cli.evaluate import EvalSettings, evaluate_bundle, evaluate_joint, training_defaults  # noqa: E402

@@ -85,9 +85,7 @@ def setting(item: str) -> tuple[str, object]:
 
 def add_set_option(parser: argparse.ArgumentParser) -> None:
     """`--set KEY=VALUE ...`: recipes change, and this reruns a section's command as it ran under an older one."""
-    parser.add_argument(
-        "--set", nargs="*", type=setting, default=[], metavar="KEY=VALUE", help="change the recipe's settings (YAML values)"
-    )
+    parser.add_argument("--set", nargs="*", type=setting, default=[], metavar="KEY=VALUE", help="change the recipe's settings (YAML values)")
 
 
 def recipe_settings(parser: argparse.ArgumentParser, dataset: str, changes: dict, recipe: str | None = None, **owned):
@@ -107,13 +105,13 @@ def recipe_settings(parser: argparse.ArgumentParser, dataset: str, changes: dict
     return settings
 
 
-def prepared_dataset(dataset: str, data_root: Path | None, max_length: int, device: torch.device = torch.device("cpu")):
-    """The dataset with the default LM and its features at `max_length` tokens (from the cache
-    when it is fresh): what every benchmark distils from and evaluates on, on `device`."""
+def prepared_dataset(dataset: str, data_root: Path | None, max_length: int, device: torch.device = torch.device("cpu"), model: str | None = None):
+    """The dataset with the LM (`model`, else the default) and its features at `max_length` tokens
+    (from the cache when it is fresh): what every benchmark distils from and evaluates on, on `device`."""
     from talk_cli import pipeline
     from talk_cli.encode import EncodeSettings
 
-    return pipeline.prepare(pipeline.load_dataset(dataset, data_root), settings=EncodeSettings(max_length=max_length), device=device)
+    return pipeline.prepare(pipeline.load_dataset(dataset, data_root), model, settings=EncodeSettings(max_length=max_length), device=device)
 
 
 def write_section(doc: Path, name: str, body: str) -> None:

@@ -67,20 +67,25 @@ def busy_processes(count: int):
             loop.wait()
 
 
-def cost_table(dataset: str, data_root: str, repeats: int, threads: int, device: str, out: Path, busy: int = 0) -> list[str]:
-    """The cost table; with `busy`, each variant also runs beside that many busy processes, the
-    quiet and busy runs alternating, and each row is given under both loads."""
-    common = ["--dataset", dataset, "--data-root", data_root]
-    for variant in VARIANTS.values():  # warm the features cache at each variant's max length
+def cost_table(
+    dataset: str, data_root: str, repeats: int, threads: int, device: str, out: Path, busy: int = 0, model: str | None = None, variants: dict = VARIANTS
+) -> list[str]:
+    """The cost table of `variants`, with the LM `model` (default: talk's); with `busy`, each variant
+    also runs beside that many busy processes, the quiet and busy runs alternating, and each row is
+    given under both loads."""
+    common = ["--dataset", dataset, "--data-root", data_root, *(["--model", model] if model else [])]
+    for variant in variants.values():  # warm the features cache at each variant's max length
         length = talk("distill", *common, *variant, "--print-settings", threads=threads, device=device)[1]["max_length"]
         talk("encode", *common, "--max-length", str(length), threads=threads, device=device)
     loads = [0, busy] if busy else [0]
-    runs: dict[tuple[str, int], list[tuple[float, dict]]] = {(name, load): [] for name in VARIANTS for load in loads}
+    runs: dict[tuple[str, int], list[tuple[float, dict]]] = {(name, load): [] for name in variants for load in loads}
     for _ in range(repeats):
-        for name, variant in VARIANTS.items():
+        for name, variant in variants.items():
             for load in loads:
                 with busy_processes(load):
-                    runs[name, load].append(talk("distill", *common, *variant, "--ratio", "0.01", "--out", str(out / "b"), "--force", threads=threads, device=device))
+                    runs[name, load].append(
+                        talk("distill", *common, *variant, "--ratio", "0.01", "--out", str(out / "b"), "--force", threads=threads, device=device)
+                    )
     process = {key: statistics.median(s for s, _ in results) for key, results in runs.items()}
     rows = []
     for (name, load), results in runs.items():
@@ -134,10 +139,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="rounds of the alternating variants (the median is shown)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--busy", type=int, default=0, help="also run each variant beside this many busy processes (one core each), alternating with the quiet runs")
+    parser.add_argument(
+        "--busy", type=int, default=0, help="also run each variant beside this many busy processes (one core each), alternating with the quiet runs"
+    )
     parser.add_argument("--speed-settings", action="store_true", help="the speed settings on validation instead of the cost table")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--write", type=Path, help="write each dataset's table into this document (a marked section)")
+    parser.add_argument("--model", help="the LM, a folder or hub id (default: talk's); the section is named after it")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), help="the cost table's rows (kernel-features always)")
     args = parser.parse_args()
     command = "python benchmarks/cost.py " + " ".join(sys.argv[1:])
     suffix = "-cuda" if args.device == "cuda" else ""
@@ -149,12 +158,14 @@ def main() -> None:
             if args.speed_settings:
                 table, title, name = speed_settings(dataset, args.data_root, args.seeds, args.threads, args.device, Path(tmp)), "speed settings", "speed"
             else:
-                table = cost_table(dataset, args.data_root, args.repeats, args.threads, args.device, Path(tmp), args.busy)
+                chosen = {name: VARIANTS[name] for name in VARIANTS if name in args.variants or name == "kernel-features (recipe)"}
+                table = cost_table(dataset, args.data_root, args.repeats, args.threads, args.device, Path(tmp), args.busy, args.model, chosen)
                 title, name = ("cost", "cost") if not args.busy else (f"cost beside {args.busy} busy process(es)", f"busy{args.busy}")
-        body = "\n".join([f"#### {dataset}: {title}{' on ' + args.device if suffix else ''}", "", *header, "", *table])
+        lm = Path(args.model).name if args.model else ""
+        body = "\n".join([f"#### {dataset}: {title}{' with ' + lm if lm else ''}{' on ' + args.device if suffix else ''}", "", *header, "", *table])
         print(body, flush=True)
         if args.write:
-            write_section(args.write, f"{name}-{dataset}{suffix}", body)
+            write_section(args.write, f"{name}-{dataset}{'-' + lm if lm else ''}{suffix}", body)
 
 
 if __name__ == "__main__":

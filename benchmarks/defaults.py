@@ -34,7 +34,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", required=True)
     parser.add_argument("--datasets", nargs="+", required=True)
-    parser.add_argument("--variants", nargs="+", default=[""], help='space-separated changes per variant, KEY=VALUE or a flag alone (soft_labels); "" = the defaults')
+    parser.add_argument(
+        "--variants", nargs="+", default=[""], help='space-separated changes per variant, KEY=VALUE or a flag alone (soft_labels); "" = the defaults'
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--recipe", default="none", help="none: the defaults alone; shipped: each dataset's shipped recipe (what `talk distill` applies)")
@@ -52,12 +54,14 @@ def main() -> None:
         rows = []
         for variant in args.variants:
             changes = [f"--{key.replace('_', '-')}{sep}{value}" for key, sep, value in (item.partition("=") for item in variant.split())]
-            picked, validation, test, joint, joint_test, seconds, overlap, worst = [], [], [], [], [], [], [], []
+            picked, validation, test, joint, joint_test, seconds, overlap, worst, warm = [], [], [], [], [], [], [], [], []
             with tempfile.TemporaryDirectory() as tmp:
                 for seed in args.seeds:
                     made = talk("distill", *common, *recipe, "--ratio", "0.01", "--seed", str(seed), *changes,
                                 "--out", f"{tmp}/b", "--force", threads=args.threads, device="cpu")[1]  # fmt: skip
                     picked.append(made["val_accuracy"])
+                    if made.get("warm_start"):
+                        warm.append(made["warm_start"] | {"shipped": made["val_accuracy"], "token_loop": made["stopped_at"] != 0})
                     if args.eval_runs:
                         result = talk("evaluate", f"{tmp}/b", *common, "--runs", str(args.eval_runs), threads=args.threads, device="cpu")[1]
                         validation.append(result["val_accuracy_mean"])
@@ -66,18 +70,25 @@ def main() -> None:
                     overlap.append(made["privacy"]["mean_ngram_overlap"])
                     worst.append(made["privacy"]["max_ngram_overlap"])
                     if args.joint_runs:
-                        tuned = talk("evaluate", f"{tmp}/b", *common, "--protocol", "joint", "--runs", str(args.joint_runs), threads=args.threads, device="cpu")[1]
+                        tuned = talk(
+                            "evaluate", f"{tmp}/b", *common, "--protocol", "joint", "--runs", str(args.joint_runs), threads=args.threads, device="cpu"
+                        )[1]
                         joint.append(tuned["val_accuracy_mean"])
                         joint_test.append(tuned["test_accuracy_mean"])
-            judged = (
-                f"{statistics.fmean(validation):.4f} | " if test else "not run | "
-            )
+            judged = f"{statistics.fmean(validation):.4f} | " if test else "not run | "
             informed = (
                 f"{100 * statistics.fmean(test):.2f} ± {100 * statistics.pstdev(test):.2f}% | {100 * statistics.fmean(test) / full['test_accuracy_mean']:.1f}% |"
-                if test else "- | - |"
+                if test
+                else "- | - |"
+            )
+            warm_cells = (
+                " / ".join(f"{statistics.fmean(w[key] for w in warm):.4f}" for key in ("free_val_accuracy", "inverted_val_accuracy", "shipped"))
+                + f" | {statistics.fmean(w['inversion_steps'] for w in warm):.0f} | {sum(w['token_loop'] for w in warm)} of {len(warm)} |"
+                if warm
+                else "- | - | - |"
             )
             rows.append(
-                f"| {variant or 'defaults'} | {statistics.fmean(picked):.4f} | {judged}"
+                f"| {variant or 'defaults'} | {statistics.fmean(picked):.4f} | {warm_cells} {judged}"
                 + (f"{statistics.fmean(joint):.4f} | " if joint else "")
                 + f"{statistics.fmean(seconds):.1f} | {100 * statistics.fmean(overlap):.1f}% / {100 * max(worst):.1f}% | {informed}"
                 + (f" {100 * statistics.fmean(joint_test):.2f}% |" if joint_test else "")
@@ -88,11 +99,12 @@ def main() -> None:
             f"#### {dataset}{lm}: defaults on validation", "", *header, "",
             (f"Full-data reference (gnn protocol, 3 runs): {100 * full['test_accuracy_mean']:.2f}% test (information only)." if full else
              "No gnn-protocol evaluation (`--eval-runs 0`): the selected GCN validation decides."), "",
-            f"| variant ({'`' + ' '.join(recipe) + '`' if recipe else 'the shipped recipe'} plus) | GCN val, as selected (mean over seeds) | gnn-protocol val (mean) | "
+            f"| variant ({'`' + ' '.join(recipe) + '`' if recipe else 'the shipped recipe'} plus) | GCN val, as selected (mean over seeds) | "
+            + "warm start: free / inverted / shipped GCN val (mean) | inversion steps (mean) | token loop ran (seeds) | gnn-protocol val (mean) | "
             + (f"joint-protocol val (mean, {args.joint_runs} run(s) per seed) | " if args.joint_runs else "")
             + "distil s (mean) | 4-gram overlap, mean / worst node | test (info) | % of full (info) |"
             + (" joint-protocol test (info) |" if args.joint_runs else ""),
-            "|---|---:|---:|" + ("---:|" if args.joint_runs else "") + "---:|---:|---:|---:|" + ("---:|" if args.joint_runs else ""),
+            "|---|---:|---:|---:|---:|---:|" + ("---:|" if args.joint_runs else "") + "---:|---:|---:|---:|" + ("---:|" if args.joint_runs else ""),
             *rows,
         ])  # fmt: skip
         print(body, flush=True)

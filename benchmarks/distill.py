@@ -28,6 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_device_option, median_seconds, prepared_dataset, resolved_device, run_header, run_json, write_section  # noqa: E402
+
 from talk_cli.memory import peak_rss_mib  # noqa: E402
 
 
@@ -104,9 +105,9 @@ def run_injection_memory(data_root: Path | None, n_syn: int, chunk: int) -> dict
     """Peak RSS of one outer step on Cora with the real MiniLM: injection in chunks of `chunk`
     synthetic nodes, or full back-propagation through the LM when chunk >= n_syn."""
     from talk_cli.data import load_tag
-    from talk_cli.distill import DistillSettings, Distiller
-    from talk_cli.encode.lm import encode_embeddings
+    from talk_cli.distill import Distiller, DistillSettings
     from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
+    from talk_cli.encode.lm import encode_embeddings
 
     tag, lm = load_tag("cora", data_root), load_language_model()
     features = encode_tag(tag, lm, EncodeSettings(max_length=128)).features
@@ -177,7 +178,11 @@ def main() -> None:
                 lines.append(f"| {n_syn} | {variant} | {r['setup_seconds']:.3f} | {r['step_seconds']:.4f} | {r['peak_rss_mib']:.0f} |")
                 print(lines[-1], file=sys.stderr, flush=True)
     if args.injection_sizes:
-        lines = sections["distill-injection"] = ["### Gradient injection keeps memory flat (Cora, MiniLM, 32 tokens per synthetic text, one step)", "", *cpu_header]
+        lines = sections["distill-injection"] = [
+            "### Gradient injection keeps memory flat (Cora, MiniLM, 32 tokens per synthetic text, one step)",
+            "",
+            *cpu_header,
+        ]
         lines += ["| n_syn | backward | seconds | peak RSS MiB | RSS before the step MiB |", "|---:|---|---:|---:|---:|"]
         for n_syn in args.injection_sizes:
             for chunk, label in ((8, "injection, chunks of 8"), (n_syn, "full back-propagation")):

@@ -21,6 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import matmul_peak_gflops, run_header, run_json, write_section  # noqa: E402
+
 from talk_cli.memory import peak_rss_mib  # noqa: E402
 
 COMMAND = "python benchmarks/encode.py --write docs/performance.md"
@@ -45,7 +46,9 @@ def run_one(data_root: Path, max_length: int, batch_size: int, device: str = "cp
         )
     lengths = [len(ids) for ids in lm.tokenizer(tag.texts, truncation=True, max_length=max_length)["input_ids"]]
     return {
-        "max_length": max_length, "batch_size": batch_size, "dtype": dtype,
+        "max_length": max_length,
+        "batch_size": batch_size,
+        "dtype": dtype,
         "texts": tag.num_nodes,
         "seconds": result.seconds,
         "texts_per_s": tag.num_nodes / result.seconds,

@@ -39,7 +39,9 @@ def main() -> None:
     prepared = pipeline.prepare(pipeline.load_dataset(args.dataset), settings=EncodeSettings(max_length=settings.max_length))
     tokens = Distiller(prepared.tag, prepared.lm, prepared.features, settings, prepared.device)
     free_settings = dataclasses.replace(settings, method="kernel-features", invert_steps=0)
-    free = Distiller(prepared.tag, prepared.lm, prepared.features, free_settings, prepared.device, real=tokens.real, seed_nodes=tokens.seed_nodes, stage=WARM_START_PHASES[0])
+    free = Distiller(
+        prepared.tag, prepared.lm, prepared.features, free_settings, prepared.device, real=tokens.real, seed_nodes=tokens.seed_nodes, stage=WARM_START_PHASES[0]
+    )
     target = distill(free)
     start = tokens.synthetic.representation.state_dict()
     print(f"{args.dataset} seed {args.seed}: free val {target.best_val_accuracy:.4f} (step {target.best_step})", flush=True)
@@ -51,7 +53,10 @@ def main() -> None:
         steps, reached = tokens.synthetic.representation.fit(target.features, int(max_steps), lr, cosine, betas=betas)
         seconds = time.perf_counter() - started
         val = gcn_accuracy(tokens.real, tokens.synthetic, tokens.features().to(KERNEL_DTYPE), tokens.settings.seed)
-        print(f"  lr {lr} max {max_steps:.0f} goal {cosine} betas {betas}: {steps} steps, {seconds:.1f} s, cosine {reached:.4f}, inverted GCN val {val:.4f}", flush=True)
+        print(
+            f"  lr {lr} max {max_steps:.0f} goal {cosine} betas {betas}: {steps} steps, {seconds:.1f} s, cosine {reached:.4f}, inverted GCN val {val:.4f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,14 @@ def main() -> None:
     parser.add_argument("--grid", nargs="+", default=["2e-5:30", "2e-5:100", "5e-6:100", "0:100"], metavar="LM_LR:EPOCHS[:PROBE_EPOCHS[:FINETUNE_LR]]")
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--full", action="store_true", help="grid the joint full-data reference, not a bundle (--ratio unused)")
-    parser.add_argument("--refit", action=argparse.BooleanOptionalAction, help="checks fit a fresh GCN on the current LM's features (the protocol's default), or classify with the GCN fine-tuned alongside")
-    parser.add_argument("--write", type=Path, help="update the joint-settings-DATASET-RATIO (--full: joint-reference-DATASET) section, or --section, of this markdown file")
+    parser.add_argument(
+        "--refit",
+        action=argparse.BooleanOptionalAction,
+        help="checks fit a fresh GCN on the current LM's features (the protocol's default), or classify with the GCN fine-tuned alongside",
+    )
+    parser.add_argument(
+        "--write", type=Path, help="update the joint-settings-DATASET-RATIO (--full: joint-reference-DATASET) section, or --section, of this markdown file"
+    )
     parser.add_argument("--section", help="the section's name, when not the default above")
     add_device_option(parser)
     args = parser.parse_args()

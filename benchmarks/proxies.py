@@ -102,8 +102,10 @@ def main() -> None:
         counts = tag.class_counts(tag.train_mask)
         src, dst = tag.edge_index
         homophily = float((tag.labels[src] == tag.labels[dst]).float().mean())
-        print(f"{name}: {tag.num_nodes} nodes, {tag.edge_index.shape[1] // 2} edges (edge homophily {homophily:.2f}), {isolated} isolated, "
-              f"training nodes per class {counts}")
+        print(
+            f"{name}: {tag.num_nodes} nodes, {tag.edge_index.shape[1] // 2} edges (edge homophily {homophily:.2f}), {isolated} isolated, "
+            f"training nodes per class {counts}"
+        )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_device_option, prepared_dataset, resolved_device, run_header, run_json, write_section  # noqa: E402
 
@@ -144,7 +143,16 @@ def run_progress(label: str, settings):
 
 
 def child_run(
-    dataset: str, method: str, ratio: float, runs: int, seeds: int, protocol: str, data_root: Path | None, device, probe_epochs: int | None
+    dataset: str,
+    method: str,
+    ratio: float,
+    runs: int,
+    seeds: int,
+    protocol: str,
+    data_root: Path | None,
+    device,
+    probe_epochs: int | None,
+    model: str | None = None,
 ) -> dict:
     from talk_cli import pipeline
     from talk_cli.evaluate import EvalSettings, training_defaults
@@ -152,7 +160,7 @@ def child_run(
     recipe = NO_RECIPE if method.endswith(DEFAULTS) else None  # the defaults alone, as on a user's TAG
     method = method.removesuffix(DEFAULTS)
     settings, _ = pipeline.distill_settings(dataset, recipe, **{"method": method if method != "full" else None, "ratio": ratio})
-    prepared = prepared_dataset(dataset, data_root, settings.max_length, device)
+    prepared = prepared_dataset(dataset, data_root, settings.max_length, device, model)
     evaluation_settings = EvalSettings(runs=runs, **training_defaults(protocol, method == "full") | probe_setting(probe_epochs))
     label = f"{dataset} {method} {ratio} ({protocol})"
     if method == "full":  # the reference, from the evaluate cache when an earlier run made it
@@ -201,11 +209,10 @@ def main() -> None:
     parser.add_argument("--joint-runs", type=int, default=3)
     parser.add_argument("--joint-probe-epochs", type=int, help="the joint protocol's --probe-epochs (default: the protocol's)")
     parser.add_argument("--section", help="the gnn-protocol section's name, with one dataset (default: results-DATASET, then the ratios when not the defaults)")
-    parser.add_argument(
-        "--joint-section", help="the joint section's name (default: results-joint, then the pairs, probe and device when not the defaults)"
-    )
+    parser.add_argument("--joint-section", help="the joint section's name (default: results-joint, then the pairs, probe and device when not the defaults)")
     parser.add_argument("--write", type=Path, help="update this document's sections (one per dataset, one for joint)")
     add_device_option(parser)
+    parser.add_argument("--model", help="the LM, a folder or hub id (default: talk's, all-MiniLM-L6-v2); its sections are named results-<its name>-<dataset>")
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     device = resolved_device(parser, args.device)
@@ -217,10 +224,11 @@ def main() -> None:
         quiet_transformers()  # its stderr is ours: progress lines only, as `talk` prints
         dataset, method, ratio, runs, seeds, protocol = args.child
         probe = args.joint_probe_epochs if protocol == "joint" else None
-        print(json.dumps(child_run(dataset, method, float(ratio), int(runs), int(seeds), protocol, args.data_root, device, probe)))
+        print(json.dumps(child_run(dataset, method, float(ratio), int(runs), int(seeds), protocol, args.data_root, device, probe, args.model)))
         return
     # Children get the same data root, device and probe; sections measured on a GPU sit beside the CPU ones.
-    root = [*(["--data-root", str(args.data_root)] if args.data_root else []), "--device", args.device]
+    root = [*(["--data-root", str(args.data_root)] if args.data_root else []), *(["--model", args.model] if args.model else []), "--device", args.device]
+    lm = f"{Path(args.model).name}-" if args.model else ""  # sections of another LM than the default are named after it
     if args.joint_probe_epochs is not None:
         root += ["--joint-probe-epochs", str(args.joint_probe_epochs)]
     suffix = "-cuda" if device.type == "cuda" else ""
@@ -234,9 +242,10 @@ def main() -> None:
         runs = args.runs[min(index, len(args.runs) - 1)]
         full = run_child(dataset, "full", "1.0", str(runs), "1", "gnn", *root)
         reference = references[dataset] = full["summary"]["test_accuracy_mean"]
-        name = args.section or f"results-{dataset}" + ("" if args.ratios == default_ratios else "-" + "-".join(map(str, args.ratios))) + suffix
+        name = args.section or f"results-{lm}{dataset}" + ("" if args.ratios == default_ratios else "-" + "-".join(map(str, args.ratios))) + suffix
         count = f"{args.seeds} distillation seeds x {runs} runs" if per_seed else f"{runs} runs"
-        out = sections[name] = [f"## {dataset} ({count} per row, ratios {', '.join(map(str, args.ratios))})", "", *header]
+        with_lm = f" with {Path(args.model).name}" if args.model else ""
+        out = sections[name] = [f"## {dataset}{with_lm} ({count} per row, ratios {', '.join(map(str, args.ratios))})", "", *header]
         seed_column = ["per-seed test acc %"] if per_seed else []
         columns = ["method", "ratio", "nodes", "test acc %", "macro-F1 %", "% of full", *seed_column, "distil s", "eval s", "peak RSS MiB"]
         out += ["| " + " | ".join(columns) + " |", "|---|" + "---:|" * (len(columns) - 1)]
@@ -259,7 +268,7 @@ def main() -> None:
                 print(out[-1], file=sys.stderr, flush=True)
                 write_sections(args.write, sections, building=name)
     if args.joint:
-        name = "results-joint" + ("" if args.joint == parser.get_default("joint") else "-" + "-".join(p.replace(":", "-") for p in args.joint))
+        name = f"results-{lm}joint" + ("" if args.joint == parser.get_default("joint") else "-" + "-".join(p.replace(":", "-") for p in args.joint))
         name += ("" if args.joint_probe_epochs is None else f"-probe{args.joint_probe_epochs}") + suffix
         name = args.joint_section or name
         out = sections[name] = [f"## Joint protocol ({args.joint_runs} runs per row)", "", *header, joint_note(args.joint_probe_epochs), ""]

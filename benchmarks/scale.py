@@ -37,6 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_set_option, run_header, write_section  # noqa: E402
+
 from talk_cli.memory import peak_rss_mib  # noqa: E402
 
 TORCHRUN_NOTE = "; 2 processes run under torchrun with 1 thread each"
@@ -105,7 +106,14 @@ def worker(num_nodes: int, out_dir: Path, changes: dict) -> dict:
     settings = DistillSettings(ratio=RATIO, **changes)
     started = time.perf_counter()
     bundle, outcome = run_distillation(
-        tag, lm, features, settings, torch.device("cpu"), out_dir / "bundle", force=True, on_step=lambda report: report.phase == TOKEN_PHASE and stamps.append(time.perf_counter())
+        tag,
+        lm,
+        features,
+        settings,
+        torch.device("cpu"),
+        out_dir / "bundle",
+        force=True,
+        on_step=lambda report: report.phase == TOKEN_PHASE and stamps.append(time.perf_counter()),
     )
     total = time.perf_counter() - started
     steps = torch.tensor(stamps).diff()
@@ -176,8 +184,7 @@ def dataset_rows(datasets: list[str], command: str) -> str:
     return "\n".join(
         [
             *run_header(command, TORCHRUN_NOTE),
-            "Wall seconds of the whole `talk distill --ratio 0.01` command (shipped recipe, features cached; "
-            "process start and model loading included).",
+            "Wall seconds of the whole `talk distill --ratio 0.01` command (shipped recipe, features cached; process start and model loading included).",
             "",
             *lines,
         ]

@@ -20,9 +20,23 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import typer  # noqa: E402
 
-from talk_cli.cli_options import DATASET, EVAL_DEFAULTS, IMPORT_COLUMNS, app, command, emit_json, given, load_lm, option, quiet_transformers, reports_errors, settings_options, stop_at_step_boundary  # noqa: E402
-from talk_cli.console import progress_bar, render_summary, report_dataset, say  # noqa: E402
 from talk_cli.bundle.card import DEFAULT_LICENSE  # noqa: E402
+from talk_cli.cli_options import (  # noqa: E402
+    DATASET,
+    EVAL_DEFAULTS,
+    IMPORT_COLUMNS,
+    app,
+    command,
+    emit_json,
+    given,
+    load_lm,
+    option,
+    quiet_transformers,
+    reports_errors,
+    settings_options,
+    stop_at_step_boundary,
+)
+from talk_cli.console import progress_bar, render_summary, report_dataset, say  # noqa: E402
 from talk_cli.data.columns import Columns  # noqa: E402
 from talk_cli.distill.settings import DistillSettings  # noqa: E402
 from talk_cli.encode.settings import DEFAULT_POOLING, POOLINGS, EncodeSettings  # noqa: E402
@@ -50,7 +64,9 @@ def prepare(options: dict, model: str | None, pooling: str, encode: EncodeSettin
 
 
 MODEL = option("model", Optional[str], None, "--model", help="Local LM folder or Hugging Face id.", show_default="all-MiniLM-L6-v2")
-POOLING = option("pooling", str, DEFAULT_POOLING, "--pooling", choices=POOLINGS, help="How token states become one feature: their mean, or the first token's (cls).")
+POOLING = option(
+    "pooling", str, DEFAULT_POOLING, "--pooling", choices=POOLINGS, help="How token states become one feature: their mean, or the first token's (cls)."
+)
 FORCE = option("force", bool, False, "--force", help="Replace an existing output.")
 
 
@@ -200,11 +216,23 @@ def inspect(
     bundle_path: Annotated[Path, typer.Argument(metavar="BUNDLE", help="A bundle directory.", show_default=False)],
     verify: Annotated[bool, typer.Option("--verify", help="Report each integrity check; exit 2 on any problem.")] = False,
     decode: Annotated[bool, typer.Option("--decode", help="Show the vocabulary tokens nearest to each synthetic sequence.")] = False,
-    privacy: Annotated[bool, typer.Option("--privacy", help="Measure how much real text each synthetic node reveals: decoded, compared with every text of the dataset.")] = False,
-    model: Annotated[Optional[str], typer.Option("--model", help="LM for --decode, --privacy and the real features of --plot.", show_default="the bundle's")] = None,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Draw the synthetic nodes among the real ones, the distillation curve, the structure and the class balance to a PNG.")] = None,
-    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="Where --plot and --privacy find the real nodes.", show_default="the bundle's dataset under the data root")] = None,
-    data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder of datasets.", show_default="$TALK_DATA_ROOT, else ../shared/datasets")] = None,
+    privacy: Annotated[
+        bool, typer.Option("--privacy", help="Measure how much real text each synthetic node reveals: decoded, compared with every text of the dataset.")
+    ] = False,
+    model: Annotated[
+        Optional[str], typer.Option("--model", help="LM for --decode, --privacy and the real features of --plot.", show_default="the bundle's")
+    ] = None,
+    plot: Annotated[
+        Optional[Path],
+        typer.Option("--plot", help="Draw the synthetic nodes among the real ones, the distillation curve, the structure and the class balance to a PNG."),
+    ] = None,
+    dataset: Annotated[
+        Optional[str],
+        typer.Option("--dataset", "-d", help="Where --plot and --privacy find the real nodes.", show_default="the bundle's dataset under the data root"),
+    ] = None,
+    data_root: Annotated[
+        Optional[Path], typer.Option("--data-root", help="Folder of datasets.", show_default="$TALK_DATA_ROOT, else ../shared/datasets")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     card: Annotated[bool, typer.Option("--card", help="Print the bundle's dataset card (README.md) instead of the summary.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or notes on stderr (the summary still goes to stdout).")] = False,

@@ -10,9 +10,8 @@ import json
 import signal
 import sys
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
@@ -23,8 +22,8 @@ from talk_cli.console import error_line, printable, stderr
 from talk_cli.data.columns import Columns
 from talk_cli.device import DEVICES
 from talk_cli.encode.settings import DEFAULT_POOLING
-from talk_cli.gnn.settings import TRAINING_DEFAULTS
 from talk_cli.errors import TalkError
+from talk_cli.gnn.settings import TRAINING_DEFAULTS
 
 app = typer.Typer(
     name="talk",
@@ -137,7 +136,14 @@ DATASET = [
     option("split_fractions", str, "0.6,0.2,0.2", "--split-fractions", help="Train,val,test fractions of the random split."),
     option("ignore_split_file", bool, False, "--ignore-split-file", help="Use the random split even when split.json exists."),
     option("device", str, "auto", "--device", choices=DEVICES, help="Where to compute: auto picks a GPU when there is one."),
-    option("threads", Optional[int], None, "--threads", help="At most this many CPU threads; fewer while other processes hold cores (re-read at each phase).", show_default="every usable core"),
+    option(
+        "threads",
+        Optional[int],
+        None,
+        "--threads",
+        help="At most this many CPU threads; fewer while other processes hold cores (re-read at each phase).",
+        show_default="every usable core",
+    ),
     option("quiet", bool, False, "--quiet", "-q", help="No progress bar or messages on stderr."),
     option("as_json", bool, False, "--json", help="Print a machine-readable summary on stdout."),
 ]
@@ -145,9 +151,7 @@ DATASET = [
 
 def per_protocol(name: str) -> str:
     """How a training default differs by protocol, from the one table that sets it."""
-    return ", ".join(
-        f"{protocol}{' --full' if full else ''} {values[name]}" for (protocol, full), values in TRAINING_DEFAULTS.items() if name in values
-    )
+    return ", ".join(f"{protocol}{' --full' if full else ''} {values[name]}" for (protocol, full), values in TRAINING_DEFAULTS.items() if name in values)
 
 
 # What `talk evaluate --help` shows as each generated option's default.
@@ -189,7 +193,14 @@ def root(
 # The columns `talk import` reads.
 IMPORT_COLUMNS = [
     option("id_column", str, Columns.id, "--id-column", help="Node table: the node ids (strings or integers)."),
-    option("text_column", Optional[list[str]], None, "--text-column", help="Node table: a text column; repeat it to join several, in order, one per line.", show_default=Columns.text[0]),
+    option(
+        "text_column",
+        Optional[list[str]],
+        None,
+        "--text-column",
+        help="Node table: a text column; repeat it to join several, in order, one per line.",
+        show_default=Columns.text[0],
+    ),
     option("label_column", str, Columns.label, "--label-column", help="Node table: the class of each node (names or integers)."),
     option("source_column", str, Columns.source, "--source-column", help="Edge table: the id of one end."),
     option("target_column", str, Columns.target, "--target-column", help="Edge table: the id of the other end."),

@@ -25,6 +25,8 @@ def printable(text: str) -> str:
 
 def error_line(message: str) -> Text:
     return Text.assemble(("error:", "bold red"), " ", printable(message))
+
+
 DATASET_NOTES = {
     "empty_texts": "node(s) with empty text (encoded as empty strings)",
     "self_loops_dropped": "self-loop(s) dropped",
@@ -116,8 +118,13 @@ def render_summary(summary: dict) -> None:
             table.add_column(column)
         for row in summary["privacy"]["nodes"]:
             table.add_row(
-                str(row["node"]), Text(printable(row["label"])), f"{row['ngram_overlap']:.0%}", f"{row['position_match']:.0%}", str(row["closest_node"]),
-                f"{row['token_distance']:.2f}", Text(printable(row["decoded"])),
+                str(row["node"]),
+                Text(printable(row["label"])),
+                f"{row['ngram_overlap']:.0%}",
+                f"{row['position_match']:.0%}",
+                str(row["closest_node"]),
+                f"{row['token_distance']:.2f}",
+                Text(printable(row["decoded"])),
             )
         out.print(table)
         out.print(Text(printable(summary["privacy"]["line"])))

@@ -20,22 +20,23 @@ from typing import Any
 
 import torch
 
+from talk_cli import distributed
+from talk_cli import threads as cpu_threads
 from talk_cli.bundle import Bundle
 from talk_cli.bundle.card import DEFAULT_LICENSE
 from talk_cli.bundle.privacy import Exposure, measure_exposure
 from talk_cli.data import load_tag
+from talk_cli.data.split import SplitSpec
 from talk_cli.data.tag import TAG
+from talk_cli.device import processes_on_this_machine, resolve_device
 from talk_cli.distill import DistillSettings, chosen_recipe, resolve_settings, run_distillation
 from talk_cli.distill.loop import DistillOutcome, StepReport, phase_offsets
-from talk_cli.data.split import SplitSpec
-from talk_cli import distributed
-from talk_cli import threads as cpu_threads
-from talk_cli.device import processes_on_this_machine, resolve_device
 from talk_cli.encode import EncodeResult, EncodeSettings, LanguageModel, encode_tag, load_language_model
 from talk_cli.encode.settings import DEFAULT_POOLING
 from talk_cli.errors import SettingsError
 from talk_cli.evaluate import EvalSettings, Evaluation, check_match, run_evaluation, training_defaults
 from talk_cli.provenance import Provenance
+
 
 @dataclass(frozen=True)
 class StepProgress:

@@ -30,16 +30,12 @@ class Provenance:
 
     @classmethod
     def of(cls, tag: TAG, lm: LMIdentity, max_length: int) -> Provenance:
-        return cls(
-            tag.name, tag.content_hash, tag.num_nodes, tag.split_description, lm.name, lm.weights_sha256, lm.hidden_size, max_length, lm.pooling
-        )
+        return cls(tag.name, tag.content_hash, tag.num_nodes, tag.split_description, lm.name, lm.weights_sha256, lm.hidden_size, max_length, lm.pooling)
 
     @classmethod
     def of_bundle(cls, bundle: Bundle) -> Provenance:
         data, lm = bundle.dataset, bundle.lm
-        return cls(
-            data.name, data.content_hash, data.num_nodes, data.split, lm.name, lm.weights_sha256, lm.hidden_size, lm.max_length, lm.pooling
-        )
+        return cls(data.name, data.content_hash, data.num_nodes, data.split, lm.name, lm.weights_sha256, lm.hidden_size, lm.max_length, lm.pooling)
 
     def run_key(self) -> dict[str, Any]:
         """What a distillation or an evaluation depends on besides its own settings (the split
@@ -74,18 +70,12 @@ class Provenance:
         problems = []
         if self.dataset_hash != given.dataset_hash:
             problems.append(
-                f"dataset hash differs (bundle: {self.dataset_name} {self.dataset_hash[:12]}, "
-                f"given: {given.dataset_name} {given.dataset_hash[:12]})"
+                f"dataset hash differs (bundle: {self.dataset_name} {self.dataset_hash[:12]}, given: {given.dataset_name} {given.dataset_hash[:12]})"
             )
         if self.split != given.split:
-            problems.append(
-                f"split differs (bundle: {self.split!r}, given: {given.split!r}); its test nodes may have been training nodes"
-            )
+            problems.append(f"split differs (bundle: {self.split!r}, given: {given.split!r}); its test nodes may have been training nodes")
         if self.lm_weights_sha256 != given.lm_weights_sha256:
-            problems.append(
-                f"LM weights differ (bundle: {self.lm_name} {self.lm_weights_sha256[:12]}, "
-                f"given: {given.lm_name} {given.lm_weights_sha256[:12]})"
-            )
+            problems.append(f"LM weights differ (bundle: {self.lm_name} {self.lm_weights_sha256[:12]}, given: {given.lm_name} {given.lm_weights_sha256[:12]})")
         if self.max_length != given.max_length:
             problems.append(f"max length differs (bundle: {self.max_length}, given: {given.max_length})")
         if self.pooling != given.pooling:

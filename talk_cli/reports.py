@@ -7,8 +7,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from talk_cli.cli_options import flag_of
 from talk_cli.bundle.card import privacy_sentence, warm_start_sentence
+from talk_cli.cli_options import flag_of
 from talk_cli.data.importer import ImportReport
 from talk_cli.distill import METHODS, DistillOutcome, DistillSettings
 from talk_cli.distill.settings import unread_settings
@@ -61,7 +61,9 @@ def distill_lines(settings: DistillSettings, bundle, outcome: DistillOutcome, ou
     ratio = f"ratio {settings.ratio} of {bundle.dataset.num_train} training nodes" if settings.size is None else "size given"
     # With the feature-to-token warm start, step 0 is that fitted set, not the seed nodes: often the best.
     warm_start = " (the feature-to-token warm start)" if outcome.best_step == 0 and settings.warm_starts else ""
-    selection = f"; best validation {settings.select.upper()} accuracy {outcome.best_val_accuracy:.4f} at step {outcome.best_step}{warm_start}" if learned else ""
+    selection = (
+        f"; best validation {settings.select.upper()} accuracy {outcome.best_val_accuracy:.4f} at step {outcome.best_step}{warm_start}" if learned else ""
+    )
     resumed = f"; resumed from step {outcome.resumed_from_step}" if outcome.resumed_from_step else ""
     stopped = f"; stopped at step {outcome.stopped_at} (--patience {settings.patience})" if learned and outcome.stopped_at is not None else ""
     warm = outcome.warm_start
@@ -91,7 +93,7 @@ def distill_payload(prepared: Prepared, settings: DistillSettings, recipe, bundl
         "features_reused": prepared.encoded.reused, "resumed_from_step": outcome.resumed_from_step,
         "stopped_at": outcome.stopped_at if learned else None, "phase_seconds": outcome.phase_seconds,
         "recipe": str(recipe) if recipe else None, "settings": settings.as_dict(), "device": str(prepared.device),
-        "privacy": bundle.privacy,
+        "privacy": bundle.privacy, "warm_start": outcome.warm_start if learned else None,
     }  # fmt: skip
 
 
@@ -112,14 +114,18 @@ def evaluate_lines(evaluation: Evaluation, payload: dict[str, Any], settings: Ev
         )
     kind = "joint (LM + GNN) " if protocol == "joint" else ""
     if payload["percent_of_full"] is not None:
-        lines.append(f"{payload['percent_of_full']:.1f}% of the {kind}full-data reference ({100 * reference['test_accuracy_mean']:.2f}%, {reference['runs']} runs, cached)")
+        lines.append(
+            f"{payload['percent_of_full']:.1f}% of the {kind}full-data reference ({100 * reference['test_accuracy_mean']:.2f}%, {reference['runs']} runs, cached)"
+        )
     elif not full:
         lines.append(
             f"no cached {kind}full-data reference with these settings: run `talk evaluate --full{' --protocol joint' if protocol == 'joint' else ''}` "
             "with the same --dataset and model options to get % of full"
         )
     if payload.get("percent_of_frozen_full") is not None:
-        lines.append(f"{payload['percent_of_frozen_full']:.1f}% of the frozen-LM (gnn) full-data reference ({100 * payload['frozen_full_test_accuracy_mean']:.2f}%)")
+        lines.append(
+            f"{payload['percent_of_frozen_full']:.1f}% of the frozen-LM (gnn) full-data reference ({100 * payload['frozen_full_test_accuracy_mean']:.2f}%)"
+        )
     return lines
 
 

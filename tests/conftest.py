@@ -10,8 +10,8 @@ import unittest.mock
 from pathlib import Path
 
 import pytest
-import yaml
 import torch
+import yaml
 from typer.testing import CliRunner
 
 from talk_cli.cli import app

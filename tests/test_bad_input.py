@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import run_cli, write_tag_folder
 
 GOOD_NODES = [{"id": i, "label": i % 2, "text": f"paper {i}"} for i in range(8)]

@@ -5,10 +5,9 @@ from __future__ import annotations
 import sys
 
 import pytest
-
 import torch
-
 from conftest import REPO
+
 from talk_cli.data import make_demo_tag
 
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -61,7 +60,11 @@ def test_the_results_page_keeps_the_latest_measurement_of_each_row(tmp_path, mon
     assert "85.58" not in text and "| herding | 0.01 | 16 | 77.20 ± 0.92 | 89.2% | 0.5 | 3 | `results-cora` |" in text
     monkeypatch.setattr(results_page, "LOG", log)
     monkeypatch.setattr(results_page, "PAGE", page.resolve())
-    common.write_section(page, "results-cora-later", log_section("x", "2026-12-05", ["| herding | 0.01 | 16 | 78.00 ± 0.50 | 74 | 90.0 | 0.5 | 5 | 645 |"]).split("\n", 1)[1].rsplit("<!-- x:end -->", 1)[0])
+    common.write_section(
+        page,
+        "results-cora-later",
+        log_section("x", "2026-12-05", ["| herding | 0.01 | 16 | 78.00 ± 0.50 | 74 | 90.0 | 0.5 | 5 | 645 |"]).split("\n", 1)[1].rsplit("<!-- x:end -->", 1)[0],
+    )
     assert "results-cora-later" in log.read_text() and "| herding | 0.01 | 16 | 78.00 ± 0.50 |" in page.read_text()
 
 

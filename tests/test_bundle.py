@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-
 import re
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from conftest import REPO, make_bundle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from talk_cli import load_bundle
-from talk_cli.bundle import BundleError, write_bundle
-from talk_cli.bundle import spec
+from talk_cli.bundle import BundleError, spec, write_bundle
 from talk_cli.bundle.errors import (
     BundleExistsError,
     ChecksumError,
@@ -24,8 +23,6 @@ from talk_cli.bundle.errors import (
     UnsafePathError,
     UnsupportedVersionError,
 )
-
-from conftest import REPO, make_bundle
 
 
 @pytest.mark.parametrize("soft", [False, True])
@@ -292,9 +289,7 @@ def test_corrupted_files_fail_cleanly(pristine, tmp_path_factory, target, mode, 
     # a mutation that keeps the file valid (e.g. YAML whitespace) may load: that is fine too
 
 
-yaml_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=True), st.text(max_size=20)
-)
+yaml_scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=True), st.text(max_size=20))
 yaml_values = st.recursive(
     yaml_scalars,
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),

@@ -6,12 +6,11 @@ import json
 
 import pytest
 import torch
+from conftest import SHARED_DATASETS, write_tag_folder
 
 from talk_cli.data import SplitSpec, load_tag, load_tag_folder, make_demo_tag
 from talk_cli.data.tag import undirected_edge_index
 from talk_cli.errors import DataError, SettingsError
-
-from conftest import SHARED_DATASETS, write_tag_folder
 
 
 def test_folder_loads_in_id_order_with_symmetric_edges(tmp_path):

@@ -8,13 +8,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import run_cli, write_tag_folder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from talk_cli.data import SplitSpec, load_tag_folder
 from talk_cli.errors import DataError
-
-from conftest import run_cli, write_tag_folder
 
 # Every code point that str.splitlines() treats as a line boundary besides \n and \r.
 LINE_BREAK_LIKE = ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e"]

@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 import yaml
+from conftest import recipe, run_cli
 
 from talk_cli import load_bundle
 from talk_cli.data import make_demo_tag
@@ -17,8 +18,6 @@ from talk_cli.encode import EncodeSettings, encode_tag, encode_texts, load_langu
 from talk_cli.encode.lm import encode_embeddings, weights_sha256
 from talk_cli.errors import SettingsError
 from talk_cli.kernel import RealGraphSide
-
-from conftest import recipe, run_cli
 
 CPU = torch.device("cpu")
 
@@ -43,7 +42,20 @@ def settings(**change) -> DistillSettings:
     most tests here examine; the tests of the warm start and of GCN selection turn them on. The
     tokens start from the seed texts: without the warm start, a start from random vocabulary tokens
     gives the loop little to improve on a tiny random LM."""
-    base = dict(size=10, ratio=None, steps=6, seq_len=8, eval_every=2, lm_chunk=3, krr_batch=0, structure="identity", invert_steps=0, select="krr", patience=0, init="texts")
+    base = dict(
+        size=10,
+        ratio=None,
+        steps=6,
+        seq_len=8,
+        eval_every=2,
+        lm_chunk=3,
+        krr_batch=0,
+        structure="identity",
+        invert_steps=0,
+        select="krr",
+        patience=0,
+        init="texts",
+    )
     return DistillSettings(**(base | change))
 
 
@@ -200,9 +212,7 @@ def test_resume_continues_an_interrupted_run(demo, tiny_model_dir, demo_features
     state = yaml.safe_load((tmp_path / "b.checkpoint" / "state.yaml").read_text())
     assert state["state"]["step"] == 6
 
-    resumed, outcome = run_distillation(
-        demo, load_language_model(str(tiny_model_dir)), demo_features, plan, CPU, tmp_path / "b", resume=True
-    )
+    resumed, outcome = run_distillation(demo, load_language_model(str(tiny_model_dir)), demo_features, plan, CPU, tmp_path / "b", resume=True)
     assert outcome.resumed_from_step == 6 and not (tmp_path / "b.checkpoint").exists()
     straight, _ = run_distillation(demo, load_language_model(str(tiny_model_dir)), demo_features, plan, CPU, tmp_path / "c")
     assert torch.allclose(resumed.token_embeddings, straight.token_embeddings, atol=1e-6)
@@ -456,7 +466,9 @@ def test_inversion_fits_token_embeddings_to_target_features(demo, tiny_lm, demo_
 
 def test_warm_start_starts_the_token_loop_from_the_free_features_solution(demo, tiny_lm, demo_features, tmp_path):
     plan = settings(invert_steps=30, lr=0.05, structure="learned", soft_labels=True)
-    free, _ = run_distillation(demo, tiny_lm, demo_features, settings(method="kernel-features", lr=0.05, structure="learned", soft_labels=True), CPU, tmp_path / "free")
+    free, _ = run_distillation(
+        demo, tiny_lm, demo_features, settings(method="kernel-features", lr=0.05, structure="learned", soft_labels=True), CPU, tmp_path / "free"
+    )
     bundle, outcome = run_distillation(demo, tiny_lm, demo_features, plan, CPU, tmp_path / "b")
     report = bundle.distillation.settings["run"]["warm_start"]
     assert report["free_val_accuracy"] == round(free.distillation.settings["run"]["val_accuracy"], 6)

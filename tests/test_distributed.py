@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import assert_same_distillation, recipe, run_cli, torchrun
 from safetensors.torch import load_file
 
 from talk_cli.bundle import load_bundle
 
-from conftest import assert_same_distillation, recipe, run_cli, torchrun
-
 
 def test_two_ranks_encode_the_same_cache_as_one_process(tiny_model_dir, tmp_path):
-    single = run_cli("encode", "--dataset", "demo", "--model", tiny_model_dir, "--chunk-size", "64", "--device", "cpu", "--out", tmp_path / "one.safetensors", "--quiet")
+    single = run_cli(
+        "encode", "--dataset", "demo", "--model", tiny_model_dir, "--chunk-size", "64", "--device", "cpu", "--out", tmp_path / "one.safetensors", "--quiet"
+    )
     assert single.exit_code == 0, single.output
     ran = torchrun("encode", "--dataset", "demo", "--model", str(tiny_model_dir), "--chunk-size", "64", "--device", "cpu", "--out", str(tmp_path / "two.safetensors"),
                    "--json", env={"TALK_CACHE_DIR": str(tmp_path / "cache")})  # fmt: skip

@@ -6,12 +6,11 @@ import json
 
 import pytest
 import torch
+from conftest import run_cli, write_tag_folder
 
 from talk_cli.data import load_tag_folder, make_demo_tag
 from talk_cli.encode import EncodeSettings, encode_tag, encode_texts, load_language_model, mean_pool
 from talk_cli.encode.cache import recorded_key
-
-from conftest import run_cli, write_tag_folder
 
 
 @pytest.fixture(scope="module")

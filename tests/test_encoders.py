@@ -9,13 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import TINY_VOCAB, run_cli
 
 from talk_cli.distill import DistillSettings, run_distillation
 from talk_cli.encode import LanguageModel, encode_embeddings, load_language_model
 from talk_cli.errors import ModelError
 from talk_cli.pipeline import load_dataset
-
-from conftest import TINY_VOCAB, run_cli
 
 SHAPE = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32}
 # Each architecture's own names for the same tiny shape; ELECTRA's input embeddings are narrower
@@ -133,7 +132,5 @@ def test_an_lm_that_cannot_take_inputs_embeds_gets_a_clear_error(model_dirs, tmp
             run_distillation(demo, lm, features, DistillSettings(method=method, size=10, steps=2), torch.device("cpu"), tmp_path / method)
         assert not (tmp_path / method).exists()
     # kernel-features reads no texts, so it still works with such an LM.
-    bundle, _ = run_distillation(
-        demo, lm, features, DistillSettings(method="kernel-features", size=10, steps=2), torch.device("cpu"), tmp_path / "kf"
-    )
+    bundle, _ = run_distillation(demo, lm, features, DistillSettings(method="kernel-features", size=10, steps=2), torch.device("cpu"), tmp_path / "kf")
     assert bundle.num_synthetic == 10

@@ -8,17 +8,15 @@ import math
 
 import pytest
 import torch
+from conftest import run_cli
 
 from talk_cli import load_bundle
 from talk_cli.bundle import write_bundle
 from talk_cli.data import make_demo_tag
-from talk_cli.distill import DistillSettings, make_bundle, run_distillation
+from talk_cli.distill import DistillOutcome, DistillSettings, make_bundle, run_distillation
 from talk_cli.distill.coreset import induced_adjacency
-from talk_cli.distill import DistillOutcome
 from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
 from talk_cli.evaluate import EvalSettings, RealNodes, Training, evaluate_bundle, evaluate_full
-
-from conftest import run_cli
 
 CPU = torch.device("cpu")
 FAST = EvalSettings(runs=3, epochs=60)
@@ -134,9 +132,8 @@ def test_cli_refuses_a_bundle_of_other_data_or_lm(demo_bundle, tiny_model_dir, t
 
 
 def test_cli_refuses_another_lm_unless_allowed(demo_bundle, tiny_model_dir, tmp_path):
-    from transformers import BertConfig, BertModel
-
     from conftest import TINY_VOCAB
+    from transformers import BertConfig, BertModel
 
     torch.manual_seed(1)
     config = BertConfig(vocab_size=len(TINY_VOCAB), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
@@ -201,12 +198,12 @@ def test_joint_full_reference_trains_a_copy_of_the_lm_through_the_gnn(tmp_path, 
     """On a TAG whose class shows in one word per text, LM + GNN trained jointly learn it."""
     import random
 
+    from conftest import write_tag_folder
+
     from talk_cli.data import load_tag
     from talk_cli.encode.lm import weights_sha256
     from talk_cli.evaluate import joint
     from talk_cli.evaluate.joint import evaluate_joint_full
-
-    from conftest import write_tag_folder
 
     copies = []  # the trainable copies each run fine-tunes
 

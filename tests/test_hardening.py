@@ -10,6 +10,7 @@ import stat
 
 import pandas as pd
 import pytest
+from conftest import make_bundle, run_cli, write_tag_folder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,8 +18,6 @@ from talk_cli import load_bundle
 from talk_cli.bundle import write_bundle
 from talk_cli.data import SplitSpec
 from talk_cli.data import load_tag_folder as load_with_split
-
-from conftest import make_bundle, run_cli, write_tag_folder
 
 HOSTILE = ["[/x]", "[bold]", "\x1b[31m", "a\nb"]
 SHOWN = {"[/x]": "[/x]", "[bold]": "[bold]", "\x1b[31m": "\\x1b[31m", "a\nb": "a\\nb"}  # as a message prints them
@@ -194,7 +193,10 @@ def test_outputs_follow_the_umask(tmp_path):
         write_bundle(make_bundle(), tmp_path / "b")
     finally:
         os.umask(previous)
-    for folder, names in ((tmp_path / "t", ["nodes.jsonl", "edges.csv", "labels.txt"]), (tmp_path / "b", ["manifest.yaml", "synthetic.safetensors", "README.md"])):
+    for folder, names in (
+        (tmp_path / "t", ["nodes.jsonl", "edges.csv", "labels.txt"]),
+        (tmp_path / "b", ["manifest.yaml", "synthetic.safetensors", "README.md"]),
+    ):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o755, folder
         for name in names:
             assert stat.S_IMODE((folder / name).stat().st_mode) == 0o644, name

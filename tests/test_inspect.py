@@ -7,12 +7,11 @@ import json
 import pytest
 import torch
 import yaml
+from conftest import make_bundle, recipe, run_cli
 
 from talk_cli.bundle import write_bundle
 from talk_cli.bundle.bundle import LMInfo
 from talk_cli.encode import load_language_model
-
-from conftest import make_bundle, recipe, run_cli
 
 
 @pytest.fixture
@@ -47,9 +46,7 @@ def test_verify_passes_on_a_good_bundle(bundle_dir):
         (lambda b: (b / "manifest.yaml").write_text("format: [unclosed"), "not valid YAML"),
         (lambda b: (b / "synthetic.safetensors").unlink(), "tensor file synthetic.safetensors is missing"),
         (
-            lambda b: (b / "manifest.yaml").write_text(
-                (b / "manifest.yaml").read_text().replace("format_version: 1.4.0", "format_version: 9.0.0")
-            ),
+            lambda b: (b / "manifest.yaml").write_text((b / "manifest.yaml").read_text().replace("format_version: 1.4.0", "format_version: 9.0.0")),
             "format version 9.0.0 is not supported",
         ),
     ],

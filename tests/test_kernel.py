@@ -7,6 +7,8 @@ import math
 import pytest
 import torch
 
+from talk_cli.errors import SettingsError
+from talk_cli.graph import normalized_adjacency_dense, normalized_adjacency_sparse
 from talk_cli.kernel import (
     KernelSpec,
     RealGraphSide,
@@ -15,8 +17,6 @@ from talk_cli.kernel import (
     krr_predict,
     synthetic_kernel,
 )
-from talk_cli.graph import normalized_adjacency_dense, normalized_adjacency_sparse
-from talk_cli.errors import SettingsError
 from talk_cli.kernel.sntk import RHO_LIMIT
 
 
@@ -50,7 +50,7 @@ def reference_ntk(a_hat: torch.Tensor, x: torch.Tensor, spec: KernelSpec) -> tor
     return theta
 
 
-CASES = [(v, k, l) for v in ("propagate-first", "interleaved") for k in (1, 2) for l in (1, 2)] + [("propagate-first", 3, 1)]
+CASES = [(v, k, layers) for v in ("propagate-first", "interleaved") for k in (1, 2) for layers in (1, 2)] + [("propagate-first", 3, 1)]
 
 
 @pytest.mark.parametrize("variant, hops, layers", CASES)

@@ -33,3 +33,11 @@ def test_help_version_and_argument_errors_import_neither_torch_nor_transformers(
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[0, 0, 0, 0, 0, 0, 2] []", done.stdout
+
+
+def test_ruff_lint_and_format_pass():
+    """The settings are pyproject.toml's [tool.ruff]; `ruff format` and `ruff check --fix` repair most findings."""
+    folders = ["talk_cli", "benchmarks", "tests", "scripts"]
+    for command in (["check"], ["format", "--check"]):
+        ran = subprocess.run([sys.executable, "-m", "ruff", *command, *folders], cwd=REPO, capture_output=True, text=True)
+        assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-1000:]

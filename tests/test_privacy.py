@@ -8,14 +8,13 @@ import json
 import pytest
 import torch
 import yaml
+from conftest import make_bundle, run_cli, write_tag_folder
 
 from talk_cli import load_bundle
 from talk_cli.bundle import LMInfo, write_bundle
 from talk_cli.bundle.privacy import found_ngrams, measure_exposure, ngrams, words
 from talk_cli.distill.synthetic import special_frame, vocabulary_embeddings, vocabulary_ids
 from talk_cli.encode import load_language_model
-
-from conftest import make_bundle, run_cli, write_tag_folder
 
 # Texts made only of the tiny vocabulary's words, so that a bundle holding them decodes to them exactly.
 TEXTS = {

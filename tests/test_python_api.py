@@ -10,21 +10,18 @@ import types
 
 import pytest
 import torch
+from conftest import REPO, run_cli
 
 from talk_cli import load_bundle, pipeline
 from talk_cli.data.split import SplitSpec
 from talk_cli.errors import SettingsError
 from talk_cli.pipeline import load_dataset
 
-from conftest import REPO, run_cli
-
 
 @pytest.fixture
 def demo_bundle(tmp_path, tiny_model_dir):
     def make(name: str = "cora-1pct", *extra: str):
-        result = run_cli(
-            "distill", "--dataset", "demo", "--model", tiny_model_dir, "--size", "10", "--steps", "3", "--out", tmp_path / name, "--quiet", *extra
-        )
+        result = run_cli("distill", "--dataset", "demo", "--model", tiny_model_dir, "--size", "10", "--steps", "3", "--out", tmp_path / name, "--quiet", *extra)
         assert result.exit_code == 0, result.output
         return tmp_path / name
 

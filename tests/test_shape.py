@@ -9,10 +9,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO, recipe, run_cli
 
 from talk_cli.distill import DistillSettings
-
-from conftest import REPO, recipe, run_cli
 
 
 def test_wheel_ships_the_recipes_and_an_installed_cli_uses_them(tmp_path):
@@ -23,19 +22,17 @@ def test_wheel_ships_the_recipes_and_an_installed_cli_uses_them(tmp_path):
     assert built.returncode == 0, built.stderr
     [wheel] = (tmp_path / "wheel").glob("talk_cli-*.whl")
     target = tmp_path / "site"
-    installed = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], capture_output=True, text=True
-    )
+    installed = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], capture_output=True, text=True)
     assert installed.returncode == 0, installed.stderr
-    assert {p.name for p in (target / "talk_cli" / "recipes").iterdir()} >= {"cora.yaml", "arxiv_2023.yaml", "demo.yaml"}
+    assert {p.name for p in (target / "talk_cli" / "recipes").iterdir()} >= {"arxiv_2023.yaml", "demo.yaml", "paper.yaml"}
     environment = {**os.environ, "PYTHONPATH": str(target)}  # the installed copy, not this checkout
     shown = subprocess.run(
-        [sys.executable, "-m", "talk_cli", "distill", "--dataset", "cora", "--print-settings"],
+        [sys.executable, "-m", "talk_cli", "distill", "--dataset", "arxiv_2023", "--print-settings"],
         capture_output=True, text=True, cwd=tmp_path, env=environment,
     )  # fmt: skip
     assert shown.returncode == 0, shown.stderr
-    assert f"recipe: {target / 'talk_cli' / 'recipes' / 'cora.yaml'}" in shown.stderr
-    assert json.loads(shown.stdout)["max_length"] == 128 and json.loads(shown.stdout)["seq_len"] == 16
+    assert f"recipe: {target / 'talk_cli' / 'recipes' / 'arxiv_2023.yaml'}" in shown.stderr
+    assert json.loads(shown.stdout)["max_length"] == 64 and json.loads(shown.stdout)["seq_len"] == 16
 
 
 def test_importing_the_library_changes_no_process_environment():

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import REPO, recipe, run_cli
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,8 +20,6 @@ from talk_cli.data import load_tag_folder
 from talk_cli.encode import load_language_model
 from talk_cli.encode.lm import weights_sha256
 from talk_cli.provenance import portable_command
-
-from conftest import REPO, recipe, run_cli
 
 TOPICS = {"astro": "galaxy star orbit", "kitchen": "recipe oven spice", "finance": "market equity bond"}
 
@@ -209,8 +208,7 @@ def test_a_coreset_bundle_records_its_allocation_power(tiny_model_dir, tmp_path)
 
 def test_help_lists_the_choices_and_shows_no_bool():
     text = run_cli("distill", "--help").stdout
-    for choices in ("<talk|kernel-features|random|herding|kcenter>", "<propagate-first|interleaved>", "<identity|knn|learned>",
-                    "<mse|ce>", "<krr|gcn>", "<mean|cls>", "<auto|cpu|cuda>"):  # fmt: skip
+    for choices in ("<talk|kernel-features|random|herding|kcenter>", "<texts|vocab>", "<krr|gcn>", "<mean|cls>", "<auto|cpu|cuda>"):
         assert choices in text, choices
     assert "<bool>" not in text
     evaluate = run_cli("evaluate", "--help").stdout
@@ -220,11 +218,11 @@ def test_help_lists_the_choices_and_shows_no_bool():
 
 
 def test_joint_lora_changes_only_the_adapters_and_the_gnn(tiny_model_dir, monkeypatch):
+    from test_evaluate import CPU, coreset_bundle
+
     from talk_cli.data import make_demo_tag
     from talk_cli.encode import EncodeSettings, encode_tag
-    from talk_cli.evaluate import EvalSettings
-    from talk_cli.evaluate import joint
-    from test_evaluate import CPU, coreset_bundle
+    from talk_cli.evaluate import EvalSettings, joint
 
     demo = make_demo_tag()
     lm = load_language_model(str(tiny_model_dir))

@@ -14,7 +14,6 @@ import yaml
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
-from talk_cli.version import __version__
 from talk_cli.atomic import atomic_write_bytes, check_replaceable, staged_directory
 from talk_cli.bundle import spec
 from talk_cli.bundle.card import CARD_FILE, DEFAULT_LICENSE, card_front_matter, render_card
@@ -27,6 +26,7 @@ from talk_cli.bundle.errors import (
     UnsafePathError,
 )
 from talk_cli.device import DTYPES
+from talk_cli.version import __version__
 
 
 @dataclass(frozen=True)
@@ -144,10 +144,7 @@ class Bundle:
             "tensors": {
                 "file": spec.TENSOR_FILE,
                 "sha256": tensor_sha256,
-                "inventory": {
-                    name: {"shape": list(t.shape), "dtype": spec.dtype_name(t.dtype)}
-                    for name, t in self.tensors().items()
-                },
+                "inventory": {name: {"shape": list(t.shape), "dtype": spec.dtype_name(t.dtype)} for name, t in self.tensors().items()},
             },
         }
         if self.evaluation:
@@ -293,16 +290,13 @@ def read_tensors(file: Path, inventory: dict[str, dict]) -> dict[str, torch.Tens
         with safe_open(str(file), framework="pt") as handle:
             names = set(handle.keys())
             if names != set(inventory):
-                raise TensorError(
-                    f"{file}: holds tensors {sorted(names)}, but the manifest's inventory lists {sorted(inventory)}"
-                )
+                raise TensorError(f"{file}: holds tensors {sorted(names)}, but the manifest's inventory lists {sorted(inventory)}")
             tensors = {}
             for name, entry in inventory.items():
                 info = handle.get_slice(name)
                 if list(info.get_shape()) != entry["shape"] or info.get_dtype() != DTYPES[entry["dtype"]].safetensors:
                     raise TensorError(
-                        f"{file}: tensor '{name}' is {info.get_dtype()} {list(info.get_shape())}, "
-                        f"the inventory says {entry['dtype']} {entry['shape']}"
+                        f"{file}: tensor '{name}' is {info.get_dtype()} {list(info.get_shape())}, the inventory says {entry['dtype']} {entry['shape']}"
                     )
                 tensors[name] = handle.get_tensor(name)
     except (SafetensorError, OSError) as err:

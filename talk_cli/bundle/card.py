@@ -79,7 +79,11 @@ def text_lines(manifest: dict[str, Any], num_synthetic: int) -> list[str]:
 def evaluation_rows(evaluation: dict[str, Any]) -> list[str]:
     rows = []
     for entry in evaluation.values():
-        full = f"{100 * entry['full_test_accuracy_mean']:.2f}% ({entry.get('full_runs', '?')} runs)" if entry.get("full_test_accuracy_mean") is not None else "not computed"
+        full = (
+            f"{100 * entry['full_test_accuracy_mean']:.2f}% ({entry.get('full_runs', '?')} runs)"
+            if entry.get("full_test_accuracy_mean") is not None
+            else "not computed"
+        )
         share = f"{entry['percent_of_full']:.1f}%" if entry.get("percent_of_full") is not None else "-"
         rows.append(
             f"| {entry['protocol']} | {entry['model_type']} | {100 * entry['test_accuracy_mean']:.2f} ± {100 * entry['test_accuracy_std']:.2f}% "
@@ -128,7 +132,9 @@ def render_card(bundle: Bundle, manifest: dict[str, Any]) -> str:
         "",
         f"- Command: `{made['command']}`" if made.get("command") else "- Command: not recorded (made from Python)",
         f"- Source: `{dataset['name']}`, content sha256 `{dataset['content_hash']}`, split {dataset['split']}.",
-        f"- LM: `{lm['name']}`" + (f" at revision `{lm['revision']}`" if lm.get("revision") else "") + f", weights sha256 `{lm['weights_sha256']}`, tokenizer {lm['tokenizer']}, {lm['pooling']} pooling, "
+        f"- LM: `{lm['name']}`"
+        + (f" at revision `{lm['revision']}`" if lm.get("revision") else "")
+        + f", weights sha256 `{lm['weights_sha256']}`, tokenizer {lm['tokenizer']}, {lm['pooling']} pooling, "
         f"real texts read at {lm['max_length']} tokens.",
         f"- Seed {distillation['seed']}; settings: `{yaml.safe_dump(settings, default_flow_style=True, width=10_000).strip()}`",
     ]
@@ -218,7 +224,11 @@ def card_front_matter(text: str) -> dict[str, Any]:
 def warm_start_sentence(warm: dict, shipped: float, select: str) -> str:
     """What a talk run's warm start reached (free set, inverted set, cosine between them) and how
     the shipped set validates, saying so when it is below the free set it started from."""
-    kept = f"after {warm['inversion_best_step']} of its {warm['inversion_steps']} steps" if "inversion_best_step" in warm else f"after {warm['inversion_steps']} steps"
+    kept = (
+        f"after {warm['inversion_best_step']} of its {warm['inversion_steps']} steps"
+        if "inversion_best_step" in warm
+        else f"after {warm['inversion_steps']} steps"
+    )
     text = (
         f"Warm start: the free feature set validated {warm['free_val_accuracy']:.4f} ({select.upper()} on the real validation nodes); "
         f"the inversion's token set {kept} (cosine {warm['inversion_cosine']:.3f} with it) validated {warm['inverted_val_accuracy']:.4f}; "

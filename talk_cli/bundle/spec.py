@@ -10,13 +10,13 @@ from collections.abc import Mapping
 
 import torch
 
+from talk_cli.bundle.card import CARD_FILE
 from talk_cli.bundle.errors import (
     ManifestError,
     TensorError,
     UnsafePathError,
     UnsupportedVersionError,
 )
-from talk_cli.bundle.card import CARD_FILE
 from talk_cli.device import DTYPES
 
 FORMAT_NAME = "talk-bundle"
@@ -144,8 +144,7 @@ def validate_manifest(manifest: object) -> None:
         raise ManifestError(f"{MANIFEST_FILE}: format_version {manifest['format_version']!r} is not MAJOR.MINOR.PATCH")
     if int(version.group(1)) != SUPPORTED_MAJOR:
         raise UnsupportedVersionError(
-            f"bundle format version {manifest['format_version']} is not supported (this reader knows {SUPPORTED_MAJOR}.x); "
-            "upgrade talk_cli"
+            f"bundle format version {manifest['format_version']} is not supported (this reader knows {SUPPORTED_MAJOR}.x); upgrade talk_cli"
         )
     # Keys this reader does not know are typos in a bundle of a version it knows, but may be
     # optional additions in a newer minor version, which it must still read.
@@ -179,9 +178,7 @@ def validate_manifest(manifest: object) -> None:
         if value < 1:
             raise ManifestError(f"{MANIFEST_FILE}: '{where}' must be at least 1, got {value}")
     if len(dataset["label_names"]) != dataset["num_classes"]:
-        raise ManifestError(
-            f"{MANIFEST_FILE}: 'dataset.label_names' has {len(dataset['label_names'])} names for {dataset['num_classes']} classes"
-        )
+        raise ManifestError(f"{MANIFEST_FILE}: 'dataset.label_names' has {len(dataset['label_names'])} names for {dataset['num_classes']} classes")
     ratio = distillation["ratio"]
     if ratio is not None and not 0 < ratio <= 1:
         raise ManifestError(f"{MANIFEST_FILE}: 'distillation.ratio' must be in (0, 1], got {ratio}")
@@ -202,8 +199,7 @@ def check_card_entry(card: Mapping) -> None:
 def check_file_name(name: str) -> None:
     if not SAFE_NAME.match(name) or name in (".", "..") or name.startswith("."):
         raise UnsafePathError(
-            f"{MANIFEST_FILE}: tensors.file {name!r} is not a plain file name inside the bundle "
-            "(letters, digits, '.', '_', '-', ending in .safetensors)"
+            f"{MANIFEST_FILE}: tensors.file {name!r} is not a plain file name inside the bundle (letters, digits, '.', '_', '-', ending in .safetensors)"
         )
 
 

@@ -39,9 +39,7 @@ def demo_text(rng: random.Random, topic: list[str], others: list[list[str]], off
         return rng.choice(pool)
 
     title = f"{word().capitalize()} {word()} and {word()}"
-    sentences = [
-        rng.choice(TEMPLATES).format(a=word(), b=word(), c=word(), j=rng.choice(JARGON)) for _ in range(rng.randint(3, 5))
-    ]
+    sentences = [rng.choice(TEMPLATES).format(a=word(), b=word(), c=word(), j=rng.choice(JARGON)) for _ in range(rng.randint(3, 5))]
     return title + "\n" + " ".join(sentences)
 
 
@@ -59,9 +57,7 @@ def make_demo_tag(
     vocabularies = list(TOPICS.values())
     labels = [cls for cls in range(len(label_names)) for _ in range(nodes_per_class)]
     rng.shuffle(labels)
-    texts = [
-        demo_text(rng, vocabularies[cls], vocabularies[:cls] + vocabularies[cls + 1 :], off_topic) for cls in labels
-    ]
+    texts = [demo_text(rng, vocabularies[cls], vocabularies[:cls] + vocabularies[cls + 1 :], off_topic) for cls in labels]
     members: dict[int, list[int]] = {cls: [] for cls in range(len(label_names))}
     for node, cls in enumerate(labels):
         members[cls].append(node)

@@ -41,10 +41,7 @@ def read_text(path: Path) -> str:
         line_start = data.rfind(b"\n", 0, err.start) + 1
         line = data.count(b"\n", 0, err.start) + 1
         column = len(data[line_start : err.start].decode("utf-8", errors="replace")) + 1
-        raise DataError(
-            f"{path} line {line}, column {column}: not valid UTF-8 (byte 0x{data[err.start]:02x}: {err.reason}); "
-            "save the file as UTF-8"
-        ) from None
+        raise DataError(f"{path} line {line}, column {column}: not valid UTF-8 (byte 0x{data[err.start]:02x}: {err.reason}); save the file as UTF-8") from None
 
 
 def read_lines(path: Path) -> list[str]:
@@ -105,9 +102,7 @@ def read_nodes(path: Path, num_classes: int) -> tuple[list[str], torch.Tensor, i
         if not isinstance(label, int) or isinstance(label, bool):
             raise DataError(f"{path} line {line_no}: 'label' must be an integer, got {label!r}")
         if not 0 <= label < num_classes:
-            raise DataError(
-                f"{path} line {line_no}: label {label} is out of range; labels.txt names {num_classes} classes (0..{num_classes - 1})"
-            )
+            raise DataError(f"{path} line {line_no}: label {label} is out of range; labels.txt names {num_classes} classes (0..{num_classes - 1})")
         if not isinstance(text, str):
             raise DataError(f"{path} line {line_no}: 'text' must be a string, got {type(text).__name__}")
         if node in by_id:
@@ -122,10 +117,7 @@ def read_nodes(path: Path, num_classes: int) -> tuple[list[str], torch.Tensor, i
     num_nodes = len(by_id)
     if max(by_id) != num_nodes - 1:
         missing = sorted(set(range(num_nodes)) - set(by_id))
-        raise DataError(
-            f"{path}: node ids must be 0..n-1 with none missing; {num_nodes} nodes but id {max(by_id)} given "
-            f"and id(s) {missing[:5]} missing"
-        )
+        raise DataError(f"{path}: node ids must be 0..n-1 with none missing; {num_nodes} nodes but id {max(by_id)} given and id(s) {missing[:5]} missing")
     labels = torch.tensor([by_id[i][0] for i in range(num_nodes)], dtype=torch.int64)
     return [by_id[i][1] for i in range(num_nodes)], labels, replaced
 
@@ -173,6 +165,4 @@ def load_tag_folder(folder: Path, split: SplitSpec = SplitSpec(), name: str | No
         except json.JSONDecodeError as err:
             raise json_error(split_file, err.lineno, err) from None
         split_masks = masks_from_split_file(parsed, len(texts), str(split_file)), "split.json"
-    return build_tag(
-        name or folder.name, texts, labels, label_names, src, dst, split, split_masks, where=str(folder), surrogates_replaced=surrogates_replaced
-    )
+    return build_tag(name or folder.name, texts, labels, label_names, src, dst, split, split_masks, where=str(folder), surrogates_replaced=surrogates_replaced)

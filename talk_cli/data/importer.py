@@ -154,10 +154,7 @@ def node_records(nodes: pd.DataFrame, path: Path, columns: Columns) -> tuple[lis
     labels = keys(nodes, path, columns.label, "class name")
     names = sorted(set(labels), key=class_order)
     class_of = {name: index for index, name in enumerate(names)}
-    records = [
-        {"id": index, "orig_id": key, "label": class_of[label], "text": text}
-        for index, (key, label, text) in enumerate(zip(ids, labels, texts))
-    ]
+    records = [{"id": index, "orig_id": key, "label": class_of[label], "text": text} for index, (key, label, text) in enumerate(zip(ids, labels, texts))]
     return records, names, {key: index for index, key in enumerate(ids)}, sum(1 for text in texts if not text)
 
 

@@ -41,14 +41,9 @@ def load_tag(dataset: str, data_root: Path | None = None, split: SplitSpec = Spl
         return load_tag_folder(as_path, split)
     root = resolve_data_root(data_root)
     if root is None:
-        raise DataError(
-            f"unknown dataset {dataset!r}: no data root (pass --data-root or set {DATA_ROOT_ENV}); "
-            f"built in: {BUILTIN}"
-        )
+        raise DataError(f"unknown dataset {dataset!r}: no data root (pass --data-root or set {DATA_ROOT_ENV}); built in: {BUILTIN}")
     if not root.is_dir():
         raise DataError(f"data root {root} is not a directory")
     if not (root / dataset).is_dir():
-        raise DataError(
-            f"unknown dataset {dataset!r} under data root {root}; available: {', '.join(available_datasets(root))}"
-        )
+        raise DataError(f"unknown dataset {dataset!r} under data root {root}; available: {', '.join(available_datasets(root))}")
     return load_tag_folder(root / dataset, split, name=dataset)

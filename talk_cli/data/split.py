@@ -23,9 +23,7 @@ class SplitSpec:
 
     def __post_init__(self) -> None:
         if len(self.fractions) != 3 or any(f < 0 for f in self.fractions) or sum(self.fractions) > 1 + 1e-9:
-            raise SettingsError(
-                f"split fractions must be three non-negative numbers (train, val, test) summing to at most 1, got {self.fractions}"
-            )
+            raise SettingsError(f"split fractions must be three non-negative numbers (train, val, test) summing to at most 1, got {self.fractions}")
         if self.fractions[0] == 0:
             raise SettingsError("the train fraction of the split must be positive")
 

@@ -17,9 +17,9 @@ from torch_geometric.nn import DenseGCNConv
 from talk_cli.data.tag import TAG
 from talk_cli.distill.settings import DistillSettings
 from talk_cli.encode.encoder import encode_texts
-from talk_cli.encode.settings import EncodeSettings
 from talk_cli.encode.lm import LanguageModel, encode_embeddings
 from talk_cli.encode.lora import trainable_copy, trained_parameters
+from talk_cli.encode.settings import EncodeSettings
 
 GCN_HIDDEN = 64
 GCN_LEARNING_RATE = 0.01
@@ -104,9 +104,7 @@ class InnerLoop:
             nodes = torch.arange(self.tag.num_nodes)
         else:
             nodes = train_nodes[torch.randperm(len(train_nodes), generator=generator)[:size]]
-        encoded, _ = encode_texts(
-            [self.tag.texts[i] for i in nodes.tolist()], self.tuned, EncodeSettings(max_length=self.settings.max_length), self.device
-        )
+        encoded, _ = encode_texts([self.tag.texts[i] for i in nodes.tolist()], self.tuned, EncodeSettings(max_length=self.settings.max_length), self.device)
         self.feature_table[nodes] = encoded
         return nodes
 

@@ -10,24 +10,23 @@ from pathlib import Path
 import torch
 
 from talk_cli import distributed
-from talk_cli.bundle import Bundle, DatasetInfo, DistillationInfo, LMInfo, write_bundle
-from talk_cli.bundle import spec
+from talk_cli.bundle import Bundle, DatasetInfo, DistillationInfo, LMInfo, spec, write_bundle
 from talk_cli.bundle.bundle import check_target
 from talk_cli.bundle.card import DEFAULT_LICENSE
 from talk_cli.bundle.errors import TextOverlapError
 from talk_cli.bundle.privacy import measure_exposure
-from talk_cli.device import environment
-from talk_cli.memory import peak_rss_mib
 from talk_cli.data.tag import TAG
+from talk_cli.device import environment
 from talk_cli.distill.checkpoint import checkpoint_dir, load_checkpoint, remove_checkpoint, save_checkpoint
 from talk_cli.distill.coreset import induced_adjacency, select
-from talk_cli.distill.loop import DistillOutcome, Distiller, Interrupted, StepReport, StopRequested
-from talk_cli.distill.warm_start import distill
+from talk_cli.distill.loop import Distiller, DistillOutcome, Interrupted, StepReport, StopRequested
 from talk_cli.distill.methods import METHODS
 from talk_cli.distill.settings import DistillSettings
 from talk_cli.distill.synthetic import class_allocation, initial_embeddings
+from talk_cli.distill.warm_start import distill
 from talk_cli.encode.lm import LanguageModel
 from talk_cli.errors import SettingsError
+from talk_cli.memory import peak_rss_mib
 from talk_cli.provenance import Provenance, portable_command
 
 RESTARTED_SETTINGS = ("steps", "checkpoint_every", "max_text_overlap")  # a resumed run may change these

@@ -12,7 +12,17 @@ from typing import Any
 import yaml
 
 from talk_cli.distill.methods import METHODS
-from talk_cli.encode.settings import DEFAULT_MAX_LENGTH, DEFAULT_POOLING, LORA_ALPHA, LORA_ALPHA_HELP, LORA_DROPOUT, LORA_DROPOUT_HELP, LORA_RANK_HELP, POOLINGS, check_lora
+from talk_cli.encode.settings import (
+    DEFAULT_MAX_LENGTH,
+    DEFAULT_POOLING,
+    LORA_ALPHA,
+    LORA_ALPHA_HELP,
+    LORA_DROPOUT,
+    LORA_DROPOUT_HELP,
+    LORA_RANK_HELP,
+    POOLINGS,
+    check_lora,
+)
 from talk_cli.errors import SettingsError
 from talk_cli.kernel.spec import LOSSES, VARIANTS, KernelSpec
 from talk_cli.options import setting
@@ -26,9 +36,7 @@ RECIPES = resources.files("talk_cli") / "recipes"  # package data: installed wit
 NO_RECIPE = "none"  # `--recipe none`: the defaults alone, as on a dataset without a shipped recipe
 # What a coreset reads (how many nodes per class, which seed, the texts' length); every other
 # setting drives the kernel loop, which a coreset does not run.
-CORESET_SETTINGS = frozenset(
-    {"method", "ratio", "size", "allocation_power", "min_class_nodes", "max_length", "pooling", "seed", "max_text_overlap"}
-)
+CORESET_SETTINGS = frozenset({"method", "ratio", "size", "allocation_power", "min_class_nodes", "max_length", "pooling", "seed", "max_text_overlap"})
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,8 @@ class DistillSettings:
     min_class_nodes: int = setting(
         1,
         "At least this many synthetic nodes per class (never more than the class has training nodes) when the "
-        "budget gives every class that many; otherwise one each.", cli=False,
+        "budget gives every class that many; otherwise one each.",
+        cli=False,
     )
     seq_len: int = setting(16, "Tokens per synthetic text.")
     init: str = setting(
@@ -82,7 +91,8 @@ class DistillSettings:
         False,
         "Start each inner round from the pretrained LM and a fresh GCN, as `talk evaluate --protocol joint` "
         "trains, instead of continuing the previous round's.",
-        flag="--inner-restart/--inner-continue", cli=False,
+        flag="--inner-restart/--inner-continue",
+        cli=False,
     )
     lora_rank: int = setting(0, "Inner loop: " + LORA_RANK_HELP)
     lora_alpha: float = setting(LORA_ALPHA, "Inner loop: " + LORA_ALPHA_HELP, cli=False)
@@ -90,7 +100,8 @@ class DistillSettings:
     inner_refresh: int = setting(
         128,
         "Real training nodes re-encoded with the inner loop's LM after each inner round; the others keep the "
-        "features they were last encoded with (0: re-encode every real node).", cli=False,
+        "features they were last encoded with (0: re-encode every real node).",
+        cli=False,
     )
     invert_steps: int = setting(
         100,
@@ -105,8 +116,7 @@ class DistillSettings:
     eval_every: int = setting(10, "Validation every this many steps.")
     patience: int = setting(
         1,
-        "talk: stop the token loop after this many validations in a row that do not beat the best (0: run every "
-        "step); the best state is kept either way.",
+        "talk: stop the token loop after this many validations in a row that do not beat the best (0: run every step); the best state is kept either way.",
     )
     select: str = setting(
         "gcn",
@@ -118,7 +128,8 @@ class DistillSettings:
         5000,
         "select gcn: judge on at most this many real validation nodes, a seeded sample where there are more (exact "
         "GCN outputs on them, from their 1-hop neighbourhood; keeps selection's time and memory flat on large graphs); "
-        "0: every validation node.", cli=False,
+        "0: every validation node.",
+        cli=False,
     )
     lm_chunk: int = setting(16, "Synthetic nodes per gradient-injection chunk (bounds memory).", cli=False)
     max_length: int = setting(DEFAULT_MAX_LENGTH, "Tokens per real text (the features cache).")

@@ -24,8 +24,7 @@ def synthetic_size(num_train: int, num_classes_present: int, ratio: float | None
     if size is not None:
         if size < num_classes_present:
             raise SettingsError(
-                f"--size {size} is below the number of classes with training nodes ({num_classes_present}); "
-                "every class needs at least one synthetic node"
+                f"--size {size} is below the number of classes with training nodes ({num_classes_present}); every class needs at least one synthetic node"
             )
         return size
     return max(num_classes_present, round(ratio * num_train))  # type: ignore[operator]
@@ -103,9 +102,7 @@ def pick_seed_nodes(tag: TAG, features: torch.Tensor, counts: list[int], seed: i
     return torch.tensor(chosen, dtype=torch.long)
 
 
-def initial_embeddings(
-    texts: list[str], lm: LanguageModel, seq_len: int, padding: str = "max_length"
-) -> tuple[torch.Tensor, torch.Tensor]:
+def initial_embeddings(texts: list[str], lm: LanguageModel, seq_len: int, padding: str = "max_length") -> tuple[torch.Tensor, torch.Tensor]:
     """The first `seq_len` input embeddings of each text, and a mask of the positions that
     hold a real token. Texts are padded to `seq_len` ("max_length") or to the longest of them
     ("longest"), and the padding is masked."""

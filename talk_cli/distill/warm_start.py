@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import torch
 
-from talk_cli.distill.loop import WARM_START_PHASES, DistillOutcome, Distiller, StepReport, run_loop
+from talk_cli.distill.loop import WARM_START_PHASES, Distiller, DistillOutcome, StepReport, run_loop
 from talk_cli.kernel import KERNEL_DTYPE
 
 

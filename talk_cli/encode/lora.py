@@ -19,7 +19,6 @@ from talk_cli.errors import ModelError
 ATTENTION_PROJECTIONS = ("query", "key", "value")
 
 
-
 def trainable_copy(lm: LanguageModel, device: torch.device, rank: int = 0, alpha: float = LORA_ALPHA, dropout: float = LORA_DROPOUT) -> LanguageModel:
     """A float32 copy of `lm` on `device` whose trainable parameters (`requires_grad`) are every
     weight (rank 0) or only fresh LoRA adapters of that rank (their B starts at zero, so the copy

@@ -29,9 +29,9 @@ import torch
 from talk_cli.bundle import Bundle
 from talk_cli.data.tag import TAG
 from talk_cli.encode.encoder import encode_texts
-from talk_cli.encode.settings import EncodeSettings
 from talk_cli.encode.lm import LanguageModel, encode_embeddings, pool
 from talk_cli.encode.lora import trainable_copy, trained_parameters
+from talk_cli.encode.settings import EncodeSettings
 from talk_cli.errors import SettingsError
 from talk_cli.evaluate.gnn import bundle_training, full_training
 from talk_cli.gnn.models import RECEPTIVE_HOPS, build_model
@@ -109,9 +109,7 @@ def evaluate_joint(
     """LM + GNN fine-tuned on the bundle; `features` are the real texts' cached pretrained-LM
     features (the probe's validation)."""
     if not bundle.distillation.features_from_tokens:
-        raise SettingsError(
-            f"the joint protocol needs token embeddings that produce the features; {bundle.distillation.method} bundles have none"
-        )
+        raise SettingsError(f"the joint protocol needs token embeddings that produce the features; {bundle.distillation.method} bundles have none")
     lm.require_inputs_embeds("the joint protocol")
     runs = JointRuns(lm, tag.num_classes, settings, device)
     embeddings, mask = bundle.token_embeddings.to(device), bundle.attention_mask.to(device)

@@ -21,9 +21,11 @@ from talk_cli.encode.cache import cache_dir
 from talk_cli.gnn.settings import EvalSettings
 from talk_cli.provenance import Provenance
 
-
 LORA = ("lora_rank", "lora_alpha", "lora_dropout")
-UNKEYED = {"gnn": ("runs", "seed", "lm_lr", "finetune_lr", "probe_epochs", "refit", "batch_size", *LORA), "joint": ("runs", "seed", "epochs", "eval_every", "batch_size")}
+UNKEYED = {
+    "gnn": ("runs", "seed", "lm_lr", "finetune_lr", "probe_epochs", "refit", "batch_size", *LORA),
+    "joint": ("runs", "seed", "epochs", "eval_every", "batch_size"),
+}
 
 
 def reference_key(provenance: Provenance, settings: EvalSettings, protocol: str = "gnn") -> dict[str, Any]:

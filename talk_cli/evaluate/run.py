@@ -34,9 +34,7 @@ def check_match(bundle: Bundle, given: Provenance, allow_mismatch: bool) -> list
     """Ways in which the bundle was not made from this data and LM; an error unless allowed."""
     problems = Provenance.of_bundle(bundle).mismatches(given)
     if problems and not allow_mismatch:
-        raise SettingsError(
-            "the bundle does not match the data and model given: " + "; ".join(problems) + " (--allow-mismatch to evaluate anyway)"
-        )
+        raise SettingsError("the bundle does not match the data and model given: " + "; ".join(problems) + " (--allow-mismatch to evaluate anyway)")
     return problems
 
 
@@ -82,9 +80,7 @@ def run_evaluation(
     return Evaluation(result.as_dict(), reference, reference is not None, frozen)
 
 
-def result_payload(
-    evaluation: Evaluation, protocol: str, settings: EvalSettings, tag: TAG, training_set: str, mismatches: list[str]
-) -> dict[str, Any]:
+def result_payload(evaluation: Evaluation, protocol: str, settings: EvalSettings, tag: TAG, training_set: str, mismatches: list[str]) -> dict[str, Any]:
     result, reference = evaluation.result, evaluation.reference
     payload = {
         "protocol": protocol,

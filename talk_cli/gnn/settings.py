@@ -36,7 +36,9 @@ def training_defaults(protocol: str, full: bool) -> dict[str, int]:
 class EvalSettings:
     architecture: str = setting("gcn", "The GNN trained on the set.", flag="--model-type", choices=ARCHITECTURES)
     runs: int = setting(10, "Independent training runs (seeds seed..seed+runs-1).")
-    epochs: int = setting(TRAINING_DEFAULTS["gnn", False]["epochs"], "Training epochs per run (joint: steps on the bundle; joint --full: passes over the training nodes).")
+    epochs: int = setting(
+        TRAINING_DEFAULTS["gnn", False]["epochs"], "Training epochs per run (joint: steps on the bundle; joint --full: passes over the training nodes)."
+    )
     eval_every: int = setting(TRAINING_DEFAULTS["gnn", False]["eval_every"], "Epochs between validations (the best is kept).")
     lr: float = setting(0.01, "Adam learning rate of the GNN.")
     lm_lr: float = setting(TRAINING_DEFAULTS["joint", False]["lm_lr"], "Adam learning rate of the LM (joint protocol).")

@@ -12,11 +12,12 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
+from talk_cli import threads
 from talk_cli.data.tag import TAG
 from talk_cli.gnn.models import build_model
 from talk_cli.gnn.settings import EvalSettings
-from talk_cli import threads
 from talk_cli.graph import Graph
+
 
 @dataclass(frozen=True)
 class Training:
@@ -223,9 +224,7 @@ def trainer(training: Training, real: RealNodes, settings: EvalSettings, seed: i
     return model_steps(model.to(training.graph.x.device), training, real, settings)
 
 
-def model_steps(
-    model: torch.nn.Module, training: Training, real: RealNodes, settings: EvalSettings
-) -> tuple[Callable[[], None], Callable[[], torch.Tensor]]:
+def model_steps(model: torch.nn.Module, training: Training, real: RealNodes, settings: EvalSettings) -> tuple[Callable[[], None], Callable[[], torch.Tensor]]:
     """`model`'s one-epoch training step (a fresh Adam) and its prediction of every real node."""
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
 

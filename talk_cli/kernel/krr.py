@@ -6,7 +6,6 @@ import torch
 import torch.nn.functional as F
 
 
-
 def krr_weights(k_ss: torch.Tensor, y_s: torch.Tensor, ridge: float) -> torch.Tensor:
     """(K_SS + λ·tr(K_SS)/n · I)⁻¹ Y_S: what a real row's cross kernel multiplies. The ridge scales
     with the kernel's size so that one λ suits kernels of any magnitude."""

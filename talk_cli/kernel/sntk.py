@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from talk_cli.kernel.spec import VARIANTS, KernelSpec
+from talk_cli.kernel.spec import KernelSpec
 
 KERNEL_DTYPE = torch.float64  # the kernel and KRR are tiny next to the LM; float64 keeps the solve stable
 RHO_LIMIT = 1 - 1e-6  # keep arccos and sqrt(1 − ρ²) differentiable
@@ -111,9 +111,7 @@ def csr_rows(matrix: torch.Tensor, start: int, stop: int) -> torch.Tensor:
     the other rows)."""
     crow, col, values = matrix.crow_indices(), matrix.col_indices(), matrix.values()
     first, last = int(crow[start]), int(crow[stop])
-    return torch.sparse_csr_tensor(
-        crow[start : stop + 1] - first, col[first:last], values[first:last], (stop - start, matrix.shape[1]), check_invariants=False
-    )
+    return torch.sparse_csr_tensor(crow[start : stop + 1] - first, col[first:last], values[first:last], (stop - start, matrix.shape[1]), check_invariants=False)
 
 
 PROPAGATION_BLOCK = 32  # feature columns propagated at a time: bounds the whole-graph [n, w] buffers
