@@ -483,7 +483,7 @@ def test_the_warm_start_reports_its_stages_before_the_token_loop(demo, tiny_lm, 
     """Progress covers the whole run: the free-feature loop's steps, then the inversion's (its
     squared error falling), then the token loop's, each counted from 1."""
     reports = []
-    plan = settings(invert_steps=5, lr=0.05)
+    plan = settings(invert_steps=5, lr=0.02)
     run_distillation(demo, tiny_lm, demo_features, plan, CPU, tmp_path / "b", on_step=reports.append)
     phases = [r.phase for r in reports]
     assert phases == ["free features"] * plan.steps + ["inversion"] * 5 + ["tokens"] * plan.steps

@@ -46,7 +46,7 @@ class StepReport:
     val_accuracy: float | None  # only on validation steps
     best_val_accuracy: float
     # Which loop the step belongs to: the token loop, or one of the warm start's two stages before
-    # it (its free-feature loop, then the inversion, whose loss is the squared error it fits).
+    # it (its free-feature loop, then the inversion, whose loss is `inversion_loss`).
     phase: str = "tokens"
 
 

@@ -25,6 +25,7 @@ from collections.abc import Callable
 import torch
 
 from talk_cli.distill.loop import WARM_START_PHASES, Distiller, DistillOutcome, StepReport, run_loop
+from talk_cli.distill.representation import INVERSION_LR_SCALE
 from talk_cli.kernel import KERNEL_DTYPE
 
 
@@ -84,7 +85,9 @@ def warm_start(distiller: Distiller, on_step: Callable[[StepReport], None] | Non
         return seen["reached start"]
 
     with distiller.clock(inversion_phase):
-        taken, reached = distiller.synthetic.representation.fit(target_features, settings.invert_steps, settings.lr, settings.invert_cosine, on_fit_step)
+        taken, reached = distiller.synthetic.representation.fit(
+            target_features, settings.invert_steps, settings.lr * INVERSION_LR_SCALE, settings.invert_cosine, on_fit_step
+        )
         goal = settings.invert_cosine and reached >= settings.invert_cosine
         if goal and not seen["reached start"] and seen["step"] != taken:  # stopped at the cosine goal between validations
             validate(taken, seen["features"])
