@@ -1,6 +1,6 @@
 """Ablations behind the defaults of docs/method.md: one setting changed at a time.
 
-    python benchmarks/ablations.py --dataset cora --ratio 0.01 --write docs/method.md
+    python benchmarks/ablations.py --dataset cora --ratio 0.01 --write docs/logs/method-evidence.md
 
 Every row distils with the base settings (the dataset's recipe in talk_cli/recipes/, or --recipe, at
 --ratio and --steps) except the one named. The decision metric is the

@@ -2,7 +2,7 @@
 
     python benchmarks/cost.py --write docs/performance.md                       # demo, cora, arxiv_2023 on the CPU
     python benchmarks/cost.py --datasets cora --device cuda --write docs/performance.md
-    python benchmarks/cost.py --speed-settings --seeds 0 1 2 --write docs/method.md # the speed settings on validation
+    python benchmarks/cost.py --speed-settings --seeds 0 1 2 --write docs/logs/method-evidence.md # the speed settings on validation
     python benchmarks/cost.py --datasets cora --busy 1 --repeats 2 --write docs/performance.md  # quiet vs beside a busy process
 
 Cost table: each variant is a whole `talk distill --ratio 0.01 --json` process (features cached by
@@ -44,7 +44,7 @@ COLUMNS = {
     "inversion": lambda phase: phase == "inversion",
     "LM passes (token loop)": lambda phase: phase in ("tokens: synthetic features", "tokens: gradient injection"),
     "KRR forward/backward": lambda phase: phase == "tokens: KRR loss and gradient",
-    "GCN selection": lambda phase: phase == "tokens: gcn selection",
+    "GCN selection": lambda phase: phase in ("inversion: gcn selection", "tokens: gcn selection"),  # the inversion's checks, then the token loop's
     "checkpoints + write": lambda phase: phase in ("checkpoints", "bundle write"),
 }
 

@@ -3,9 +3,9 @@
 
     python benchmarks/proxies.py --out /tmp/proxies
     python benchmarks/defaults.py --data-root /tmp/proxies --datasets arxiv-sparse cora-half \\
-        --variants "" "allocation_power=0.5" "layers=2" --write docs/method.md
+        --variants "" "allocation_power=0.5" "layers=2" --write docs/logs/method-evidence.md
     python benchmarks/defaults.py --data-root ../shared/datasets --datasets cora arxiv_2023 \\
-        --variants "" "min_class_nodes=2" --section class-floor --write docs/method.md
+        --variants "" "min_class_nodes=2" --section class-floor --write docs/logs/method-evidence.md
     python benchmarks/defaults.py --data-root ../shared/datasets --datasets demo cora arxiv_2023 \\
         --recipe shipped --variants init=texts init=vocab --joint-runs 1 --section init --write docs/privacy.md
 
@@ -109,7 +109,7 @@ def main() -> None:
         ])  # fmt: skip
         print(body, flush=True)
         if args.write:
-            write_section(args.write, f"{args.section}-{dataset}", body)
+            write_section(args.write, f"{args.section}-{dataset}" + (f"-{Path(args.model).name}" if args.model else ""), body)
 
 
 if __name__ == "__main__":

@@ -21,12 +21,12 @@ from talk_cli.encode.lm import LanguageModel, encode_embeddings
 
 # Adam's moment decays for the inversion: with these shorter memories than torch's (0.9, 0.999)
 # the inversion reaches its cosine in about a third fewer steps on arxiv_2023 and demo, and gets
-# closer within Cora's 100, at the same mean GCN validation over three seeds (docs/method.md,
-# "The inversion's Adam forgets faster").
+# closer within Cora's 100, at the same mean GCN validation over three seeds
+# (docs/logs/method-evidence.md, "The inversion's Adam forgets faster").
 INVERSION_BETAS = (0.8, 0.9)
 # The inversion's Adam rate, as a multiple of the token loop's `lr`: with the loss below, twice the
-# rate gets the inverted set's GCN validation up sooner on Cora with both LMs (docs/method.md, "The
-# inversion stops on validation").
+# rate gets the inverted set's GCN validation up sooner on Cora with both LMs (docs/method.md, "What limits
+# the inversion").
 INVERSION_LR_SCALE = 2
 
 

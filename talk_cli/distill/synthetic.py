@@ -46,7 +46,7 @@ SPREADING_POWER = 0.5  # the square root
 def allocation_power(train_counts: list[int], total: int, floor: int = 1) -> float:
     """The power an unset `allocation_power` allocates by: 1, which keeps the training class
     balance, unless proportional shares would leave half the classes or more with a single node;
-    then the square root, which spreads the budget over them (docs/method.md, "Class allocation by
+    then the square root, which spreads the budget over them (docs/logs/method-evidence.md, "Class allocation by
     the budget": it raised validation on the many-class graphs, and the rule keeps 1 on Cora)."""
     shares = [n for n, count in zip(allocate(train_counts, total, 1.0, floor), train_counts) if count > 0]
     return SPREADING_POWER if 2 * sum(n == 1 for n in shares) >= len(shares) else 1.0

@@ -10,8 +10,8 @@ embeddings let the LM reproduce much of the free solution (`inversion_cosine` sa
 The inversion is judged as every loop is, by validation: every `eval_every` steps its set is
 validated and the best kept, and it stops once that set validates as well as the free set it
 fits (there is nothing left to gain), at the cosine goal, or after `invert_steps`. Measured, the
-validation of the inverted set levels off well before its cosine does (docs/method.md, "The
-inversion stops on validation"). The token loop then runs only to close a gap: when the inverted
+validation of the inverted set levels off well before its cosine does (docs/method.md, "What limits
+the inversion"). The token loop then runs only to close a gap: when the inverted
 set validates below the free set, with `CATCH_UP_PATIENCE` validations of patience; when it does
 not, the run ends there, since no token step has ever beaten that start where it was measured.
 """
