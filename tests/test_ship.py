@@ -301,6 +301,16 @@ def test_a_known_model_is_recorded_by_hub_id_and_revision(tiny_model_dir, tmp_pa
     assert refused.exit_code == 2 and "'someone/tiny-bert'" in refused.stderr and "--model" in refused.stderr
 
 
+def test_an_unknown_lm_is_named_by_its_folder_and_the_default_by_its_hub_id(tiny_model_dir, monkeypatch):
+    from talk_cli.encode import known
+    from talk_cli.encode.lm import DEFAULT_MODEL, load_language_model
+
+    monkeypatch.setattr(known, "KNOWN_MODELS", {})  # as where another library version hashes the weights differently
+    assert load_language_model().identity.name == DEFAULT_MODEL  # the packaged default, not its folder's name
+    monkeypatch.chdir(tiny_model_dir)
+    assert load_language_model(".").identity.name == tiny_model_dir.name
+
+
 @given(st.lists(st.text(min_size=1), max_size=6))
 def test_a_recorded_command_has_no_absolute_path(arguments):
     words = shlex.split(portable_command(shlex.join(["talk", *arguments])))

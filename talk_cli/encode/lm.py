@@ -129,8 +129,12 @@ def load_language_model(model: str | None = None, pooling: str = DEFAULT_POOLING
     encoder.eval()
     digest = weights_sha256(encoder)
     known = known_model(digest)
+    if known:
+        name = known.hub_id
+    elif name != DEFAULT_MODEL and Path(source).is_dir():  # a folder the user gave: its own name, never the path
+        name = Path(source).resolve().name
     identity = LMIdentity(
-        name=known.hub_id if known else Path(source).name if Path(source).is_dir() else name,
+        name=name,
         weights_sha256=digest,
         hidden_size=int(encoder.config.hidden_size),
         tokenizer=type(tokenizer).__name__,
