@@ -11,6 +11,7 @@ from talk_cli.bundle.card import privacy_sentence, warm_start_sentence
 from talk_cli.cli_options import flag_of
 from talk_cli.data.importer import ImportReport
 from talk_cli.distill import METHODS, DistillOutcome, DistillSettings
+from talk_cli.distill.loop import below_free_set
 from talk_cli.distill.settings import unread_settings
 from talk_cli.evaluate import EvalSettings, Evaluation
 from talk_cli.pipeline import Prepared
@@ -67,7 +68,7 @@ def distill_lines(settings: DistillSettings, bundle, outcome: DistillOutcome, ou
     resumed = f"; resumed from step {outcome.resumed_from_step}" if outcome.resumed_from_step else ""
     stopped = f"; stopped at step {outcome.stopped_at} (--patience {settings.patience})" if learned and outcome.stopped_at is not None else ""
     warm = outcome.warm_start
-    if warm is not None and outcome.stopped_at == 0 and warm["inverted_val_accuracy"] >= warm["free_val_accuracy"]:
+    if warm is not None and outcome.stopped_at == 0 and not below_free_set(warm):
         stopped = "; no token loop: the inverted set validates as well as the free set it fits"
     lines = [f"{settings.method}: {dataset} -> {bundle.num_synthetic} synthetic nodes ({ratio}) in {outcome.seconds:.1f} s{selection}{resumed}{stopped}"]
     if learned and outcome.best_step == 0 and settings.steps > 0 and not settings.warm_starts:

@@ -54,6 +54,14 @@ TOKEN_PHASE = StepReport.phase
 # Validations without a new best that end a token loop which starts below the free set its warm
 # start fitted: it has a gap to close, so it gets more than `patience`'s usual one (issue 58).
 CATCH_UP_PATIENCE = 3
+
+
+def below_free_set(warm_start: dict[str, Any]) -> bool:
+    """Whether a warm start's inverted set (its report, `Distiller.warm_start_report`) validated
+    below the free set it was fitted to: a gap for the token loop to close."""
+    return warm_start["inverted_val_accuracy"] < warm_start["free_val_accuracy"]
+
+
 WARM_START_PHASES = ("free features", "inversion")
 
 
@@ -209,8 +217,7 @@ class Distiller:
     def behind_start(self) -> bool | None:
         """After a warm start, whether its inverted set validates below the free set it was fitted
         to (the token loop then has a gap to close); None without a warm start."""
-        report = self.warm_start_report
-        return None if report is None else report["inverted_val_accuracy"] < report["free_val_accuracy"]
+        return None if self.warm_start_report is None else below_free_set(self.warm_start_report)
 
     @property
     def stalled(self) -> bool:

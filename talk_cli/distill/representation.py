@@ -86,8 +86,9 @@ class TokenSequences:
         bring pool(LM(E)) towards `target` [n_syn, h] (`inversion_loss`), stopping early once the
         mean cosine similarity of the two reaches `cosine` (0: never). One LM pass per step, chunk
         by chunk as in the outer loop, so memory stays flat and ranks share the work.
-        `on_step(step, loss, features)` hears each step's loss (summed over every rank's chunks) and the pooled features that pass measured (all nodes, of E before the step's
-        update); a true answer ends the fit there (the caller's validation has what it wanted).
+        `on_step(step, loss, features)` hears each step's loss (summed over every rank's chunks)
+        and the pooled features that pass measured (all nodes, of E before the step's update); a
+        true answer ends the fit there (the caller's validation has what it wanted).
         Returns the steps taken and the last mean cosine measured (of E before the last step's
         update)."""
         optimizer = torch.optim.Adam([self.embeddings], lr=lr, betas=betas)

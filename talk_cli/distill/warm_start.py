@@ -13,7 +13,8 @@ fits (there is nothing left to gain), at the cosine goal, or after `invert_steps
 validation of the inverted set levels off well before its cosine does (docs/method.md, "What limits
 the inversion"). The token loop then runs only to close a gap: when the inverted
 set validates below the free set, with `CATCH_UP_PATIENCE` validations of patience; when it does
-not, the run ends there, since no token step has ever beaten that start where it was measured.
+not, the run ends there: after an inversion run to its cosine goal, no token step beat its set in
+any run measured (docs/method.md, "Warm start").
 """
 
 from __future__ import annotations
@@ -63,9 +64,8 @@ def warm_start(distiller: Distiller, on_step: Callable[[StepReport], None] | Non
     learned = {k: v for k, v in free.synthetic.state_dict().items() if not k.startswith("features.")}
     distiller.synthetic.load_state_dict({**distiller.synthetic.state_dict(), **learned})
     target_features = target.features.to(distiller.device)
-    # the last fit step validated, the last features measured, whether validation ended the fit, and
-    # the best set's (updates, cosine with the free vectors)
-    seen = {"step": 0, "features": None, "reached start": False, "best": (0, float("nan"))}
+    # the last fit step validated, the last features measured, the best set's (updates, cosine with the free vectors)
+    seen = {"step": 0, "features": None, "best": (0, float("nan"))}
 
     def validate(step: int, features: torch.Tensor) -> float:
         """Validate E as measured at fit step `step` (after step - 1 updates)."""
@@ -81,18 +81,20 @@ def warm_start(distiller: Distiller, on_step: Callable[[StepReport], None] | Non
         val = validate(step, features) if step > 1 and (step - 1) % settings.eval_every == 0 else None
         if on_step:
             on_step(StepReport(step, settings.invert_steps, error, val, distiller.best["val"], inversion_phase))
-        seen["reached start"] = val is not None and val >= target.best_val_accuracy  # as good as the set it fits
-        return seen["reached start"]
+        return val is not None and val >= target.best_val_accuracy  # as good as the set it fits: done
 
     with distiller.clock(inversion_phase):
         taken, reached = distiller.synthetic.representation.fit(
             target_features, settings.invert_steps, settings.lr * INVERSION_LR_SCALE, settings.invert_cosine, on_fit_step
         )
-        goal = settings.invert_cosine and reached >= settings.invert_cosine
-        if goal and not seen["reached start"] and seen["step"] != taken:  # stopped at the cosine goal between validations
-            validate(taken, seen["features"])
-        elif not goal and not seen["reached start"]:  # ran every step: E after the last update is unjudged
-            validate(taken + 1, distiller.features())
+        # A validation that reached the free set's ended the fit at the state it judged; otherwise
+        # the fit ended at the cosine goal (perhaps between validations) or after its last update.
+        if distiller.best["val"] < target.best_val_accuracy:
+            if settings.invert_cosine and reached >= settings.invert_cosine:
+                if seen["step"] != taken:
+                    validate(taken, seen["features"])
+            else:
+                validate(taken + 1, distiller.features())
     distiller.synthetic.load_state_dict(distiller.best["state"])  # the inverted set that validated best
     distiller.warm_start_val = distiller.best["val"]
     distiller.checks_since_best = 0
