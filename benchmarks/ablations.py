@@ -1,6 +1,6 @@
 """Ablations behind the defaults of docs/method.md: one setting changed at a time.
 
-    python benchmarks/ablations.py --dataset cora --ratio 0.01 --write docs/logs/method-evidence.md
+    python -m benchmarks.ablations --dataset cora --ratio 0.01 --write docs/logs/method-evidence.md
 
 Every row distils with the base settings (the dataset's recipe in talk_cli/recipes/, or --recipe, at
 --ratio and --steps) except the one named. The decision metric is the
@@ -26,14 +26,11 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_set_option, prepared_dataset, recipe_settings, run_header, write_section  # noqa: E402
-
-from talk_cli.data import TAG  # noqa: E402
-from talk_cli.distill import Distiller, DistillSettings, distill, make_bundle  # noqa: E402
-from talk_cli.distill.real import KRRFit, krr_accuracy  # noqa: E402
-from talk_cli.encode import load_language_model  # noqa: E402
-from talk_cli.evaluate import EvalSettings, evaluate_bundle, evaluate_joint, training_defaults  # noqa: E402
+from benchmarks.common import add_set_option, prepared_dataset, recipe_settings, run_header, write_section
+from talk_cli.data import TAG
+from talk_cli.distill import Distiller, DistillSettings, KRRFit, distill, krr_accuracy, make_bundle
+from talk_cli.encode import load_language_model
+from talk_cli.evaluate import EvalSettings, evaluate_bundle, evaluate_joint, training_defaults
 
 VARIANTS: list[tuple[str, dict]] = [
     ("base", {}),
@@ -156,7 +153,7 @@ def main() -> None:
             f"columns score the other {int(judged.val_mask.sum())}, which no selection read."
         )
     test_nodes = torch.nonzero(tag.test_mask).flatten()
-    command = "python benchmarks/ablations.py " + " ".join(sys.argv[1:])
+    command = "python -m benchmarks.ablations " + " ".join(sys.argv[1:])
     rows = []
     for name, change in VARIANTS:
         if args.only and name not in args.only:

@@ -118,7 +118,7 @@ def write_section(doc: Path, name: str, body: str) -> None:
     """Replace the text between `<!-- name:begin -->` and `<!-- name:end -->` in `doc` (appended if absent).
     docs/results.md is generated: a section meant for it goes into the results log, and the page
     is then regenerated from the log (`results_page.py`)."""
-    from results_page import LOG, PAGE, write_page
+    from benchmarks.results_page import LOG, PAGE, write_page
 
     if Path(doc).resolve() == PAGE:
         write_section(LOG, name, body)

@@ -1,9 +1,9 @@
 """Where the time of `talk distill` goes, and what TaLK costs beside its own baseline.
 
-    python benchmarks/cost.py --write docs/performance.md                       # demo, cora, arxiv_2023 on the CPU
-    python benchmarks/cost.py --datasets cora --device cuda --write docs/performance.md
-    python benchmarks/cost.py --speed-settings --seeds 0 1 2 --write docs/logs/method-evidence.md # the speed settings on validation
-    python benchmarks/cost.py --datasets cora --busy 1 --repeats 2 --write docs/performance.md  # quiet vs beside a busy process
+    python -m benchmarks.cost --write docs/performance.md                       # demo, cora, arxiv_2023 on the CPU
+    python -m benchmarks.cost --datasets cora --device cuda --write docs/performance.md
+    python -m benchmarks.cost --speed-settings --seeds 0 1 2 --write docs/logs/method-evidence.md # the speed settings on validation
+    python -m benchmarks.cost --datasets cora --busy 1 --repeats 2 --write docs/performance.md  # quiet vs beside a busy process
 
 Cost table: each variant is a whole `talk distill --ratio 0.01 --json` process (features cached by
 a `talk encode` first), the variants alternating, `--repeats` rounds; the table gives the median
@@ -28,8 +28,7 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import run_header, run_json, write_section  # noqa: E402
+from benchmarks.common import run_header, run_json, write_section
 
 VARIANTS = {  # name -> extra `talk distill` options
     "talk (recipe)": [],
@@ -148,7 +147,7 @@ def main() -> None:
     parser.add_argument("--model", help="the LM, a folder or hub id (default: talk's); the section is named after it")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), help="the cost table's rows (kernel-features always)")
     args = parser.parse_args()
-    command = "python benchmarks/cost.py " + " ".join(sys.argv[1:])
+    command = "python -m benchmarks.cost " + " ".join(sys.argv[1:])
     suffix = "-cuda" if args.device == "cuda" else ""
     import torch
 

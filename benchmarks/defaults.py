@@ -1,12 +1,12 @@
 """Choose defaults on graphs nobody tuned for: each variant of the defaults (`--recipe none`, with
 `--set KEY=VALUE` changes) distilled at 0.01 per distillation seed and judged on validation.
 
-    python benchmarks/proxies.py --out /tmp/proxies
-    python benchmarks/defaults.py --data-root /tmp/proxies --datasets arxiv-sparse cora-half \\
+    python -m benchmarks.proxies --out /tmp/proxies
+    python -m benchmarks.defaults --data-root /tmp/proxies --datasets arxiv-sparse cora-half \\
         --variants "" "allocation_power=0.5" "layers=2" --write docs/logs/method-evidence.md
-    python benchmarks/defaults.py --data-root ../shared/datasets --datasets cora arxiv_2023 \\
+    python -m benchmarks.defaults --data-root ../shared/datasets --datasets cora arxiv_2023 \\
         --variants "" "min_class_nodes=2" --section class-floor --write docs/logs/method-evidence.md
-    python benchmarks/defaults.py --data-root ../shared/datasets --datasets demo cora arxiv_2023 \\
+    python -m benchmarks.defaults --data-root ../shared/datasets --datasets demo cora arxiv_2023 \\
         --recipe shipped --variants init=texts init=vocab --joint-runs 1 --section init --write docs/privacy.md
 
 Per variant: the GCN validation accuracy `talk distill` selected by (mean over seeds), and the
@@ -25,9 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import run_header, write_section  # noqa: E402
-from cost import talk  # noqa: E402
+from benchmarks.common import run_header, write_section
+from benchmarks.cost import talk
 
 
 def main() -> None:
@@ -46,7 +45,7 @@ def main() -> None:
     parser.add_argument("--write", type=Path)
     parser.add_argument("--section", default="defaults", help="the written sections are named SECTION-DATASET")
     args = parser.parse_args()
-    header = run_header("python benchmarks/defaults.py " + " ".join(f'"{a}"' if " " in a or not a else a for a in sys.argv[1:]), f" ({args.threads} threads)")
+    header = run_header("python -m benchmarks.defaults " + " ".join(f'"{a}"' if " " in a or not a else a for a in sys.argv[1:]), f" ({args.threads} threads)")
     for dataset in args.datasets:
         common = ["--dataset", dataset, "--data-root", args.data_root, *(["--model", args.model] if args.model else [])]
         full = talk("evaluate", "--full", *common, "--runs", "3", threads=args.threads, device="cpu")[1] if args.eval_runs else None

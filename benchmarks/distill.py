@@ -1,9 +1,9 @@
 """Benchmark `talk distill`: time and peak memory per dataset and ratio, the kernel step alone,
 and the memory of batch-wise gradient injection against full back-propagation.
 
-    python benchmarks/distill.py --write docs/performance.md
-    python benchmarks/distill.py --datasets cora --kernel-sizes --injection-sizes --write docs/performance.md  # one part
-    python benchmarks/distill.py --device cuda --kernel-sizes --injection-sizes --write docs/performance.md  # on a GPU
+    python -m benchmarks.distill --write docs/performance.md
+    python -m benchmarks.distill --datasets cora --kernel-sizes --injection-sizes --write docs/performance.md  # one part
+    python -m benchmarks.distill --device cuda --kernel-sizes --injection-sizes --write docs/performance.md  # on a GPU
 
 Each part (a dataset's table, the kernel table, the injection table) is its own marked section
 of the document, so a part can be measured again without the others.
@@ -26,14 +26,12 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_device_option, median_seconds, prepared_dataset, resolved_device, run_header, run_json, write_section  # noqa: E402
-
-from talk_cli.memory import peak_rss_mib  # noqa: E402
+from benchmarks.common import add_device_option, median_seconds, prepared_dataset, resolved_device, run_header, run_json, write_section
+from talk_cli.memory import peak_rss_mib
 
 
 def child(args: list[str]) -> dict:
-    return run_json([sys.executable, __file__, "--child", *args])[0]
+    return run_json([sys.executable, "-m", __spec__.name, "--child", *args])[0]
 
 
 def recipe_settings(dataset: str, **change):
@@ -106,8 +104,7 @@ def run_injection_memory(data_root: Path | None, n_syn: int, chunk: int) -> dict
     synthetic nodes, or full back-propagation through the LM when chunk >= n_syn."""
     from talk_cli.data import load_tag
     from talk_cli.distill import Distiller, DistillSettings
-    from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
-    from talk_cli.encode.lm import encode_embeddings
+    from talk_cli.encode import EncodeSettings, encode_embeddings, encode_tag, load_language_model
 
     tag, lm = load_tag("cora", data_root), load_language_model()
     features = encode_tag(tag, lm, EncodeSettings(max_length=128)).features
@@ -149,7 +146,7 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    command = f"python benchmarks/distill.py {' '.join(sys.argv[1:])}"
+    command = f"python -m benchmarks.distill {' '.join(sys.argv[1:])}"
     header, cpu_header = [*run_header(command, device=device), ""], [*run_header(command), ""]
     on_gpu = device.type == "cuda"
     sections: dict[str, list[str]] = {}

@@ -1,7 +1,7 @@
 """Benchmark `talk encode` with the real MiniLM on Cora.
 
-    python benchmarks/encode.py [--data-root ../shared/datasets] [--lengths 128 256] [--write docs/performance.md]
-    python benchmarks/encode.py --device cuda --dtype float32 bfloat16 --batch-size 32 256 --write docs/performance.md
+    python -m benchmarks.encode [--data-root ../shared/datasets] [--lengths 128 256] [--write docs/performance.md]
+    python -m benchmarks.encode --device cuda --dtype float32 bfloat16 --batch-size 32 256 --write docs/performance.md
 
 Each max length runs in a fresh child process so that its peak memory (max RSS) is its own.
 Reported: texts/s, tokens/s (real tokens, no padding), peak RSS, and the achieved FLOP/s of
@@ -19,12 +19,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import matmul_peak_gflops, run_header, run_json, write_section  # noqa: E402
+from benchmarks.common import matmul_peak_gflops, run_header, run_json, write_section
+from talk_cli.memory import peak_rss_mib
 
-from talk_cli.memory import peak_rss_mib  # noqa: E402
-
-COMMAND = "python benchmarks/encode.py --write docs/performance.md"
+COMMAND = "python -m benchmarks.encode --write docs/performance.md"
 
 
 def encoder_flops(lengths: list[int], config) -> float:
@@ -78,11 +76,11 @@ def main() -> None:
     for length in args.lengths:
         for dtype in args.dtype:
             for batch in args.batch_size:
-                child = [sys.executable, __file__, "--one", str(length), "--data-root", str(args.data_root)]
+                child = [sys.executable, "-m", __spec__.name, "--one", str(length), "--data-root", str(args.data_root)]
                 child += ["--batch-size", str(batch), "--device", args.device, "--dtype", dtype]
                 rows.append(run_json(child)[0])
                 print(rows[-1], file=sys.stderr)
-    command = COMMAND if args.device == "cpu" else "python benchmarks/encode.py " + " ".join(sys.argv[1:])
+    command = COMMAND if args.device == "cpu" else "python -m benchmarks.encode " + " ".join(sys.argv[1:])
     table = [
         *run_header(command, device=device),
         "GEMM peak measured in this run: " + ", ".join(f"{dtype} {peak:.1f} GFLOP/s" for dtype, peak in peaks.items()),

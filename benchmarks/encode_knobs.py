@@ -1,6 +1,6 @@
 """What each encoder knob gives: MiniLM on a sample of Cora's texts at 128 tokens.
 
-    python benchmarks/encode_knobs.py [--texts 768] [--write docs/performance.md]
+    python -m benchmarks.encode_knobs [--texts 768] [--write docs/performance.md]
 
 Variants of `encode_texts` (the encoder's inner loop): the default (batch 32, transformers'
 default attention, which is SDPA), eager attention, larger batches, and `torch.compile`. Each
@@ -19,11 +19,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import matmul_peak_gflops, run_header, write_section
-from encode import encoder_flops
+from benchmarks.common import matmul_peak_gflops, run_header, write_section
+from benchmarks.encode import encoder_flops
 
-COMMAND = "python benchmarks/encode_knobs.py --write docs/performance.md"
+COMMAND = "python -m benchmarks.encode_knobs --write docs/performance.md"
 
 
 def main() -> None:
@@ -36,8 +35,7 @@ def main() -> None:
     from transformers import AutoModel
 
     from talk_cli.data import load_tag
-    from talk_cli.encode import EncodeSettings, encode_texts, load_language_model
-    from talk_cli.encode.lm import default_model_path
+    from talk_cli.encode import EncodeSettings, default_model_path, encode_texts, load_language_model
 
     texts = load_tag("cora", args.data_root).texts[: args.texts]
     lm = load_language_model()

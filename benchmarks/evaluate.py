@@ -3,7 +3,7 @@ and one evaluation forward of each downstream model on a dataset's real graph, w
 handed to PyG as an edge list (what the layers do by default) and as the prepared sparse CSR
 matrices of `talk_cli.graph.Graph` (what talk evaluate uses).
 
-    python benchmarks/evaluate.py [--dataset arxiv_2023] [--write docs/performance.md]
+    python -m benchmarks.evaluate [--dataset arxiv_2023] [--write docs/performance.md]
 
 Needs the dataset's features in the encode cache (`talk encode --dataset arxiv_2023 --max-length 64`).
 """
@@ -11,7 +11,6 @@ Needs the dataset's features in the encode cache (`talk encode --dataset arxiv_2
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -19,8 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.nn import GCNConv
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median_seconds, prepared_dataset, run_header, write_section  # noqa: E402
+from benchmarks.common import median_seconds, prepared_dataset, run_header, write_section
 
 
 class EdgeListGCN(torch.nn.Module):
@@ -91,7 +89,7 @@ def main() -> None:
     lines = [
         f"### Full-graph evaluation step ({args.dataset}: {tag.num_nodes:,} nodes, {tag.edge_index.shape[1]:,} directed edges)",
         "",
-        *run_header(f"python benchmarks/evaluate.py --dataset {args.dataset} --write docs/performance.md"),
+        *run_header(f"python -m benchmarks.evaluate --dataset {args.dataset} --write docs/performance.md"),
         "",
         f"Median seconds over {args.repeats} repeats. Preparing the graph (normalised adjacency and edge pattern "
         f"as CSR) took {prepare_seconds:.2f} s once. Evaluating a bundle costs one evaluation forward on the real "

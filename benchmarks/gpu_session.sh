@@ -31,9 +31,9 @@ want paper && step 60 $talk evaluate "$bundles/cora-paper" --dataset cora $cuda
 want paper && step 60 $talk evaluate --full --dataset cora --max-length 256 --pooling cls $cuda
 want paper && step 150 $talk evaluate "$bundles/cora-paper" --dataset cora --protocol joint --lora-rank 4 --lm-lr 1e-4 --runs 2 $cuda
 # 2. What TaLK costs beside kernel-features on CUDA (the CPU table's command, on the GPU).
-want cost && step 200 python3 benchmarks/cost.py --datasets cora arxiv_2023 --device cuda --threads 16 --data-root "$TALK_DATA_ROOT" --write "$out/performance.md"
+want cost && step 200 python3 -m benchmarks.cost --datasets cora arxiv_2023 --device cuda --threads 16 --data-root "$TALK_DATA_ROOT" --write "$out/performance.md"
 # 3. Encode throughput against the GPU's GEMM peak.
-want encode && step 60 python3 benchmarks/encode.py --device cuda --dtype float32 bfloat16 --batch-size 32 256 --lengths 128 --data-root "$TALK_DATA_ROOT" --write "$out/performance.md"
+want encode && step 60 python3 -m benchmarks.encode --device cuda --dtype float32 bfloat16 --batch-size 32 256 --lengths 128 --data-root "$TALK_DATA_ROOT" --write "$out/performance.md"
 # 4. The joint protocol on the same bundle as on the CPU.
 want joint && step 100 $talk evaluate "$cpu_bundle" --dataset cora --protocol joint --runs 2 $cuda
 # 5. The joint reference of the paper's configuration (LoRA rank 4, 256 tokens, CLS), last: the most expensive.

@@ -4,11 +4,11 @@ for each LR:MAX_STEPS:COSINE[:BETA1:BETA2] given (cosine 0: every step runs; Ada
 default to the inversion's own). Prints the steps taken, the seconds, the mean cosine reached and
 the inverted set's GCN validation accuracy (what `--select gcn` scores).
 
-    python benchmarks/inversion.py cora 0 0.01:100:0.98 0.01:100:0.99 0.01:100:0
-    python benchmarks/inversion.py arxiv_2023 0 0.01:100:0.97 0.01:100:0.98 0.01:100:0.99 0.01:100:0.995
-    python benchmarks/inversion.py cora 0 0.03:100:0.99 0.05:100:0.99 0.1:100:0.99
-    python benchmarks/inversion.py cora SEED 0.01:100:0.99 0.015:70:0.99 0.02:60:0.99 0.01:75:0.99   # SEED 0, 1, 2
-    python benchmarks/inversion.py DATASET SEED 0.01:100:0.99:0.9:0.999 0.01:100:0.99:0.8:0.9   # cora, arxiv_2023, demo; SEED 0, 1, 2
+    python -m benchmarks.inversion cora 0 0.01:100:0.98 0.01:100:0.99 0.01:100:0
+    python -m benchmarks.inversion arxiv_2023 0 0.01:100:0.97 0.01:100:0.98 0.01:100:0.99 0.01:100:0.995
+    python -m benchmarks.inversion cora 0 0.03:100:0.99 0.05:100:0.99 0.1:100:0.99
+    python -m benchmarks.inversion cora SEED 0.01:100:0.99 0.015:70:0.99 0.02:60:0.99 0.01:75:0.99   # SEED 0, 1, 2
+    python -m benchmarks.inversion DATASET SEED 0.01:100:0.99:0.9:0.999 0.01:100:0.99:0.8:0.9   # cora, arxiv_2023, demo; SEED 0, 1, 2
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ import time
 import torch
 
 from talk_cli import pipeline
-from talk_cli.distill import WARM_START_PHASES, Distiller, distill
-from talk_cli.distill.real import gcn_accuracy
-from talk_cli.distill.representation import INVERSION_BETAS
+from talk_cli.distill import INVERSION_BETAS, WARM_START_PHASES, Distiller, distill, gcn_accuracy
 from talk_cli.encode import EncodeSettings
 from talk_cli.kernel import KERNEL_DTYPE
 

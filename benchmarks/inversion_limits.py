@@ -4,11 +4,11 @@ variant LOSS:LR:STEPS, validating the token set every `--every` steps (the GCN t
 scores with). Prints, per variant, the mean cosine with the free vectors and the GCN validation at
 each check, the output norm reached against the target's, and the seconds.
 
-    python benchmarks/inversion_limits.py cora 0 mse:0.01:60 cos:0.04:60 --every 5
-    python benchmarks/inversion_limits.py cora 0 mse:0.01:60 cos:0.04:60 --every 5 --model "$(python scripts/get_mpnet.py)"
-    python benchmarks/inversion_limits.py cora 0 mse:0.01:100 mse:0.02:100 cos:0.01:100 --every 0 --model "$(python scripts/get_mpnet.py)"
-    python benchmarks/inversion_limits.py cora 0 natural:0.01:40 --every 5   # the target rescaled to the real features' mean norm
-    python benchmarks/inversion_limits.py cora SEED mse:0.01:60 rel:0.02:60 --every 10 [--model ...]   # SEED 0, 1, 2
+    python -m benchmarks.inversion_limits cora 0 mse:0.01:60 cos:0.04:60 --every 5
+    python -m benchmarks.inversion_limits cora 0 mse:0.01:60 cos:0.04:60 --every 5 --model "$(python scripts/get_mpnet.py)"
+    python -m benchmarks.inversion_limits cora 0 mse:0.01:100 mse:0.02:100 cos:0.01:100 --every 0 --model "$(python scripts/get_mpnet.py)"
+    python -m benchmarks.inversion_limits cora 0 natural:0.01:40 --every 5   # the target rescaled to the real features' mean norm
+    python -m benchmarks.inversion_limits cora SEED mse:0.01:60 rel:0.02:60 --every 10 [--model ...]   # SEED 0, 1, 2
 
 LOSS: `mse`, the library's (squared error to the free vectors); `cos`, one minus the cosine (the
 direction alone); `rel`, squared error relative to each target's squared norm plus one minus the
@@ -29,11 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from talk_cli import pipeline
-from talk_cli.distill import WARM_START_PHASES, Distiller, distill
-from talk_cli.distill.real import gcn_accuracy
-from talk_cli.distill.representation import INVERSION_BETAS
-from talk_cli.encode import EncodeSettings
-from talk_cli.encode.lm import encode_embeddings, load_language_model
+from talk_cli.distill import INVERSION_BETAS, WARM_START_PHASES, Distiller, distill, gcn_accuracy
+from talk_cli.encode import EncodeSettings, encode_embeddings, load_language_model
 from talk_cli.kernel import KERNEL_DTYPE
 
 LOSSES = {

@@ -2,9 +2,9 @@
 recipe) fine-tuned with LM + GCN under each (LM learning rate, epochs, probe epochs, GCN fine-tuning
 rate) setting.
 
-    python benchmarks/joint_settings.py --dataset cora --ratio 0.01 --runs 2 --write docs/logs/evaluate-tuning.md
-    python benchmarks/joint_settings.py --dataset arxiv_2023 --grid 1e-5:100 --device cuda   # on a GPU
-    python benchmarks/joint_settings.py --dataset cora --full --runs 1 --grid 2e-5:5:200:0.001
+    python -m benchmarks.joint_settings --dataset cora --ratio 0.01 --runs 2 --write docs/logs/evaluate-tuning.md
+    python -m benchmarks.joint_settings --dataset arxiv_2023 --grid 1e-5:100 --device cuda   # on a GPU
+    python -m benchmarks.joint_settings --dataset cora --full --runs 1 --grid 2e-5:5:200:0.001
 
 `--full` grids the joint full-data reference instead (`talk evaluate --full --protocol joint`: LM +
 GCN on every real training node in batches); its epochs are passes over the training nodes.
@@ -26,11 +26,9 @@ import tempfile
 from functools import partial
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_device_option, prepared_dataset, resolved_device, run_header, write_section  # noqa: E402
-
-from talk_cli import pipeline  # noqa: E402
-from talk_cli.evaluate import EvalSettings, evaluate_joint, evaluate_joint_full, training_defaults  # noqa: E402
+from benchmarks.common import add_device_option, prepared_dataset, resolved_device, run_header, write_section
+from talk_cli import pipeline
+from talk_cli.evaluate import EvalSettings, evaluate_joint, evaluate_joint_full, training_defaults
 
 
 def main() -> None:
@@ -65,7 +63,7 @@ def main() -> None:
             bundle, _ = pipeline.distill(prepared, settings, Path(tmp) / "bundle")
         train = partial(evaluate_joint, bundle, prepared.tag)
         section = f"joint-settings-{args.dataset}-{args.ratio}"
-    command = "python benchmarks/joint_settings.py " + " ".join(sys.argv[1:])
+    command = "python -m benchmarks.joint_settings " + " ".join(sys.argv[1:])
     table = [
         *run_header(command, device=device),
         "",

@@ -1,7 +1,7 @@
 """Per-class accuracy of a GCN trained on a TaLK bundle against one trained on every real
 training node: which classes lose most, and how many synthetic nodes each class got.
 
-    python benchmarks/per_class.py --dataset arxiv_2023 --ratio 0.01 --runs 2 --write docs/results.md
+    python -m benchmarks.per_class --dataset arxiv_2023 --ratio 0.01 --runs 2 --write docs/results.md
 
 The bundle is distilled with the dataset's recipe. Both GCNs are the gnn protocol's (`talk
 evaluate`'s training, epoch chosen on the real validation nodes), `--runs` seeds each, and a
@@ -18,13 +18,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_set_option, prepared_dataset, recipe_settings, run_header, write_section  # noqa: E402
-
-from talk_cli import pipeline  # noqa: E402
-from talk_cli.evaluate import EvalSettings, RealNodes, Training  # noqa: E402
-from talk_cli.evaluate.gnn import bundle_training  # noqa: E402
-from talk_cli.gnn.train import trainer, validated_training  # noqa: E402
+from benchmarks.common import add_set_option, prepared_dataset, recipe_settings, run_header, write_section
+from talk_cli import pipeline
+from talk_cli.evaluate import EvalSettings, RealNodes, Training, bundle_training
+from talk_cli.gnn import trainer, validated_training
 
 
 def predictions(training: Training, real: RealNodes, runs: int) -> list[torch.Tensor]:
@@ -80,7 +77,7 @@ def main() -> None:
     def pct(value: torch.Tensor) -> str:
         return "-" if torch.isnan(value) else f"{100 * float(value):.1f}"
 
-    command = "python benchmarks/per_class.py " + " ".join(sys.argv[1:])
+    command = "python -m benchmarks.per_class " + " ".join(sys.argv[1:])
     lines = [
         *run_header(command),
         f"{bundle.num_synthetic} synthetic nodes, {args.runs} GCN runs per side; accuracy % per class, pooled over runs.",

@@ -1,6 +1,6 @@
 """Build proxies of graphs nobody tuned for from the shared datasets, to choose defaults on:
 
-    python benchmarks/proxies.py --out /tmp/proxies     # writes /tmp/proxies/<name>/ in the folder format
+    python -m benchmarks.proxies --out /tmp/proxies     # writes /tmp/proxies/<name>/ in the folder format
 
 - `arxiv-sparse`: arxiv_2023's titles, 10 classes made imbalanced (the largest class keeps up
   to 3,000 nodes, each next one 0.6 times the one before), edges dropped at random until about

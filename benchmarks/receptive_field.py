@@ -2,7 +2,7 @@
 the model's propagation steps of a validation or test node (the only rows a check reads). Where
 that is nearly every node, re-encoding every text costs no more than re-encoding the subset.
 
-    python benchmarks/receptive_field.py [--datasets cora arxiv_2023] [--write docs/evaluate.md]
+    python -m benchmarks.receptive_field [--datasets cora arxiv_2023] [--write docs/evaluate.md]
 
 Reads only the graphs (no LM, no features).
 """
@@ -16,20 +16,19 @@ from pathlib import Path
 import torch
 from torch_geometric.utils import k_hop_subgraph
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import run_header, write_section  # noqa: E402
+from benchmarks.common import run_header, write_section
 
 
 def main() -> None:
     from talk_cli import pipeline
-    from talk_cli.gnn.models import RECEPTIVE_HOPS
+    from talk_cli.gnn import RECEPTIVE_HOPS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--datasets", nargs="+", default=["cora", "arxiv_2023"])
     parser.add_argument("--write", type=Path, help="update the receptive-field section of this document")
     args = parser.parse_args()
-    lines = [*run_header("python benchmarks/receptive_field.py " + " ".join(sys.argv[1:])), ""]
+    lines = [*run_header("python -m benchmarks.receptive_field " + " ".join(sys.argv[1:])), ""]
     lines += ["| dataset | nodes | val + test nodes | model (hops) | nodes a check reads | share |", "|---|---:|---:|---|---:|---:|"]
     for dataset in args.datasets:
         tag = pipeline.load_dataset(dataset, args.data_root)

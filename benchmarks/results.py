@@ -2,12 +2,12 @@
 code, against the full-data reference. `--write docs/results.md` puts each section into the results log
 (docs/logs/results-sections.md) and regenerates the page from it (`results_page.py`).
 
-    python benchmarks/results.py --write docs/results.md
-    python benchmarks/results.py --datasets cora --runs 10 --joint --write docs/results.md   # one dataset's section
-    python benchmarks/results.py --datasets --joint cora:0.01 --joint-runs 3 --write docs/results.md  # joint only
-    python benchmarks/results.py --datasets arxiv_2023 --ratios 0.01 --seeds 3 --runs 2 --joint --write docs/results.md
-    python benchmarks/results.py --datasets --joint arxiv_2023:0.02 --device cuda --write docs/results.md  # on a GPU: its own section, named ...-cuda
-    python benchmarks/results.py --datasets --joint cora:0.01 --methods random --joint-section results-joint-cora-0.01-random --write docs/results.md
+    python -m benchmarks.results --write docs/results.md
+    python -m benchmarks.results --datasets cora --runs 10 --joint --write docs/results.md   # one dataset's section
+    python -m benchmarks.results --datasets --joint cora:0.01 --joint-runs 3 --write docs/results.md  # joint only
+    python -m benchmarks.results --datasets arxiv_2023 --ratios 0.01 --seeds 3 --runs 2 --joint --write docs/results.md
+    python -m benchmarks.results --datasets --joint arxiv_2023:0.02 --device cuda --write docs/results.md  # on a GPU: its own section, named ...-cuda
+    python -m benchmarks.results --datasets --joint cora:0.01 --methods random --joint-section results-joint-cora-0.01-random --write docs/results.md
 
 Each (dataset, method, ratio) runs in a fresh child process: distil with the dataset's recipe
 once per distillation seed (`--seeds`), then the gnn protocol on each bundle (GCN, `--runs`
@@ -34,12 +34,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_device_option, prepared_dataset, resolved_device, run_header, run_json, write_section  # noqa: E402
-
-from talk_cli.distill.methods import METHODS as REGISTERED  # noqa: E402
-from talk_cli.distill.settings import NO_RECIPE  # noqa: E402
-from talk_cli.memory import peak_rss_mib  # noqa: E402
+from benchmarks.common import add_device_option, prepared_dataset, resolved_device, run_header, run_json, write_section
+from talk_cli.distill import METHODS as REGISTERED
+from talk_cli.distill import NO_RECIPE
+from talk_cli.memory import peak_rss_mib
 
 METHODS = ("talk", "kernel-features", "herding", "kcenter", "random")
 
@@ -191,7 +189,7 @@ def mib(value: float | None) -> str:
 
 def run_child(*args: str) -> dict:
     # The child's stderr (its progress, and its traceback if it fails) goes straight to ours.
-    return run_json([sys.executable, __file__, "--child", *args], show_stderr=True)[0]
+    return run_json([sys.executable, "-m", __spec__.name, "--child", *args], show_stderr=True)[0]
 
 
 def main() -> None:
@@ -219,7 +217,7 @@ def main() -> None:
     if args.section and len(args.datasets) != 1:
         parser.error("--section names one dataset's section: give one dataset")
     if args.child:
-        from talk_cli.cli import quiet_transformers
+        from talk_cli.console import quiet_transformers
 
         quiet_transformers()  # its stderr is ours: progress lines only, as `talk` prints
         dataset, method, ratio, runs, seeds, protocol = args.child
@@ -232,7 +230,7 @@ def main() -> None:
     if args.joint_probe_epochs is not None:
         root += ["--joint-probe-epochs", str(args.joint_probe_epochs)]
     suffix = "-cuda" if device.type == "cuda" else ""
-    command = "python benchmarks/results.py " + " ".join(sys.argv[1:])
+    command = "python -m benchmarks.results " + " ".join(sys.argv[1:])
     header = [*run_header(command, device=device), ""]
     sections: dict[str, list[str]] = {}
     references = {}

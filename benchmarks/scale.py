@@ -1,6 +1,6 @@
 """How distillation cost grows with the graph, in 1 and 2 processes (torchrun, gloo).
 
-    python benchmarks/scale.py --nodes 10000 100000 1000000 --procs 1 2 --write docs/performance.md
+    python -m benchmarks.scale --nodes 10000 100000 1000000 --procs 1 2 --write docs/performance.md
 
 The graphs are demo-like TAGs scaled up (`scale_tag`): short texts of 8 topic and jargon words,
 5 classes, average degree about 10, 60% of edges drawn inside a class, a random 60/20/20 split.
@@ -15,7 +15,7 @@ of the graph's texts (1024, 64 tokens at most).
 Each (n, processes) pair runs in fresh child processes (torchrun for 2), so peak RSS is per
 process; the 1- and 2-process bundles are compared (same selected step, largest difference).
 
-    python benchmarks/scale.py --datasets cora arxiv_2023 --write docs/performance.md
+    python -m benchmarks.scale --datasets cora arxiv_2023 --write docs/performance.md
 
 runs `talk distill --ratio 0.01` (the shipped recipe) on real datasets in 1 and 2 processes
 instead, and compares the bundles the same way. Warm the features cache first (`talk encode`
@@ -35,10 +35,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_set_option, run_header, write_section  # noqa: E402
-
-from talk_cli.memory import peak_rss_mib  # noqa: E402
+from benchmarks.common import add_set_option, run_header, write_section
+from talk_cli.memory import peak_rss_mib
 
 TORCHRUN_NOTE = "; 2 processes run under torchrun with 1 thread each"
 HIDDEN = 384  # MiniLM's width
@@ -48,9 +46,7 @@ SAMPLE_TEXTS = 1024
 
 def scale_tag(num_nodes: int, degree: int = 10, homophily: float = 0.6, seed: int = 0):
     """A demo-like TAG of `num_nodes` nodes, generated with torch so a million nodes take seconds."""
-    from talk_cli.data.build import build_tag
-    from talk_cli.data.demo import JARGON, TOPICS
-    from talk_cli.data.split import SplitSpec
+    from talk_cli.data import JARGON, TOPICS, SplitSpec, build_tag
 
     g = torch.Generator().manual_seed(seed)
     topics = list(TOPICS.values())
@@ -86,8 +82,7 @@ def stand_in_features(labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
 def worker(num_nodes: int, out_dir: Path, changes: dict) -> dict:
     """One process's share of one (n, processes) run: encode the sample, then distil."""
     from talk_cli import distributed
-    from talk_cli.data.build import build_tag
-    from talk_cli.data.split import SplitSpec
+    from talk_cli.data import SplitSpec, build_tag
     from talk_cli.distill import TOKEN_PHASE, DistillSettings, run_distillation
     from talk_cli.encode import EncodeSettings, encode_tag, load_language_model
 
@@ -144,7 +139,7 @@ def launch(procs: int, *program: str) -> None:
 def run(num_nodes: int, procs: int, out_dir: Path, changes: dict) -> list[dict]:
     """Run the workers for one (n, processes) pair in fresh processes; one report per rank."""
     sets = [f"{key}={json.dumps(value)}" for key, value in changes.items()]  # JSON scalars read back as YAML
-    launch(procs, __file__, "--worker", str(num_nodes), "--out", str(out_dir), *(["--set", *sets] if sets else []))
+    launch(procs, "-m", __spec__.name, "--worker", str(num_nodes), "--out", str(out_dir), *(["--set", *sets] if sets else []))
     return [json.loads(line) for line in (out_dir / "reports.jsonl").read_text().splitlines()]
 
 
@@ -243,7 +238,7 @@ def main() -> None:
         with open(args.out / "reports.jsonl", "a") as file:  # one short line per rank: appends do not interleave
             file.write(json.dumps({**report, "rank": distributed.rank()}) + "\n")
         return
-    command = "python benchmarks/scale.py " + " ".join(sys.argv[1:])
+    command = "python -m benchmarks.scale " + " ".join(sys.argv[1:])
     if args.datasets:
         if changes:
             parser.error("--set changes the generated graphs' settings; --datasets runs each dataset's recipe")

@@ -3,7 +3,7 @@ dataset's recipe (the kernel was built for a GCN), trained with every architectu
 evaluate --model-type` and tested on the real graph, against that architecture trained on every
 real training node.
 
-    python benchmarks/transfer.py --dataset cora --ratio 0.01 --runs 3 --write docs/results.md
+    python -m benchmarks.transfer --dataset cora --ratio 0.01 --runs 3 --write docs/results.md
 
 Training is the gnn protocol's (epoch chosen on the real validation nodes); `--runs` seeds per
 cell. Cells are test accuracy mean ± std (information: nothing here chooses a setting); the
@@ -17,11 +17,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_set_option, prepared_dataset, recipe_settings, run_header, write_section  # noqa: E402
-
-from talk_cli import pipeline  # noqa: E402
-from talk_cli.evaluate import ARCHITECTURES, EvalSettings  # noqa: E402
+from benchmarks.common import add_set_option, prepared_dataset, recipe_settings, run_header, write_section
+from talk_cli import pipeline
+from talk_cli.evaluate import ARCHITECTURES, EvalSettings
 
 METHODS = ("talk", "kernel-features", "herding", "kcenter", "random")
 
@@ -42,7 +40,7 @@ def main() -> None:
     by_method = {m: recipe_settings(parser, args.dataset, changes, method=m, ratio=args.ratio) for m in args.methods}
     base = next(iter(by_method.values()))
     prepared = prepared_dataset(args.dataset, args.data_root, base.max_length)
-    command = "python benchmarks/transfer.py " + " ".join(sys.argv[1:])
+    command = "python -m benchmarks.transfer " + " ".join(sys.argv[1:])
     rows: dict[str, dict[str, dict]] = {"full": {}}
     for architecture in ARCHITECTURES:
         evaluation, _ = pipeline.evaluate(prepared, settings=EvalSettings(architecture=architecture, runs=args.runs))

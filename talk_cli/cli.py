@@ -31,12 +31,11 @@ from talk_cli.cli_options import (  # noqa: E402
     given,
     load_lm,
     option,
-    quiet_transformers,
     reports_errors,
     settings_options,
     stop_at_step_boundary,
 )
-from talk_cli.console import progress_bar, render_summary, report_dataset, say  # noqa: E402
+from talk_cli.console import progress_bar, quiet_transformers, render_summary, report_dataset, say  # noqa: E402
 from talk_cli.data.columns import Columns  # noqa: E402
 from talk_cli.distill.settings import DistillSettings  # noqa: E402
 from talk_cli.encode.settings import DEFAULT_POOLING, POOLINGS, EncodeSettings  # noqa: E402

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Optional
 import typer
 
 from talk_cli import __version__
-from talk_cli.console import error_line, printable, stderr
+from talk_cli.console import error_line, printable, quiet_transformers, stderr
 from talk_cli.data.columns import Columns
 from talk_cli.device import DEVICES
 from talk_cli.encode.settings import DEFAULT_POOLING
@@ -160,14 +160,6 @@ EVAL_DEFAULTS = {"*": "{}", **{name: per_protocol(name) for name in ("epochs", "
 
 def emit_json(payload: dict) -> None:
     sys.stdout.write(json.dumps(payload, indent=2) + "\n")
-
-
-def quiet_transformers() -> None:
-    """Our own progress bar and messages replace transformers' loading bars and warnings."""
-    import transformers
-
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
 
 
 def load_lm(name: str | None, pooling: str = DEFAULT_POOLING):

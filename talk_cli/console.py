@@ -130,3 +130,11 @@ def render_summary(summary: dict) -> None:
         out.print(Text(printable(summary["privacy"]["line"])))
     if "plot" in summary:
         out.print(Text(printable(f"plot: {summary['plot']}")))
+
+
+def quiet_transformers() -> None:
+    """Our own progress bar and messages replace transformers' loading bars and warnings."""
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()

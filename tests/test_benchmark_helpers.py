@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import torch
 from conftest import REPO
 
+from benchmarks.ablations import validation_halves
 from talk_cli.data import make_demo_tag
-
-sys.path.insert(0, str(REPO / "benchmarks"))
-from ablations import validation_halves  # noqa: E402
 
 
 def test_validation_halves_split_only_the_validation_nodes_the_same_way_every_time():
@@ -31,7 +27,7 @@ def test_validation_halves_split_only_the_validation_nodes_the_same_way_every_ti
 def log_section(name: str, date: str, rows: list[str], runs: int = 3) -> str:
     return "\n".join([
         f"<!-- {name}:begin -->", f"## cora ({runs} runs per row, ratios 0.01)", "",
-        f"Command: `python benchmarks/results.py --section {name}`  ", f"Machine: AMD EPYC, 2 cores, torch 2.13.0+cpu (2 threads), {date}  ", "",
+        f"Command: `python -m benchmarks.results --section {name}`  ", f"Machine: AMD EPYC, 2 cores, torch 2.13.0+cpu (2 threads), {date}  ", "",
         "| method | ratio | nodes | test acc % | macro-F1 % | % of full | distil s | eval s | peak RSS MiB |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|", *rows, f"<!-- {name}:end -->", "",
     ])  # fmt: skip
@@ -41,8 +37,7 @@ def test_the_results_page_keeps_the_latest_measurement_of_each_row(tmp_path, mon
     """docs/results.md is generated from the log: one table per protocol and dataset, each row from
     the section that measured it last, whatever the order of the log; a section written for the
     page goes into the log and the page follows."""
-    import common
-    import results_page
+    from benchmarks import common, results_page
 
     newer = log_section("results-cora-new", "2026-12-04", ["| talk | 0.01 | 16 | 86.00 ± 0.10 | 85 | 99.0 | 10.0 | 5 | 600 |"])
     older = log_section("results-cora", "2026-11-24", [

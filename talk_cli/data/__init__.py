@@ -3,6 +3,9 @@
 from talk_cli.lazy import lazy_exports
 
 EXPORTS = {
+    "build_tag": "talk_cli.data.build",
+    "JARGON": "talk_cli.data.demo",
+    "TOPICS": "talk_cli.data.demo",
     "make_demo_tag": "talk_cli.data.demo",
     "load_tag_folder": "talk_cli.data.folder",
     "load_tag": "talk_cli.data.resolve",

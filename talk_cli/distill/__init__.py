@@ -3,6 +3,11 @@
 from talk_cli.lazy import lazy_exports
 
 EXPORTS = {
+    "INVERSION_BETAS": "talk_cli.distill.representation",
+    "KRRFit": "talk_cli.distill.real",
+    "gcn_accuracy": "talk_cli.distill.real",
+    "krr_accuracy": "talk_cli.distill.real",
+    "NO_RECIPE": "talk_cli.distill.settings",
     "TOKEN_PHASE": "talk_cli.distill.loop",
     "WARM_START_PHASES": "talk_cli.distill.loop",
     "DistillOutcome": "talk_cli.distill.loop",

@@ -3,6 +3,7 @@
 from talk_cli.lazy import lazy_exports
 
 EXPORTS = {
+    "default_model_path": "talk_cli.encode.lm",
     "EncodeResult": "talk_cli.encode.encoder",
     "EncodeSettings": "talk_cli.encode.settings",
     "encode_tag": "talk_cli.encode.encoder",

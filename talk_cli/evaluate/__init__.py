@@ -3,6 +3,7 @@
 from talk_cli.lazy import lazy_exports
 
 EXPORTS = {
+    "bundle_training": "talk_cli.evaluate.gnn",
     "evaluate_bundle": "talk_cli.evaluate.gnn",
     "evaluate_full": "talk_cli.evaluate.gnn",
     "evaluate_joint": "talk_cli.evaluate.joint",
