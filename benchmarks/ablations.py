@@ -160,7 +160,7 @@ def main() -> None:
             continue
         settings = dataclasses.replace(base, **change)
         started = time.perf_counter()
-        distiller = Distiller(selecting, lm, features, settings, torch.device("cpu"))
+        distiller = Distiller.start(selecting, lm, features, settings, torch.device("cpu"))
         outcome = distill(distiller)
         seconds = time.perf_counter() - started
         with torch.no_grad():  # the selected state is loaded; test accuracy is reported, never used

@@ -35,11 +35,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     settings, _ = pipeline.distill_settings(args.dataset, seed=args.seed)
     prepared = pipeline.prepare(pipeline.load_dataset(args.dataset), settings=EncodeSettings(max_length=settings.max_length))
-    tokens = Distiller(prepared.tag, prepared.lm, prepared.features, settings, prepared.device)
+    tokens = Distiller.start(prepared.tag, prepared.lm, prepared.features, settings, prepared.device)
     free_settings = dataclasses.replace(settings, method="kernel-features", invert_steps=0)
-    free = Distiller(
-        prepared.tag, prepared.lm, prepared.features, free_settings, prepared.device, real=tokens.real, seed_nodes=tokens.seed_nodes, stage=WARM_START_PHASES[0]
-    )
+    free = Distiller(tokens.shared, free_settings, stage=WARM_START_PHASES[0])
     target = distill(free)
     start = tokens.synthetic.representation.state_dict()
     print(f"{args.dataset} seed {args.seed}: free val {target.best_val_accuracy:.4f} (step {target.best_step})", flush=True)

@@ -55,11 +55,9 @@ def main() -> None:
     settings, _ = pipeline.distill_settings(args.dataset, seed=args.seed)
     lm = load_language_model(args.model)
     prepared = pipeline.prepare(pipeline.load_dataset(args.dataset), lm, settings=EncodeSettings(max_length=settings.max_length))
-    tokens = Distiller(prepared.tag, prepared.lm, prepared.features, settings, prepared.device)
+    tokens = Distiller.start(prepared.tag, prepared.lm, prepared.features, settings, prepared.device)
     free_settings = dataclasses.replace(settings, method="kernel-features", invert_steps=0)
-    free = Distiller(
-        prepared.tag, prepared.lm, prepared.features, free_settings, prepared.device, real=tokens.real, seed_nodes=tokens.seed_nodes, stage=WARM_START_PHASES[0]
-    )
+    free = Distiller(tokens.shared, free_settings, stage=WARM_START_PHASES[0])
     target = distill(free)
     learned = {k: v for k, v in free.synthetic.state_dict().items() if not k.startswith("features.")}
     tokens.synthetic.load_state_dict({**tokens.synthetic.state_dict(), **learned})

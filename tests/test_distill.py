@@ -108,21 +108,21 @@ def test_a_class_floor_gives_small_classes_more_when_the_budget_allows():
 
 
 def test_initialisation_seeds_each_class_from_its_training_nodes_and_reads_their_texts_only_when_asked(demo, tiny_lm, demo_features):
-    distiller = Distiller(demo, tiny_lm, demo_features, settings(init="texts"), CPU)
-    assert distiller.counts == class_allocation(demo, settings())
+    distiller = Distiller.start(demo, tiny_lm, demo_features, settings(init="texts"), CPU)
+    assert torch.bincount(demo.labels[distiller.seed_nodes], minlength=demo.num_classes).tolist() == class_allocation(demo, settings())
     assert bool(demo.train_mask[distiller.seed_nodes].all())
     assert torch.equal(distiller.synthetic.labels, demo.labels[distiller.seed_nodes])
     first = tiny_lm.tokenizer(demo.texts[int(distiller.seed_nodes[0])], truncation=True, max_length=8)["input_ids"]
     expected = tiny_lm.embeddings(torch.tensor(first))
     assert torch.allclose(distiller.synthetic.representation.embeddings[0, : len(first)], expected)
-    private = Distiller(demo, tiny_lm, demo_features, settings(init="vocab"), CPU)  # the default start
+    private = Distiller.start(demo, tiny_lm, demo_features, settings(init="vocab"), CPU)  # the default start
     assert torch.equal(private.seed_nodes, distiller.seed_nodes) and torch.equal(private.synthetic.labels, distiller.synthetic.labels)
     start = private.synthetic.representation.embeddings[0, : len(first)]
     assert not torch.allclose(start, expected) and private.synthetic.representation.mask.all()
 
 
 def test_gradient_injection_equals_full_backpropagation(demo, tiny_lm, demo_features):
-    distiller = Distiller(demo, tiny_lm, demo_features, settings(structure="learned", soft_labels=True), CPU)
+    distiller = Distiller.start(demo, tiny_lm, demo_features, settings(structure="learned", soft_labels=True), CPU)
     rows = distiller.real.train_nodes[:40]
     synthetic = distiller.synthetic
     learned = (synthetic.representation.embeddings, synthetic.adjacency_logits, synthetic.targets)
@@ -142,7 +142,7 @@ def test_gradient_injection_equals_full_backpropagation(demo, tiny_lm, demo_feat
 
 
 def test_loss_falls_on_demo(demo, tiny_lm, demo_features):
-    distiller = Distiller(demo, tiny_lm, demo_features, settings(steps=25, lr=0.05), CPU)
+    distiller = Distiller.start(demo, tiny_lm, demo_features, settings(steps=25, lr=0.05), CPU)
     losses = [distiller.outer_step().loss for _ in range(25)]
     assert sum(losses[-5:]) / 5 < 0.9 * losses[0], losses
 
@@ -150,7 +150,7 @@ def test_loss_falls_on_demo(demo, tiny_lm, demo_features):
 def test_runs_are_reproducible_by_seed(demo, tiny_model_dir, demo_features):
     def run(seed):
         lm = load_language_model(str(tiny_model_dir))
-        return distill(Distiller(demo, lm, demo_features, settings(seed=seed, krr_batch=50), CPU))
+        return distill(Distiller.start(demo, lm, demo_features, settings(seed=seed, krr_batch=50), CPU))
 
     a, b, c = run(0), run(0), run(1)
     assert torch.equal(a.embeddings, b.embeddings) and a.history == b.history
@@ -179,7 +179,7 @@ def test_learned_adjacency_is_symmetric_nonnegative_zero_diagonal():
 
 def test_soft_labels_are_learned(demo, tiny_lm, demo_features, tmp_path):
     plan = settings(soft_labels=True, lr_labels=0.1)
-    distiller = Distiller(demo, tiny_lm, demo_features, plan, CPU)
+    distiller = Distiller.start(demo, tiny_lm, demo_features, plan, CPU)
     one_hot = torch.nn.functional.one_hot(distiller.synthetic.labels, 5).to(distiller.synthetic.targets.dtype)
     for _ in range(3):
         distiller.outer_step()
@@ -247,7 +247,7 @@ def test_inner_loop_trains_the_lm_but_bundle_uses_the_pretrained_one(demo, tiny_
 
 def test_batch_wise_refresh_re_encodes_exactly_the_nodes_it_names(demo, tiny_lm, tiny_model_dir, demo_features):
     plan = settings(inner_every=1, inner_steps=3, inner_lr=1e-2, inner_refresh=12, select="gcn")
-    distiller = Distiller(demo, tiny_lm, demo_features, plan, CPU)
+    distiller = Distiller.start(demo, tiny_lm, demo_features, plan, CPU)
     nodes = distiller.inner_round()
     assert len(nodes.unique()) == 12 and bool(demo.train_mask[nodes].all())
     full, _ = encode_texts(demo.texts, distiller.inner.tuned, EncodeSettings(max_length=plan.max_length), CPU)  # the inner loop's LM
@@ -259,7 +259,7 @@ def test_batch_wise_refresh_re_encodes_exactly_the_nodes_it_names(demo, tiny_lm,
     rebuilt = RealGraphSide(distiller.real.adjacency, expected, plan.kernel_spec())
     assert torch.allclose(distiller.real.kernel_side.propagated, rebuilt.propagated, atol=1e-5)
     assert distiller.inner.refresh(distiller.real.train_nodes, distiller.generator).shape == (12,)
-    every = Distiller(demo, load_language_model(str(tiny_model_dir)), demo_features, dataclasses.replace(plan, inner_refresh=0), CPU)
+    every = Distiller.start(demo, load_language_model(str(tiny_model_dir)), demo_features, dataclasses.replace(plan, inner_refresh=0), CPU)
     assert len(every.inner_round()) == demo.num_nodes
 
 
@@ -457,7 +457,7 @@ def test_a_run_whose_best_step_is_zero_says_so(tmp_path, tiny_model_dir):
 
 
 def test_inversion_fits_token_embeddings_to_target_features(demo, tiny_lm, demo_features):
-    tokens = Distiller(demo, tiny_lm, demo_features, settings(), CPU).synthetic.representation
+    tokens = Distiller.start(demo, tiny_lm, demo_features, settings(), CPU).synthetic.representation
     start = tokens.features()
     target = start + torch.randn(start.shape, generator=torch.Generator().manual_seed(0)) * start.std()
     tokens.fit(target, steps=40, lr=0.05)
@@ -533,7 +533,7 @@ def test_patience_stops_the_token_loop_where_the_full_run_would_have_stalled(dem
 
 
 def test_inversion_stops_once_it_reaches_the_cosine_asked_for(demo, tiny_lm, demo_features):
-    tokens = Distiller(demo, tiny_lm, demo_features, settings(), CPU).synthetic.representation
+    tokens = Distiller.start(demo, tiny_lm, demo_features, settings(), CPU).synthetic.representation
     start = tokens.features()
     target = start + torch.randn(start.shape, generator=torch.Generator().manual_seed(0)) * start.std()
     start_cosine = float(torch.nn.functional.cosine_similarity(start, target).mean())
@@ -564,7 +564,7 @@ def test_with_the_inner_loop_gcn_selection_judges_the_set_as_it_is_stored(demo, 
     # Each judgement scores higher than the last, so the final state is the one stored.
     monkeypatch.setattr(real, "validation_run", lambda training, real, settings, seed: judged.append(training.graph.x.clone()) or len(judged))
     plan = settings(inner_every=1, inner_steps=3, inner_lr=1e-2, select="gcn", steps=3, eval_every=1)
-    distiller = Distiller(demo, tiny_lm, demo_features, plan, CPU)
+    distiller = Distiller.start(demo, tiny_lm, demo_features, plan, CPU)
     distill(distiller)
     stored = encode_embeddings(tiny_lm, distiller.synthetic.representation.token_embeddings, distiller.synthetic.representation.mask)
     assert torch.allclose(judged[-1], stored.float(), atol=1e-5)  # the pretrained LM's reading of the tokens
@@ -581,7 +581,7 @@ def test_the_inner_loop_trains_on_the_class_distribution_evaluation_uses(demo, t
 
     seen = []
     monkeypatch.setattr(inner, "train_lm_and_gcn", lambda lm, trained, gcn, e, m, a, targets, *rest: seen.append(targets.clone()))
-    distiller = Distiller(demo, tiny_lm, demo_features, settings(inner_every=1, soft_labels=True, lr_labels=0.5, select="gcn"), CPU)
+    distiller = Distiller.start(demo, tiny_lm, demo_features, settings(inner_every=1, soft_labels=True, lr_labels=0.5, select="gcn"), CPU)
     distiller.outer_step()
     synthetic = distiller.synthetic
     assert torch.equal(seen[0], training_targets(synthetic.labels, synthetic.targets.detach()))
@@ -595,14 +595,14 @@ def test_patience_leaves_the_free_feature_loop_to_run_its_steps(demo, tiny_lm, d
 
 def test_the_inverted_set_is_validated_once_for_the_warm_start_and_step_0(demo, tiny_lm, demo_features, monkeypatch):
     calls = []
-    original = Distiller.validation_accuracy
+    original = Distiller.remember_if_best
 
-    def counted(self, features):
+    def counted(self, features, phase=None):
         calls.append("inversion" if self.stage == "tokens" and self.warm_start_report is None else self.stage)
-        return original(self, features)
+        return original(self, features, phase)
 
-    monkeypatch.setattr(Distiller, "validation_accuracy", counted)
-    distiller = Distiller(demo, tiny_lm, demo_features, settings(invert_steps=3, steps=4, eval_every=2, invert_cosine=0), CPU)
+    monkeypatch.setattr(Distiller, "remember_if_best", counted)
+    distiller = Distiller.start(demo, tiny_lm, demo_features, settings(invert_steps=3, steps=4, eval_every=2, invert_cosine=0), CPU)
     outcome = distill(distiller)
     assert calls.count("inversion") == 2  # after 2 updates, and the state the third left
     # the token loop, when it runs (a gap to close), validates step 2 and its final state: step 0 not again
@@ -627,7 +627,7 @@ def test_a_distillation_leaves_the_callers_lm_as_it_was(demo, tiny_model_dir, de
 def test_krr_validation_in_blocks_solves_the_synthetic_side_once(demo, tiny_lm, demo_features, monkeypatch, kernel):
     from talk_cli.distill import real as real_module
 
-    distiller = Distiller(demo, tiny_lm, demo_features, settings(kernel=kernel), CPU)
+    distiller = Distiller.start(demo, tiny_lm, demo_features, settings(kernel=kernel), CPU)
     features = distiller.features().double()
 
     def accuracy() -> float:
@@ -658,14 +658,20 @@ def scripted_validation(monkeypatch, free: float, inversion: list[float], tokens
         judged.append(stage)
         return free if stage == "free" else next(scores) if stage == "inversion" else tokens
 
-    monkeypatch.setattr(Distiller, "validation_accuracy", fake)
+    built = Distiller.__init__
+
+    def scripted(self, *args, **kwargs):  # each loop's score, built once, becomes the script
+        built(self, *args, **kwargs)
+        self.score = lambda features: fake(self, features)
+
+    monkeypatch.setattr(Distiller, "__init__", scripted)
     return judged
 
 
 def test_the_inversion_stops_once_it_validates_as_well_as_the_free_set_and_the_token_loop_is_skipped(demo, tiny_lm, demo_features, monkeypatch):
     judged = scripted_validation(monkeypatch, free=0.6, inversion=[0.3, 0.5, 0.6], tokens=0.9)
     plan = settings(invert_steps=50, invert_cosine=0, steps=10, eval_every=2, patience=1)
-    outcome = distill(Distiller(demo, tiny_lm, demo_features, plan, CPU))
+    outcome = distill(Distiller.start(demo, tiny_lm, demo_features, plan, CPU))
     report = outcome.warm_start
     assert judged.count("inversion") == 3 and "tokens" not in judged  # the token loop had no gap to close
     assert (report["inversion_steps"], report["inversion_best_step"], report["inverted_val_accuracy"]) == (7, 6, 0.6)
@@ -678,7 +684,7 @@ def test_an_inversion_that_stays_below_the_free_set_keeps_its_best_and_the_token
 
     judged = scripted_validation(monkeypatch, free=0.9, inversion=[0.5, 0.7, 0.6], tokens=0.7)
     plan = settings(invert_steps=6, invert_cosine=0, steps=40, eval_every=2, patience=1)
-    distiller = Distiller(demo, tiny_lm, demo_features, plan, CPU)
+    distiller = Distiller.start(demo, tiny_lm, demo_features, plan, CPU)
     outcome = distill(distiller)
     report = outcome.warm_start
     # checks after 2 and 4 updates, then the state the sixth and last update left; the one after 4 is kept

@@ -13,6 +13,7 @@ from conftest import TINY_VOCAB, run_cli
 
 from talk_cli.distill import DistillSettings, run_distillation
 from talk_cli.encode import LanguageModel, encode_embeddings, load_language_model
+from talk_cli.encode.lora import ATTENTION_PROJECTIONS
 from talk_cli.errors import ModelError
 from talk_cli.pipeline import load_dataset
 
@@ -134,3 +135,17 @@ def test_an_lm_that_cannot_take_inputs_embeds_gets_a_clear_error(model_dirs, tmp
     # kernel-features reads no texts, so it still works with such an LM.
     bundle, _ = run_distillation(demo, lm, features, DistillSettings(method="kernel-features", size=10, steps=2), torch.device("cpu"), tmp_path / "kf")
     assert bundle.num_synthetic == 10
+
+
+@pytest.mark.parametrize("architecture", list(ARCHITECTURES))
+def test_lora_adapts_the_attention_projections_of_every_architecture(architecture, model_dirs):
+    """peft's own table names no targets for some encoders (MPNet's projections are q, k, v): the
+    adapters go on each family's query, key and value projections, and only they train."""
+    from talk_cli.encode.lora import trainable_copy, trained_parameters
+
+    lm = load_language_model(str(model_dirs[architecture]))
+    tuned = trainable_copy(lm, torch.device("cpu"), rank=2)
+    adapted = {name.split(".lora_")[0].rsplit(".", 1)[-1] for name, _ in tuned.model.named_parameters() if "lora_" in name}
+    assert len(adapted) == 3 and adapted in [set(names) for names in ATTENTION_PROJECTIONS], adapted
+    assert all("lora_" in name for name, p in tuned.model.named_parameters() if p.requires_grad)
+    assert sum(p.numel() for p in trained_parameters(tuned)) < sum(p.numel() for p in lm.model.parameters()) / 4

@@ -5,6 +5,7 @@ from talk_cli.lazy import lazy_exports
 EXPORTS = {
     "INVERSION_BETAS": "talk_cli.distill.representation",
     "KRRFit": "talk_cli.distill.real",
+    "RealSide": "talk_cli.distill.real",
     "gcn_accuracy": "talk_cli.distill.real",
     "krr_accuracy": "talk_cli.distill.real",
     "NO_RECIPE": "talk_cli.distill.settings",

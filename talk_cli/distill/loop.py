@@ -113,50 +113,70 @@ def check_shardable(settings: DistillSettings) -> None:
         )
 
 
-class Distiller:
-    """One kernel-method run: the synthetic graph, the real side, Adam, the batch sampler, the
-    best state so far and, when the inner loop is on, its GCN. Complete once constructed."""
+@dataclass(frozen=True)
+class Shared:
+    """What every loop of one run reads and none changes: the data, a frozen copy of the LM (the
+    loops learn the synthetic set, never the LM), the real graph as the kernel sees it, the seed
+    nodes with their starting token embeddings, and the clock. The warm start's free-feature loop
+    and the token loop share one."""
 
-    def __init__(
-        self,
-        tag: TAG,
-        lm: LanguageModel,
-        real_features: torch.Tensor,
-        settings: DistillSettings,
-        device: torch.device,
-        real: RealSide | None = None,
-        seed_nodes: torch.Tensor | None = None,
-        clock: PhaseClock | None = None,
-        stage: str = TOKEN_PHASE,
-    ):
-        """`real`, `seed_nodes` and `clock` let a warm-start run share its parent's real side,
-        seeds and clock; `stage` names its loop's phases on the clock."""
+    tag: TAG
+    lm: LanguageModel
+    real_features: torch.Tensor
+    real: RealSide
+    seed_nodes: torch.Tensor
+    embeddings: torch.Tensor
+    mask: torch.Tensor
+    device: torch.device
+    clock: PhaseClock
+
+    @classmethod
+    def build(cls, tag: TAG, lm: LanguageModel, real_features: torch.Tensor, settings: DistillSettings, device: torch.device) -> Shared:
+        check_shardable(settings)
+        lm = frozen_copy(lm, device)
+        check_length(lm, settings.seq_len, "--seq-len")
+        real = RealSide(tag, real_features, settings, device)
+        counts = class_allocation(tag, settings)
+        seed_nodes = distributed.from_rank_0(pick_seed_nodes(tag, real_features, counts, settings.seed).to(device)).cpu()
+        embeddings, mask = starting_embeddings(settings.init, [tag.texts[i] for i in seed_nodes], lm, settings.seq_len, settings.seed)
+        return cls(tag, lm, real_features, real, seed_nodes, embeddings.to(device), mask.to(device), device, PhaseClock(device))
+
+
+def selection(
+    settings: DistillSettings, real: RealSide, synthetic: SyntheticGraph, stored: Callable[[torch.Tensor], torch.Tensor]
+) -> Callable[[torch.Tensor], float]:
+    """How a loop scores its synthetic set on the real validation nodes (`select`): a GCN trained
+    on the set as it will be stored (`stored(features)`), against the pretrained LM's real features
+    (what `talk evaluate` reads); or KRR in the kernel's current view of the real graph."""
+    if settings.select == "gcn":
+        return lambda features: gcn_accuracy(real, synthetic, stored(features), settings.seed)
+    return lambda features: krr_accuracy(real, synthetic, features, settings.ridge)
+
+
+class Distiller:
+    """One kernel loop over a `Shared` real side: the synthetic graph, Adam, the batch sampler, the
+    best state so far, its selection and, when the inner loop is on, that loop (which owns the LM
+    the synthetic texts are read through between its rounds). Complete once constructed;
+    `Distiller.start` builds the shared side too."""
+
+    def __init__(self, shared: Shared, settings: DistillSettings, stage: str = TOKEN_PHASE):
+        """`stage` names the loop's phases on the clock (the warm start's free-feature loop shares
+        the token loop's `shared`)."""
         method = METHODS[settings.method]
         if not method.learns:
             raise ValueError(f"{settings.method} is a coreset: it has no outer loop")
-        check_shardable(settings)
-        # The outer loop learns the synthetic set, never the LM: it reads through a frozen copy.
-        lm = frozen_copy(lm, device)
-        self.tag, self.lm, self.settings, self.device = tag, lm, settings, device
-        self.clock, self.stage = clock or PhaseClock(device), stage
-        check_length(lm, settings.seq_len, "--seq-len")
+        self.shared, self.settings, self.stage = shared, settings, stage
+        self.tag, self.lm, self.real, self.clock, self.device = shared.tag, shared.lm, shared.real, shared.clock, shared.device
         torch.manual_seed(settings.seed)
         self.generator = torch.Generator().manual_seed(settings.seed)
-        self.real = real or RealSide(tag, real_features, settings, device)
-
-        self.counts = class_allocation(tag, settings)
-        if seed_nodes is None:
-            seed_nodes = distributed.from_rank_0(pick_seed_nodes(tag, real_features, self.counts, settings.seed).to(device)).cpu()
-        self.seed_nodes = seed_nodes
-        self.real_features = real_features
-        texts = [tag.texts[i] for i in self.seed_nodes]
-        embeddings, mask = starting_embeddings(settings.init, texts, lm, settings.seq_len, settings.seed)
-        representation = method.learner(embeddings.to(device), mask.to(device), real_features[self.seed_nodes].to(device), lm, settings.lm_chunk)
-        self.synthetic = SyntheticGraph(representation, tag.labels[self.seed_nodes].to(device), tag.num_classes, settings)
+        seed_features = shared.real_features[shared.seed_nodes].to(shared.device)
+        representation = method.learner(shared.embeddings, shared.mask, seed_features, shared.lm, settings.lm_chunk)
+        self.synthetic = SyntheticGraph(representation, shared.tag.labels[shared.seed_nodes].to(shared.device), shared.tag.num_classes, settings)
         self.optimizer = torch.optim.Adam(self.synthetic.param_groups)
-        self.inner = InnerLoop(lm, tag, real_features, settings, device) if settings.inner_every else None
-        if self.inner is not None:  # the outer loop reads the synthetic texts through the LM the inner rounds tune
-            representation.lm = self.inner.tuned
+        self.inner = InnerLoop(shared.lm, shared.tag, shared.real_features, settings, shared.device) if settings.inner_every else None
+        if self.inner is not None:  # between rounds the outer loop reads the synthetic texts through the LM they tune
+            representation.read_through = lambda: self.inner.tuned
+        self.score = selection(settings, shared.real, self.synthetic, self.stored_features)
 
         self.step = 0
         self.checks_since_best = 0  # validations since the best one (`patience` stops the loop)
@@ -165,6 +185,15 @@ class Distiller:
         self.warm_start_val: float | None = None  # its validation of the inverted set (step 0)
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {"step": 0, "val": -1.0, "state": self.synthetic.state_dict()}
+
+    @classmethod
+    def start(cls, tag: TAG, lm: LanguageModel, real_features: torch.Tensor, settings: DistillSettings, device: torch.device) -> Distiller:
+        """A run's token loop (or kernel-features loop) with its own shared side."""
+        return cls(Shared.build(tag, lm, real_features, settings, device), settings)
+
+    @property
+    def seed_nodes(self) -> torch.Tensor:
+        return self.shared.seed_nodes
 
     def features(self) -> torch.Tensor:
         return self.synthetic.representation.features()
@@ -182,30 +211,18 @@ class Distiller:
             return train
         return train[torch.randperm(len(train), generator=self.generator)[:size]]
 
-    def validation_accuracy(self, features: torch.Tensor) -> float:
-        if self.settings.select == "gcn":
-            return gcn_accuracy(self.real, self.synthetic, features, self.settings.seed)
-        return krr_accuracy(self.real, self.synthetic, features, self.settings.ridge)
-
     def stored_features(self, features: torch.Tensor) -> torch.Tensor:
         """The synthetic features as the bundle will store them: with the inner loop on, the tokens
         read through the pretrained LM (the inner loop's LM is transient), not the tuned one."""
         if self.inner is None:
             return features
-        tokens = self.synthetic.representation
-        tokens.lm = self.lm
-        try:
-            return tokens.features().to(KERNEL_DTYPE)
-        finally:
-            tokens.lm = self.inner.tuned
+        return self.synthetic.representation.features(through=self.lm).to(KERNEL_DTYPE)
 
     def remember_if_best(self, features: torch.Tensor, phase: str | None = None) -> float:
-        """Validation accuracy of the current synthetic set; keep a copy when it is the best so far.
-        A GCN judges the set as it will be stored, against the pretrained LM's real features (what
-        `talk evaluate` reads); KRR judges it in the kernel's current view of the real graph.
-        `phase` names the loop on the clock (the warm start's inversion validates through here)."""
+        """Validation accuracy of the current synthetic set (`selection`); keep a copy when it is the
+        best so far. `phase` names the loop on the clock (the warm start's inversion validates through here)."""
         with self.clock(f"{phase or self.stage}: {self.settings.select} selection"):
-            val = self.validation_accuracy(self.stored_features(features) if self.settings.select == "gcn" else features)
+            val = self.score(features)
         if val > self.best["val"]:
             self.best = {"step": self.step, "val": val, "state": self.synthetic.state_dict()}
             self.checks_since_best = 0
@@ -278,7 +295,6 @@ class Distiller:
         tokens = synthetic.representation
         if self.settings.inner_restart:
             inner.restart(self.step)
-            tokens.lm = inner.tuned
         inner.train(tokens.token_embeddings, tokens.mask, adjacency, targets)
         nodes = inner.refresh(self.real.train_nodes, self.generator)
         self.real.set_features(inner.feature_table)
@@ -318,11 +334,10 @@ class Distiller:
         if not self.stopped:
             self.remember_if_best(self.features().to(KERNEL_DTYPE))
         self.synthetic.load_state_dict(self.best["state"])
-        if self.inner is not None:  # the stored set is what the pretrained LM reads
-            self.synthetic.representation.lm = self.lm
-            self.real.set_features(self.real_features)
+        if self.inner is not None:  # the kernel's view of the real graph as it was before the inner rounds
+            self.real.set_features(self.shared.real_features)
         synthetic = self.synthetic
-        features = self.features()
+        features = synthetic.representation.features(through=self.lm)  # the stored set is what the pretrained LM reads
         adjacency = synthetic.adjacency(features.to(KERNEL_DTYPE)).float().detach()
         return DistillOutcome(
             embeddings=synthetic.representation.token_embeddings.float().cpu(),

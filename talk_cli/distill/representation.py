@@ -1,7 +1,8 @@
 """What the outer loop learns for the synthetic nodes' features. Each representation is a small
 object the loop drives through four calls:
 
-- `features()`: X_s [n_syn, h], without autograd;
+- `features(through=None)`: X_s [n_syn, h], without autograd (token sequences read through the LM
+  `through` instead of the one the loop reads them through, e.g. the pretrained LM for the bundle);
 - `inject(grad)`: put ∂loss/∂X_s into the gradients of its parameters (`grad` is the whole
   batch's, the same on every rank under torchrun);
 - `parameters()`: what the optimiser updates;
@@ -52,7 +53,8 @@ class TokenSequences:
         lm.require_inputs_embeds("talk")
         self.embeddings = torch.nn.Parameter(embeddings)
         self.mask = mask
-        self.lm = lm
+        # The LM the loop reads E through: `lm`, or the inner loop's tuned copy while it runs.
+        self.read_through: Callable[[], LanguageModel] = lambda: lm
         every_chunk = [slice(start, start + chunk) for start in range(0, embeddings.shape[0], chunk)]
         self.chunks = every_chunk[distributed.rank() :: distributed.world_size()]  # this rank's
 
@@ -63,11 +65,12 @@ class TokenSequences:
     def parameters(self) -> list[torch.nn.Parameter]:
         return [self.embeddings]
 
-    def features(self) -> torch.Tensor:
-        out = torch.zeros(self.embeddings.shape[0], self.lm.identity.hidden_size, device=self.embeddings.device)
+    def features(self, through: LanguageModel | None = None) -> torch.Tensor:
+        lm = through or self.read_through()
+        out = torch.zeros(self.embeddings.shape[0], lm.identity.hidden_size, device=self.embeddings.device)
         with torch.no_grad():
             for part in self.chunks:
-                out[part] = encode_embeddings(self.lm, self.embeddings[part], self.mask[part]).float()
+                out[part] = encode_embeddings(lm, self.embeddings[part], self.mask[part]).float()
         return distributed.sum_over_ranks(out)
 
     def inject(self, grad: torch.Tensor) -> None:
@@ -118,8 +121,9 @@ class TokenSequences:
     def backward_by_chunk(self, backward: Callable[[slice, torch.Tensor], None]) -> None:
         """Run the LM on this rank's chunks with autograd, let `backward(chunk, pooled)`
         accumulate E's gradient, and sum the gradient over ranks."""
+        lm = self.read_through()
         for part in self.chunks:
-            backward(part, encode_embeddings(self.lm, self.embeddings[part], self.mask[part]))
+            backward(part, encode_embeddings(lm, self.embeddings[part], self.mask[part]))
         if self.embeddings.grad is None:  # this rank holds no chunk
             self.embeddings.grad = torch.zeros_like(self.embeddings)
         distributed.sum_over_ranks(self.embeddings.grad)
@@ -145,8 +149,8 @@ class FreeFeatures:
     def parameters(self) -> list[torch.nn.Parameter]:
         return [self.vectors]
 
-    def features(self) -> torch.Tensor:
-        return self.vectors.detach()
+    def features(self, through: LanguageModel | None = None) -> torch.Tensor:
+        return self.vectors.detach()  # no LM reads them
 
     def inject(self, grad: torch.Tensor) -> None:
         self.vectors.grad = grad.to(self.vectors.dtype)

@@ -204,7 +204,7 @@ def run_distillation(
         outcome.seconds = time.perf_counter() - started
     else:
         identity = checkpoint_identity(tag, lm, settings)
-        distiller = Distiller(tag, lm, real_features, settings, device)
+        distiller = Distiller.start(tag, lm, real_features, settings, device)
         if resume:
             distiller.load_state_dict(load_checkpoint(out, identity))
 

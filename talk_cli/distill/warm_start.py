@@ -56,10 +56,9 @@ def warm_start(distiller: Distiller, on_step: Callable[[StepReport], None] | Non
     validated best: it is the token loop's step 0."""
     started = time.perf_counter()
     settings, free_phase, inversion_phase = distiller.settings, *WARM_START_PHASES
-    free = Distiller(
-        distiller.tag, distiller.lm, distiller.real_features, dataclasses.replace(settings, method="kernel-features", invert_steps=0, inner_every=0),
-        distiller.device, real=distiller.real, seed_nodes=distiller.seed_nodes, clock=distiller.clock, stage=free_phase,
-    )  # fmt: skip
+    # The free-feature loop is a second loop over the same shared side: no second LM copy, the same seeds.
+    free_settings = dataclasses.replace(settings, method="kernel-features", invert_steps=0, inner_every=0)
+    free = Distiller(distiller.shared, free_settings, stage=free_phase)
     target = distill(free, on_step and (lambda report: on_step(dataclasses.replace(report, phase=free_phase))))
     learned = {k: v for k, v in free.synthetic.state_dict().items() if not k.startswith("features.")}
     distiller.synthetic.load_state_dict({**distiller.synthetic.state_dict(), **learned})

@@ -14,9 +14,23 @@ from talk_cli.encode.lm import LanguageModel
 from talk_cli.encode.settings import LORA_ALPHA, LORA_DROPOUT
 from talk_cli.errors import ModelError
 
-# BERT-family names of the attention projections the official code adapts (query, key, value).
-# Other encoders fall back to peft's own table of target modules for their model type.
-ATTENTION_PROJECTIONS = ("query", "key", "value")
+# The attention's query, key and value projections, which the official code adapts, as each encoder
+# family names them: BERT and RoBERTa, MPNet, DistilBERT, DeBERTa-v2, and most decoders. peft's own
+# table of target modules has no entry for some of these (MPNet); an encoder named otherwise falls
+# back to that table.
+ATTENTION_PROJECTIONS = (
+    ("query", "key", "value"),
+    ("q", "k", "v"),
+    ("q_lin", "k_lin", "v_lin"),
+    ("query_proj", "key_proj", "value_proj"),
+    ("q_proj", "k_proj", "v_proj"),
+)
+
+
+def attention_projections(model: torch.nn.Module) -> list[str] | None:
+    """The first family of projection names of which `model` has every one as a linear layer."""
+    linear = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
+    return next((list(names) for names in ATTENTION_PROJECTIONS if linear.issuperset(names)), None)
 
 
 def trainable_copy(lm: LanguageModel, device: torch.device, rank: int = 0, alpha: float = LORA_ALPHA, dropout: float = LORA_DROPOUT) -> LanguageModel:
@@ -28,9 +42,7 @@ def trainable_copy(lm: LanguageModel, device: torch.device, rank: int = 0, alpha
         return dataclasses.replace(lm, model=model.requires_grad_(True))
     from peft import LoraConfig, inject_adapter_in_model
 
-    names = [name for name, _ in model.named_modules()]
-    targets = [suffix for suffix in ATTENTION_PROJECTIONS if any(name.endswith("." + suffix) for name in names)] or None
-    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets)
+    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=attention_projections(model))
     try:
         model = inject_adapter_in_model(config, model)
     except ValueError as err:
