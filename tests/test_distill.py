@@ -580,11 +580,28 @@ def test_the_inner_loop_trains_on_the_class_distribution_evaluation_uses(demo, t
     from talk_cli.gnn.train import training_targets
 
     seen = []
-    monkeypatch.setattr(inner, "train_lm_and_gcn", lambda lm, trained, gcn, e, m, a, targets, *rest: seen.append(targets.clone()))
+    monkeypatch.setattr(inner, "tokens_step", lambda lm, gcn, training, *rest: seen.append(training.targets.clone()))
     distiller = Distiller.start(demo, tiny_lm, demo_features, settings(inner_every=1, soft_labels=True, lr_labels=0.5, select="gcn"), CPU)
     distiller.outer_step()
     synthetic = distiller.synthetic
     assert torch.equal(seen[0], training_targets(synthetic.labels, synthetic.targets.detach()))
+
+
+def test_the_inner_loop_trains_the_gcn_that_judges_the_bundle(demo, tiny_lm, demo_features):
+    """One GCN: the inner loop's classifier is `talk evaluate`'s (architecture, hidden units,
+    dropout), freshly built on a restart, and a round moves it."""
+    from talk_cli.evaluate import EvalSettings, build_model
+
+    judge = EvalSettings()
+    distiller = Distiller.start(demo, tiny_lm, demo_features, settings(inner_every=1, inner_restart=True, select="gcn"), CPU)
+    expected = build_model(judge.architecture, tiny_lm.identity.hidden_size, demo.num_classes, judge.hidden, judge.dropout)
+    assert type(distiller.inner.gcn) is type(expected)
+    assert {k: v.shape for k, v in distiller.inner.gcn.state_dict().items()} == {k: v.shape for k, v in expected.state_dict().items()}
+    distiller.outer_step()  # a round: restarted at step 1, then trained
+    restarted = distiller.inner.gcn.state_dict()
+    torch.manual_seed(distiller.settings.seed + 1)
+    fresh = build_model(judge.architecture, tiny_lm.identity.hidden_size, demo.num_classes, judge.hidden, judge.dropout).state_dict()
+    assert any(not torch.equal(restarted[k], fresh[k]) for k in fresh)
 
 
 def test_patience_leaves_the_free_feature_loop_to_run_its_steps(demo, tiny_lm, demo_features, tmp_path):

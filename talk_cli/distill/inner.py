@@ -1,67 +1,31 @@
-"""TaLK's inner loop: train the LM together with a small GCN on the synthetic set, so that the
-outer loop sees the real graph through the LM that training on the synthetic set produces.
+"""TaLK's inner loop: train the LM together with a GCN on the synthetic set, so that the outer loop
+sees the real graph through the LM that training on the synthetic set produces.
 
 The loop fine-tunes its own copy of the pretrained LM (every weight, or LoRA adapters), and keeps
 a table of every real node's features as last encoded: a round re-encodes a batch of training
-nodes with the tuned LM (batch-wise refresh, docs/method.md), not the whole graph. Bundles are
-read with the pretrained LM, which nothing here changes."""
+nodes with the tuned LM (batch-wise refresh, docs/method.md), not the whole graph. Its GCN is the
+model that judges the bundle (`talk evaluate`'s, with its hidden units, dropout and rate), trained
+by the step the joint protocol trains a bundle with (`gnn.train.tokens_step`). Bundles are read
+with the pretrained LM, which nothing here changes."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch_geometric.nn import DenseGCNConv
 
 from talk_cli.data.tag import TAG
 from talk_cli.distill.settings import DistillSettings
 from talk_cli.encode.encoder import encode_texts
-from talk_cli.encode.lm import LanguageModel, encode_embeddings
+from talk_cli.encode.lm import LanguageModel
 from talk_cli.encode.lora import trainable_copy, trained_parameters
 from talk_cli.encode.settings import EncodeSettings
+from talk_cli.gnn.models import build_model
+from talk_cli.gnn.settings import EvalSettings
+from talk_cli.gnn.train import Training, tokens_step
 
-GCN_HIDDEN = 64
-GCN_LEARNING_RATE = 0.01
-
-
-class DenseGCN(torch.nn.Module):
-    """The inner loop's classifier: two PyG dense GCN layers on the synthetic graph."""
-
-    def __init__(self, in_dim: int, classes: int, hidden: int = GCN_HIDDEN):
-        super().__init__()
-        self.first = DenseGCNConv(in_dim, hidden)
-        self.second = DenseGCNConv(hidden, classes)
-
-    def forward(self, x: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
-        return self.second(F.relu(self.first(x, adjacency)), adjacency).squeeze(0)
-
-
-def train_lm_and_gcn(
-    lm: LanguageModel,
-    trained: list[torch.nn.Parameter],
-    gcn: DenseGCN,
-    embeddings: torch.Tensor,
-    mask: torch.Tensor,
-    adjacency: torch.Tensor,
-    targets: torch.Tensor,
-    steps: int,
-    lm_lr: float,
-) -> None:
-    """`steps` Adam steps of the LM's `trained` parameters (every weight, or its LoRA adapters)
-    and the GCN on the synthetic graph (its texts are fixed here). `targets`: class ids, or a
-    float [n, C] distribution per node (soft labels)."""
-    for parameter in trained:
-        parameter.requires_grad_(True)
-    optimizer = torch.optim.Adam([{"params": trained, "lr": lm_lr}, {"params": gcn.parameters(), "lr": GCN_LEARNING_RATE}])
-    for _ in range(steps):  # in eval mode, as the outer loop reads the LM: no dropout
-        logits = gcn(encode_embeddings(lm, embeddings, mask), adjacency)
-        loss = F.cross_entropy(logits, targets)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    for parameter in trained:
-        parameter.requires_grad_(False)
+# The GCN that judges a bundle, as `talk evaluate` trains it: the inner loop trains the same one.
+JUDGE = EvalSettings()
 
 
 class InnerLoop:
@@ -71,7 +35,7 @@ class InnerLoop:
     def __init__(self, lm: LanguageModel, tag: TAG, real_features: torch.Tensor, settings: DistillSettings, device: torch.device):
         self.pretrained, self.tag, self.settings, self.device = lm, tag, settings, device
         self.tuned = self.fresh_lm()
-        self.gcn = DenseGCN(lm.identity.hidden_size, tag.num_classes).to(device)
+        self.gcn = self.fresh_gcn()
         self.feature_table = real_features.clone()
 
     def fresh_lm(self) -> LanguageModel:
@@ -84,16 +48,30 @@ class InnerLoop:
         tuned.model.eval()
         return tuned
 
+    def fresh_gcn(self) -> torch.nn.Module:
+        gcn = build_model(JUDGE.architecture, self.pretrained.identity.hidden_size, self.tag.num_classes, JUDGE.hidden, JUDGE.dropout)
+        return gcn.to(self.device)
+
     def restart(self, step: int) -> None:
         """`inner_restart`: the pretrained LM and a fresh GCN, which depends on the step, not on the
         random generator's history."""
         self.tuned = self.fresh_lm()
         with torch.random.fork_rng():
             torch.manual_seed(self.settings.seed + step)
-            self.gcn = DenseGCN(self.pretrained.identity.hidden_size, self.tag.num_classes).to(self.device)
+            self.gcn = self.fresh_gcn()
 
-    def train(self, embeddings: torch.Tensor, mask: torch.Tensor, adjacency: torch.Tensor, targets: torch.Tensor) -> None:
-        train_lm_and_gcn(self.tuned, self.trained, self.gcn, embeddings, mask, adjacency, targets, self.settings.inner_steps, self.settings.inner_lr)
+    def train(self, embeddings: torch.Tensor, mask: torch.Tensor, synthetic: Training) -> None:
+        """`inner_steps` Adam steps of the LM's trained parameters (every weight, or its LoRA
+        adapters) and the GCN on the synthetic graph, its texts fixed. The LM stays in eval mode, as
+        the outer loop reads it (no dropout); the GCN trains as `talk evaluate` trains it."""
+        for parameter in self.trained:
+            parameter.requires_grad_(True)
+        optimizer = torch.optim.Adam([{"params": self.trained, "lr": self.settings.inner_lr}, {"params": self.gcn.parameters(), "lr": JUDGE.lr}])
+        self.gcn.train()
+        for _ in range(self.settings.inner_steps):
+            tokens_step(self.tuned, self.gcn, synthetic, embeddings, mask, optimizer)
+        for parameter in self.trained:
+            parameter.requires_grad_(False)
 
     def refresh(self, train_nodes: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Re-encode `inner_refresh` training nodes drawn at random (every real node when 0) with

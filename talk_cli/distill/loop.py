@@ -34,7 +34,7 @@ from talk_cli.distill.settings import DistillSettings
 from talk_cli.distill.synthetic import SyntheticGraph, class_allocation, pick_seed_nodes, starting_embeddings
 from talk_cli.encode.lm import LanguageModel, check_length, frozen_copy
 from talk_cli.errors import SettingsError
-from talk_cli.gnn.train import training_targets
+from talk_cli.gnn.train import synthetic_training, training_targets
 from talk_cli.kernel import KERNEL_DTYPE, krr_loss
 
 
@@ -291,11 +291,12 @@ class Distiller:
         refreshed nodes."""
         synthetic, inner = self.synthetic, self.inner
         targets = training_targets(synthetic.labels, synthetic.targets.detach() if synthetic.soft_labels else None)
-        adjacency = synthetic.adjacency(self.features()).float().detach()
+        features = self.features()
+        graph = synthetic_training(features, synthetic.adjacency(features).float().detach(), targets)  # its features are the LM's, read each step
         tokens = synthetic.representation
         if self.settings.inner_restart:
             inner.restart(self.step)
-        inner.train(tokens.token_embeddings, tokens.mask, adjacency, targets)
+        inner.train(tokens.token_embeddings, tokens.mask, graph)
         nodes = inner.refresh(self.real.train_nodes, self.generator)
         self.real.set_features(inner.feature_table)
         return nodes

@@ -36,7 +36,7 @@ from talk_cli.errors import SettingsError
 from talk_cli.evaluate.gnn import bundle_training, full_training
 from talk_cli.gnn.models import RECEPTIVE_HOPS, build_model
 from talk_cli.gnn.settings import EvalSettings
-from talk_cli.gnn.train import Choice, RealNodes, Summary, Training, classification_loss, probe, selected_run
+from talk_cli.gnn.train import Choice, RealNodes, Summary, Training, classification_loss, probe, selected_run, tokens_step
 
 
 class JointRuns:
@@ -123,10 +123,7 @@ def evaluate_joint(
         def train_epoch() -> None:
             tuned.model.train()
             gnn.train()
-            logits = gnn(synthetic.graph.with_features(encode_embeddings(tuned, embeddings, mask)))
-            optimizer.zero_grad()
-            classification_loss(logits, synthetic.targets).backward()
-            optimizer.step()
+            tokens_step(tuned, gnn, synthetic, embeddings, mask, optimizer)
 
         def synthetic_on(_current: RealNodes) -> Training:
             return bundle_training(bundle, encode_embeddings(tuned, embeddings, mask), device)

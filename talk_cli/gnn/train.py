@@ -14,6 +14,7 @@ from sklearn.metrics import f1_score
 
 from talk_cli import threads
 from talk_cli.data.tag import TAG
+from talk_cli.encode.lm import LanguageModel, encode_embeddings
 from talk_cli.gnn.models import build_model
 from talk_cli.gnn.settings import EvalSettings
 from talk_cli.graph import Graph
@@ -148,6 +149,18 @@ def classification_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Te
     if targets.is_floating_point():
         return -(targets * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
     return F.cross_entropy(logits, targets)
+
+
+def tokens_step(
+    lm: LanguageModel, gnn: torch.nn.Module, training: Training, embeddings: torch.Tensor, mask: torch.Tensor, optimizer: torch.optim.Optimizer
+) -> None:
+    """One step of LM + GNN on a synthetic graph whose features are the LM's reading of token
+    embeddings, pool(LM(E)): the joint protocol's epoch on a bundle, and a step of TaLK's inner
+    loop. The callers set the train or eval modes."""
+    logits = gnn(training.graph.with_features(encode_embeddings(lm, embeddings, mask)))
+    optimizer.zero_grad()
+    classification_loss(logits[training.rows], training.targets).backward()
+    optimizer.step()
 
 
 # What validation chose: its accuracy, its epoch and that epoch's predictions of every real node.
