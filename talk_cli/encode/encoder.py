@@ -30,7 +30,7 @@ from talk_cli.encode.cache import (
     default_features_path,
     read_fresh_features,
 )
-from talk_cli.encode.lm import LanguageModel, check_length, pool
+from talk_cli.encode.lm import LanguageModel, check_length, encode_ids
 from talk_cli.encode.settings import EncodeSettings
 from talk_cli.provenance import Provenance
 
@@ -69,8 +69,7 @@ def encode_texts(
             attention_mask[row, : len(ids[i])] = 1
         input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
         with torch.inference_mode():
-            hidden = lm.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            out[batch] = pool(lm, hidden, attention_mask).float().cpu()
+            out[batch] = encode_ids(lm, input_ids, attention_mask).float().cpu()
         if on_progress:
             on_progress(len(batch))
     return out, sum(len(i) for i in ids)

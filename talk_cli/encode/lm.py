@@ -169,3 +169,10 @@ def encode_embeddings(lm: LanguageModel, embeddings: torch.Tensor, attention_mas
     (how synthetic texts are read)."""
     hidden = lm.model(inputs_embeds=embeddings, attention_mask=attention_mask).last_hidden_state
     return pool(lm, hidden, attention_mask)
+
+
+def encode_ids(lm: LanguageModel, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """pool(LM(ids)): pooled LM output for token ids (how real texts are read, with or without
+    gradient: the features cache, the joint protocol's checks and its fine-tuning batches)."""
+    hidden = lm.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    return pool(lm, hidden, attention_mask)

@@ -29,7 +29,7 @@ import torch
 from talk_cli.bundle import Bundle
 from talk_cli.data.tag import TAG
 from talk_cli.encode.encoder import encode_texts
-from talk_cli.encode.lm import LanguageModel, encode_embeddings, pool
+from talk_cli.encode.lm import LanguageModel, encode_embeddings, encode_ids
 from talk_cli.encode.lora import trainable_copy, trained_parameters
 from talk_cli.encode.settings import EncodeSettings
 from talk_cli.errors import SettingsError
@@ -92,8 +92,7 @@ class JointRuns:
 def encode_with_grad(lm: LanguageModel, texts: list[str], max_length: int, device: torch.device) -> torch.Tensor:
     """Pooled LM features of `texts`, differentiable in the LM's weights."""
     tokens = lm.tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-    ids, mask = tokens["input_ids"].to(device), tokens["attention_mask"].to(device)
-    return pool(lm, lm.model(input_ids=ids, attention_mask=mask).last_hidden_state, mask)
+    return encode_ids(lm, tokens["input_ids"].to(device), tokens["attention_mask"].to(device))
 
 
 def evaluate_joint(
