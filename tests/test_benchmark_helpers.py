@@ -39,7 +39,7 @@ def test_the_results_page_keeps_the_latest_measurement_of_each_row(tmp_path, mon
     page goes into the log and the page follows."""
     from benchmarks import common, results_page
 
-    newer = log_section("results-cora-new", "2026-12-04", ["| talk | 0.01 | 16 | 86.00 ± 0.10 | 85 | 99.0 | 10.0 | 5 | 600 |"])
+    newer = log_section("results-cora-new", "2026-12-08", ["| talk | 0.01 | 16 | 86.00 ± 0.10 | 85 | 99.0 | 10.0 | 5 | 600 |"])
     older = log_section("results-cora", "2026-11-24", [
         "| full | 1.0 | 1625 | 86.51 ± 0.15 | 85 | 100.0 | - | 24 | 690 |",
         "| talk | 0.01 | 16 | 85.58 ± 0.99 | 84 | 98.9 | 45.7 | 6 | 639 |",
@@ -58,9 +58,27 @@ def test_the_results_page_keeps_the_latest_measurement_of_each_row(tmp_path, mon
     common.write_section(
         page,
         "results-cora-later",
-        log_section("x", "2026-12-05", ["| herding | 0.01 | 16 | 78.00 ± 0.50 | 74 | 90.0 | 0.5 | 5 | 645 |"]).split("\n", 1)[1].rsplit("<!-- x:end -->", 1)[0],
+        log_section("x", "2026-12-09", ["| herding | 0.01 | 16 | 78.00 ± 0.50 | 74 | 90.0 | 0.5 | 5 | 645 |"]).split("\n", 1)[1].rsplit("<!-- x:end -->", 1)[0],
     )
     assert "results-cora-later" in log.read_text() and "| herding | 0.01 | 16 | 78.00 ± 0.50 |" in page.read_text()
+
+
+def test_the_results_page_leaves_out_rows_measured_before_their_method_last_changed(tmp_path):
+    from benchmarks import results_page
+
+    since = results_page.CURRENT_SINCE["talk"]
+    older = log_section("results-cora", "2026-11-24", [
+        "| full | 1.0 | 1625 | 86.51 ± 0.15 | 85 | 100.0 | - | 24 | 690 |",
+        "| talk | 0.01 | 16 | 85.58 ± 0.99 | 84 | 98.9 | 45.7 | 6 | 639 |",
+        "| herding | 0.01 | 16 | 77.20 ± 0.92 | 73 | 89.2 | 0.5 | 5 | 645 |",
+    ])  # fmt: skip
+    current = log_section("results-cora-talk", since, ["| talk | 0.02 | 32 | 86.10 ± 0.20 | 85 | 99.5 | 30.0 | 6 | 640 |"])
+    log, page = tmp_path / "log.md", tmp_path / "results.md"
+    log.write_text(older + current)
+    results_page.write_page(log, page)
+    text = page.read_text()
+    assert "85.58" not in text and "| talk | 0.02 | 32 | 86.10 ± 0.20 |" in text  # the old talk row is left out, the current one kept
+    assert "| herding | 0.01 | 16 | 77.20 ± 0.92 |" in text and "| full | 1.0 | 1625 | 86.51 ± 0.15 | 100.0% | - | 3 |" in text  # runs: not per seed
 
 
 def test_every_percent_of_full_on_the_results_page_is_its_rows_accuracy_over_the_tables_full_row():
