@@ -756,3 +756,19 @@ def test_krr_selection_with_the_inner_loop_is_refused_in_one_line():
     assert settings(inner_every=2, select="gcn").inner_every == 2 and settings(select="krr").inner_every == 0
     refused = run_cli("distill", "--dataset", "demo", "--select", "krr", "--inner-every", "2", "--print-settings")
     assert refused.exit_code == 2 and refused.stderr.count("\n") == 1 and "--select gcn" in refused.stderr
+
+
+def test_the_warm_start_is_a_second_loop_over_one_shared_side(demo, tiny_lm, demo_features, monkeypatch):
+    """The free-feature loop and the token loop share one frozen LM copy, one real side and one set
+    of seeds; learning E in place leaves the shared start as it was."""
+    from talk_cli.distill import loop
+
+    copies = []
+    original = loop.frozen_copy
+    monkeypatch.setattr(loop, "frozen_copy", lambda *args: copies.append(args) or original(*args))
+    distiller = Distiller.start(demo, tiny_lm, demo_features, settings(invert_steps=3, invert_cosine=0, steps=2, eval_every=1), CPU)
+    start = distiller.shared.embeddings.clone()
+    distill(distiller)
+    assert len(copies) == 1
+    assert torch.equal(distiller.shared.embeddings, start)
+    assert not torch.equal(distiller.synthetic.representation.embeddings, start)  # the inversion moved E

@@ -37,7 +37,7 @@ class Method:
 def learn_token_sequences(embeddings, mask, seed_features, lm, chunk) -> TokenSequences:
     from talk_cli.distill.representation import TokenSequences
 
-    return TokenSequences(embeddings, mask, lm, chunk)
+    return TokenSequences(embeddings.clone(), mask, lm, chunk)  # learnt in place: the shared start stays as it was
 
 
 def learn_free_features(embeddings, mask, seed_features, lm, chunk) -> FreeFeatures:
