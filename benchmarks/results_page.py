@@ -93,7 +93,9 @@ def parse_sections(text: str) -> list[Section]:
         once = int(heading.group(1)) if heading else 0
         runs = once * (int(seeds.group(1)) if seeds else 1)
         processor = machine.group(1).replace("Intel(R) Xeon(R) Processor", "Intel Xeon")
-        sections.append(Section(name, position, command.group(1), processor, machine.group(2), runs, once, cells(table[0]), [cells(line) for line in table[2:]]))
+        sections.append(
+            Section(name, position, command.group(1), processor, machine.group(2), runs, once, cells(table[0]), [cells(line) for line in table[2:]])
+        )
     return sections
 
 
