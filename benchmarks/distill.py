@@ -3,6 +3,7 @@ and the memory of batch-wise gradient injection against full back-propagation.
 
     python -m benchmarks.distill --write docs/performance.md
     python -m benchmarks.distill --datasets cora --kernel-sizes --injection-sizes --write docs/performance.md  # one part
+    python -m benchmarks.distill --datasets --injection-sizes --write docs/performance.md  # the kernel table alone
     python -m benchmarks.distill --device cuda --kernel-sizes --injection-sizes --write docs/performance.md  # on a GPU
 
 Each part (a dataset's table, the kernel table, the injection table) is its own marked section
@@ -119,7 +120,7 @@ def run_injection_memory(data_root: Path | None, n_syn: int, chunk: int) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", type=Path, default=None)
-    parser.add_argument("--datasets", nargs="+", default=["cora", "arxiv_2023"])
+    parser.add_argument("--datasets", nargs="*", default=["cora", "arxiv_2023"], help="dataset tables (none: only the kernel and injection tables)")
     parser.add_argument("--ratios", type=float, nargs="+", default=[0.005, 0.01, 0.02])
     parser.add_argument("--kernel-sizes", type=int, nargs="*", default=[16, 64, 256, 1024])
     parser.add_argument("--injection-sizes", type=int, nargs="*", default=[16, 64, 128])
@@ -163,7 +164,7 @@ def main() -> None:
             print(lines[-1], file=sys.stderr, flush=True)
     if args.kernel_sizes:
         lines = sections["distill-kernel"] = [
-            "### The kernel step alone (Cora, the default kernel and ridge, all 1,625 training nodes, KRR loss forward + backward)",
+            "### The kernel step alone (Cora, K = 2, L = 1, the default ridge, all 1,625 training nodes, KRR loss forward + backward)",
             "",
             *cpu_header,
         ]
